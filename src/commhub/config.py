@@ -1,0 +1,72 @@
+"""Settings: one plain object read from the environment (``COMMHUB_*``) or a .env file.
+
+Nothing reads the environment anywhere else; the composition root hands the
+values it needs to each part.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Everything an admin can configure; the defaults are the embedded setup."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMMHUB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR, description="Where the SQLite file and import reports live."
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; empty means a SQLite file in data_dir.",
+    )
+    redis_url: str = Field(
+        default="",
+        description="arq/Redis URL for background jobs; empty runs jobs in-process.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    phone_region: str = Field(
+        default="US",
+        description="ISO region used to read numbers written without a country code.",
+    )
+    migrate_on_start: bool = True
+    session_ttl_hours: int = 12
+    cookie_secure: bool = Field(
+        default=False, description="Set the Secure flag on the session cookie (behind TLS)."
+    )
+    max_upload_mb: int = 200
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    admin_password: SecretStr | None = Field(
+        default=None, description="Password for the first admin; random and printed if unset."
+    )
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r} (use an ISO code such as RU, GB)")
+        return region
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'commhub.db'}"
+
+    @property
+    def imports_dir(self) -> Path:
+        """Uploaded import files and their rejected-rows reports."""
+        return self.data_dir / "imports"

@@ -1,0 +1,72 @@
+"""Interactions: the vocabulary of the client card's timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    CALL = "call"
+    SMS = "sms"
+    EMAIL = "email"
+    NOTE = "note"
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+    INTERNAL = "internal"
+
+
+class Status(StrEnum):
+    """Where an interaction ended up; channels use the subset that applies to them."""
+
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    MISSED = "missed"
+    BUSY = "busy"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    RECEIVED = "received"
+    BOUNCED = "bounced"
+    LOGGED = "logged"
+
+
+@dataclass(frozen=True, slots=True)
+class NewInteraction:
+    """What a channel or a person reports happened, before it is matched to a contact.
+
+    ``external_id`` is the id the outside system gives the event (Asterisk's
+    Linkedid, a Message-ID, a gateway's message id): recording the same one
+    twice on the same channel yields the first row.
+    """
+
+    channel: Channel
+    direction: Direction
+    status: Status
+    external_id: str
+    occurred_at: datetime
+    from_address: str = ""
+    to_address: str = ""
+    contact_id: int | None = None
+    operator_id: int | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: int | None = None
+    subject: str = ""
+    summary: str = ""
+    recording_ref: str | None = None
+    queue: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def counterpart_address(self) -> str:
+        """The customer's side: who called or wrote us, or whom we called or wrote."""
+        return self.from_address if self.direction is Direction.INBOUND else self.to_address

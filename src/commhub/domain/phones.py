@@ -1,0 +1,189 @@
+"""Phone numbers: the one place that reads, stores and matches them.
+
+Every path that meets a phone number — screen pop, inbound SMS, import,
+dedupe, search — goes through this module, so a number written as
+``8 (916) 123-45-67`` on a Russian trunk, ``+7 916 1234567`` in a CRM export
+and ``0079161234567`` from a gateway all lead to the same contact.
+
+Two values are stored per number:
+
+* ``e164`` — the canonical form (``+79161234567``), used for exact matches and
+  for dialling;
+* ``match_key`` — the last :data:`MATCH_KEY_DIGITS` digits of the national
+  significant number. It finds the contact when a PBX or gateway presents the
+  number in a form that cannot be read back to the same E.164 (a foreign
+  number without its country code, a trunk configured for the wrong region).
+  Candidates found by key alone are only accepted when the incoming number did
+  not name its country explicitly; see :func:`decide`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+import phonenumbers
+from phonenumbers import CountryCodeSource, PhoneNumberFormat
+
+MATCH_KEY_DIGITS: Final = 9
+"""Nine trailing digits: long enough to be near-unique within a contact base,
+short enough to survive any trunk prefix, IDD or country code in front."""
+
+MAX_EXTENSION_DIGITS: Final = 5
+"""Numbers of this many digits or fewer are internal extensions or service
+short codes (201, 1001, 112, 900): never a customer."""
+
+_WITHHELD: Final = frozenset(
+    {"", "anonymous", "unknown", "<unknown>", "restricted", "private", "unavailable", "withheld"}
+)
+_DIGITS = re.compile(r"\d")
+_ALLOWED = re.compile(r"^[\d\s().+\-/]*$")
+
+
+class PhoneError(ValueError):
+    """The text cannot be read as a customer's phone number; the message says why."""
+
+
+class NumberKind(StrEnum):
+    """What an incoming caller/recipient string turned out to be."""
+
+    PUBLIC = "public"
+    EXTENSION = "extension"
+    WITHHELD = "withheld"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """A customer's number, as stored on a contact."""
+
+    e164: str
+    match_key: str
+
+    @property
+    def region(self) -> str | None:
+        """ISO region of the number (``RU``, ``GB``), if the metadata knows it."""
+        parsed = phonenumbers.parse(self.e164)
+        return phonenumbers.region_code_for_number(parsed)
+
+    def international(self) -> str:
+        """The number as a person writes it for someone abroad: ``+7 916 123-45-67``."""
+        return phonenumbers.format_number(
+            phonenumbers.parse(self.e164), PhoneNumberFormat.INTERNATIONAL
+        )
+
+    def national(self) -> str:
+        """The number as a person writes it at home: ``8 (916) 123-45-67``."""
+        return phonenumbers.format_number(
+            phonenumbers.parse(self.e164), PhoneNumberFormat.NATIONAL
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneQuery:
+    """An incoming number read for lookup: what to search by and how strictly.
+
+    ``e164`` is ``None`` when the text could not be read as a valid number in
+    the given region; ``explicit_country`` is true when the text itself named
+    its country (``+44…``, ``0044…``, ``810 44…``), so that a contact with the
+    same trailing digits in another country is not the same person.
+    """
+
+    raw: str
+    kind: NumberKind
+    e164: str | None = None
+    match_key: str | None = None
+    explicit_country: bool = False
+
+    @property
+    def searchable(self) -> bool:
+        """Only public numbers are ever matched to customers."""
+        return self.kind is NumberKind.PUBLIC and self.match_key is not None
+
+
+def match_key_of(national_digits: str) -> str:
+    """Trailing digits of a national significant number (or the whole, if shorter)."""
+    return national_digits[-MATCH_KEY_DIGITS:]
+
+
+def parse_phone(text: str, region: str) -> Phone:
+    """Read a customer's number for storage; raise :class:`PhoneError` if it is not one.
+
+    ``region`` is the ISO code used for numbers written without their country
+    code (the hub's default, or the channel's override).
+    """
+    query = read_number(text, region)
+    if query.kind is NumberKind.WITHHELD:
+        raise PhoneError(f"no phone number in {text!r}")
+    if query.kind is NumberKind.EXTENSION:
+        raise PhoneError(f"{text!r} is too short for a customer's number (an extension?)")
+    if query.e164 is None or query.match_key is None:
+        raise PhoneError(f"{text!r} is not a valid phone number for region {region}")
+    return Phone(e164=query.e164, match_key=query.match_key)
+
+
+def read_number(text: str, region: str) -> PhoneQuery:
+    """Classify and normalise a number as a PBX, gateway or spreadsheet presents it.
+
+    Never raises: garbage comes back as ``NumberKind.INVALID`` so that callers
+    on the hot path (screen pop) can log it and move on.
+    """
+    raw = text.strip()
+    if raw.lower() in _WITHHELD:
+        return PhoneQuery(raw=raw, kind=NumberKind.WITHHELD)
+    if not _ALLOWED.match(raw):
+        return PhoneQuery(raw=raw, kind=NumberKind.INVALID)
+    digits = "".join(_DIGITS.findall(raw))
+    if not digits:
+        return PhoneQuery(raw=raw, kind=NumberKind.WITHHELD)
+    if len(digits) <= MAX_EXTENSION_DIGITS and not raw.startswith("+"):
+        return PhoneQuery(raw=raw, kind=NumberKind.EXTENSION)
+    try:
+        parsed = phonenumbers.parse(raw, region.upper(), keep_raw_input=True)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is not None and phonenumbers.is_valid_number(parsed):
+        national = phonenumbers.national_significant_number(parsed)
+        return PhoneQuery(
+            raw=raw,
+            kind=NumberKind.PUBLIC,
+            e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
+            match_key=match_key_of(national),
+            explicit_country=parsed.country_code_source
+            != CountryCodeSource.FROM_DEFAULT_COUNTRY,
+        )
+    if len(digits) < MATCH_KEY_DIGITS:
+        return PhoneQuery(raw=raw, kind=NumberKind.INVALID)
+    # Not valid as written in this region (a foreign number without its
+    # country code, or a wrongly configured trunk): still searchable by its
+    # trailing digits, never by an E.164 we would have to guess.
+    return PhoneQuery(raw=raw, kind=NumberKind.PUBLIC, match_key=match_key_of(digits))
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneCandidate:
+    """A stored number that shares the query's match key."""
+
+    contact_id: int
+    e164: str
+
+
+def decide(query: PhoneQuery, candidates: list[PhoneCandidate]) -> list[int]:
+    """The contacts an incoming number belongs to, best evidence first.
+
+    Exact E.164 matches win. Without one, candidates that only share the
+    trailing digits count unless the caller's number named its own country
+    (then a different country code is a different subscriber). The caller
+    decides what one, none or several ids mean (match, unknown, ambiguous).
+    """
+    exact = _distinct(c.contact_id for c in candidates if c.e164 == query.e164)
+    if exact or query.explicit_country:
+        return exact
+    return _distinct(c.contact_id for c in candidates)
+
+
+def _distinct(ids: Iterable[int]) -> list[int]:
+    return list(dict.fromkeys(ids))

@@ -1,0 +1,1 @@
+"""Use cases: each takes what it needs as arguments and owns its transaction."""

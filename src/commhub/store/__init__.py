@@ -1,0 +1,1 @@
+"""Persistence: models, queries and migrations; the same code on SQLite and PostgreSQL."""

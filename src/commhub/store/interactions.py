@@ -1,0 +1,110 @@
+"""Interaction queries: record once, read the card timeline, filter the log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.interactions import NewInteraction
+from commhub.store.pagination import Cursor
+from commhub.store.schema import Interaction
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionFilter:
+    """The interaction log's filters; ``None`` means "any"."""
+
+    channel: str | None = None
+    direction: str | None = None
+    status: str | None = None
+    operator_id: int | None = None
+    contact_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interaction, bool]:
+    """Insert ``new`` unless (channel, external_id) is already there.
+
+    Returns the row and whether it was created. Uses the database's own
+    ``ON CONFLICT DO NOTHING`` so two processes racing on one event still
+    write one row. The caller commits.
+    """
+    values = asdict(new)
+    values["channel"] = new.channel.value
+    values["direction"] = new.direction.value
+    values["status"] = new.status.value
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Interaction)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(Interaction.id)
+    )
+    inserted = (await session.execute(statement)).scalar_one_or_none()
+    row = await session.scalar(
+        select(Interaction).where(
+            Interaction.channel == new.channel.value,
+            Interaction.external_id == new.external_id,
+        )
+    )
+    assert row is not None, "row vanished between insert and select"
+    return row, inserted is not None
+
+
+async def timeline(
+    session: AsyncSession, contact_id: int, *, after: Cursor | None, limit: int
+) -> Sequence[Interaction]:
+    """One page of a contact's card, newest first, served by ``ix_interactions_card``."""
+    query = select(Interaction).where(Interaction.contact_id == contact_id)
+    return await _page(session, query, after=after, limit=limit)
+
+
+async def search(
+    session: AsyncSession, filters: InteractionFilter, *, after: Cursor | None, limit: int
+) -> Sequence[Interaction]:
+    """One page of the interaction log with ``filters`` applied, newest first."""
+    query = select(Interaction)
+    for column, value in (
+        (Interaction.channel, filters.channel),
+        (Interaction.direction, filters.direction),
+        (Interaction.status, filters.status),
+        (Interaction.operator_id, filters.operator_id),
+        (Interaction.contact_id, filters.contact_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.since is not None:
+        query = query.where(Interaction.occurred_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Interaction.occurred_at < filters.until)
+    return await _page(session, query, after=after, limit=limit)
+
+
+async def _page(
+    session: AsyncSession,
+    query: Select[tuple[Interaction]],
+    *,
+    after: Cursor | None,
+    limit: int,
+) -> Sequence[Interaction]:
+    if after is not None:
+        query = query.where(
+            tuple_(Interaction.occurred_at, Interaction.id) < tuple_(after.occurred_at, after.id)
+        )
+    query = query.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+def cursor_after(rows: Sequence[Interaction], limit: int) -> Cursor | None:
+    """The cursor for the next page, or ``None`` when this page was the last."""
+    if len(rows) < limit or not rows:
+        return None
+    last = rows[-1]
+    return Cursor(occurred_at=last.occurred_at, id=last.id)
