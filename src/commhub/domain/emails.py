@@ -10,7 +10,7 @@ class EmailError(ValueError):
 
 
 def normalize_email(text: str) -> str:
-    """Validate an address and return its lookup form: ``Ivan.P@Example.COM`` → ``ivan.p@example.com``.
+    """Validate an address; return its lookup form (``Ivan@Example.COM`` → ``ivan@example.com``).
 
     The local part is case-folded too: RFC 5321 §2.4 allows case-sensitive
     mailboxes, but no mail system a sales team meets uses them, and a customer

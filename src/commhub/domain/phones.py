@@ -77,9 +77,7 @@ class Phone:
 
     def national(self) -> str:
         """The number as a person writes it at home: ``8 (916) 123-45-67``."""
-        return phonenumbers.format_number(
-            phonenumbers.parse(self.e164), PhoneNumberFormat.NATIONAL
-        )
+        return phonenumbers.format_number(phonenumbers.parse(self.e164), PhoneNumberFormat.NATIONAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +150,7 @@ def read_number(text: str, region: str) -> PhoneQuery:
             kind=NumberKind.PUBLIC,
             e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
             match_key=match_key_of(national),
-            explicit_country=parsed.country_code_source
-            != CountryCodeSource.FROM_DEFAULT_COUNTRY,
+            explicit_country=parsed.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY,
         )
     if len(digits) < MATCH_KEY_DIGITS:
         return PhoneQuery(raw=raw, kind=NumberKind.INVALID)

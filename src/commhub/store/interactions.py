@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import NewInteraction
+from commhub.store.dialect import upsert_insert
 from commhub.store.pagination import Cursor
 from commhub.store.schema import Interaction
 
@@ -39,10 +39,8 @@ async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interactio
     values["channel"] = new.channel.value
     values["direction"] = new.direction.value
     values["status"] = new.status.value
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(Interaction)
+        upsert_insert(session, Interaction)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         .returning(Interaction.id)
@@ -89,7 +87,7 @@ async def search(
 
 async def _page(
     session: AsyncSession,
-    query: Select[tuple[Interaction]],
+    query: Select[Interaction],
     *,
     after: Cursor | None,
     limit: int,

@@ -23,9 +23,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the database to ``revision``; a no-op when it is already there."""
     async with engine.begin() as connection:
-        await connection.run_sync(
-            lambda sync: command.upgrade(alembic_config(sync), revision)
-        )
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

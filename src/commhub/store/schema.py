@@ -227,9 +227,7 @@ class Interaction(Base):
     direction: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(255))
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="SET NULL")
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     occurred_at: Mapped[datetime]
     answered_at: Mapped[datetime | None]
@@ -242,9 +240,7 @@ class Interaction(Base):
     recording_ref: Mapped[str | None] = mapped_column(String(500))
     queue: Mapped[str | None] = mapped_column(String(100))
     campaign_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
-    call_list_id: Mapped[int | None] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite")
-    )
+    call_list_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

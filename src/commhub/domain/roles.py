@@ -1,0 +1,52 @@
+"""Roles and what each may do: the single table every endpoint is checked against."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    MARKETER = "marketer"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+class Permission(StrEnum):
+    """One verb per thing a person can do; endpoints name exactly one."""
+
+    SESSION = "session"
+    """Any logged-in user: see oneself, log out."""
+    CONTACTS_READ = "contacts.read"
+    CONTACTS_WRITE = "contacts.write"
+    CONTACTS_MERGE = "contacts.merge"
+    CONTACTS_IMPORT = "contacts.import"
+    IDENTIFY = "identify"
+    INTERACTIONS_WRITE = "interactions.write"
+    INTERACTIONS_LOG = "interactions.log"
+    TOKENS_MANAGE = "tokens.manage"
+    USERS_MANAGE = "users.manage"
+
+
+_EVERYONE: Final = frozenset({Permission.SESSION, Permission.CONTACTS_READ, Permission.IDENTIFY})
+
+ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
+    Role.OPERATOR: _EVERYONE | {Permission.CONTACTS_WRITE, Permission.INTERACTIONS_WRITE},
+    Role.MARKETER: _EVERYONE | {Permission.INTERACTIONS_LOG},
+    Role.MANAGER: _EVERYONE
+    | {
+        Permission.CONTACTS_WRITE,
+        Permission.CONTACTS_MERGE,
+        Permission.CONTACTS_IMPORT,
+        Permission.INTERACTIONS_WRITE,
+        Permission.INTERACTIONS_LOG,
+        Permission.TOKENS_MANAGE,
+    },
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    """Whether ``role`` may do ``permission``; anything not granted is denied."""
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())

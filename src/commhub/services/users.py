@@ -1,0 +1,223 @@
+"""Users, logins and API tokens.
+
+Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106); the
+hashing runs in a worker thread so a login never stalls the event loop.
+Session cookies and API tokens are random secrets of which only a SHA-256
+digest is stored: a leaked database does not let anyone log in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.roles import Role
+from commhub.services.errors import Conflict, InvalidInput, NotFound
+from commhub.store import users as store
+from commhub.store.schema import ApiToken, User, WebSession, utcnow
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "chub_"
+MIN_PASSWORD_LENGTH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, and how they proved it."""
+
+    user_id: int
+    username: str
+    role: Role
+    via: str  # "session" or "token"
+    csrf_token: str | None = None
+
+
+def digest(secret: str) -> str:
+    """Lookup form of a session or token secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    display_name: str = "",
+    extension: str | None = None,
+) -> User:
+    """Add a user; the caller commits. Raises on a taken username/extension or weak password."""
+    username = username.strip()
+    if not username:
+        raise InvalidInput("username", "username must not be empty")
+    _check_password(password)
+    if await store.by_username(session, username) is not None:
+        raise Conflict("username", f"username {username!r} is taken")
+    await _check_extension_free(session, extension, user_id=None)
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        password_hash=await hash_password(password),
+        role=role.value,
+        extension=extension or None,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def update_user(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    display_name: str | None = None,
+    role: Role | None = None,
+    extension: str | None = None,
+    clear_extension: bool = False,
+    active: bool | None = None,
+    password: str | None = None,
+) -> User:
+    """Change a user's fields; the caller commits."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", user_id)
+    if display_name is not None:
+        user.display_name = display_name
+    if role is not None:
+        user.role = role.value
+    if clear_extension:
+        user.extension = None
+    elif extension is not None:
+        await _check_extension_free(session, extension, user_id=user_id)
+        user.extension = extension
+    if active is not None:
+        user.active = active
+    if password is not None:
+        _check_password(password)
+        user.password_hash = await hash_password(password)
+    await session.flush()
+    return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"use at least {MIN_PASSWORD_LENGTH} characters")
+
+
+async def _check_extension_free(
+    session: AsyncSession, extension: str | None, *, user_id: int | None
+) -> None:
+    if not extension:
+        return
+    if not extension.isdigit():
+        raise InvalidInput("extension", "an extension is digits only, e.g. 201")
+    owner = await session.scalar(select(User.id).where(User.extension == extension))
+    if owner is not None and owner != user_id:
+        raise Conflict("extension", f"extension {extension} belongs to user {owner}")
+
+
+async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
+    """The active user with these credentials, or ``None`` (same cost either way)."""
+    user = await store.by_username(session, username.strip())
+    if user is None or not user.active:
+        await _password_matches(_DUMMY_HASH, password)
+        return None
+    if not await _password_matches(user.password_hash, password):
+        return None
+    return user
+
+
+async def open_session(
+    session: AsyncSession, user: User, *, ttl: timedelta
+) -> tuple[str, WebSession]:
+    """Start a browser session; returns the cookie secret (shown once) and the row."""
+    secret = secrets.token_urlsafe(32)
+    now = utcnow()
+    await store.drop_expired_sessions(session, now)
+    row = WebSession(
+        token_hash=digest(secret),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(row)
+    await session.flush()
+    return secret, row
+
+
+async def principal_from_session(session: AsyncSession, secret: str) -> Principal | None:
+    found = await store.by_session_token(session, digest(secret), utcnow())
+    if found is None:
+        return None
+    user, web_session = found
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=Role(user.role),
+        via="session",
+        csrf_token=web_session.csrf_token,
+    )
+
+
+async def principal_from_token(session: AsyncSession, secret: str) -> Principal | None:
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    found = await store.by_api_token(session, digest(secret))
+    if found is None:
+        return None
+    user, token = found
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        await session.commit()
+    return Principal(user_id=user.id, username=user.username, role=Role(user.role), via="token")
+
+
+async def close_session(session: AsyncSession, secret: str) -> None:
+    await store.drop_session(session, digest(secret))
+
+
+async def issue_token(session: AsyncSession, user_id: int, name: str) -> tuple[str, ApiToken]:
+    """A new API token for ``user_id``; the secret is returned once and never stored."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("name", "give the token a name that says which integration uses it")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user_id, name=name, token_hash=digest(secret), prefix=secret[:12])
+    session.add(token)
+    await session.flush()
+    return secret, token
+
+
+async def revoke_token(
+    session: AsyncSession, user_id: int, token_id: int, *, any_user: bool
+) -> None:
+    token = await session.get(ApiToken, token_id)
+    if token is None or (token.user_id != user_id and not any_user):
+        raise NotFound("token", token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    await session.flush()

@@ -1,0 +1,67 @@
+"""User, session and API-token queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.store.schema import ApiToken, User, WebSession
+
+
+async def by_username(session: AsyncSession, username: str) -> User | None:
+    return await session.scalar(select(User).where(User.username == username))
+
+
+async def all_users(session: AsyncSession) -> Sequence[User]:
+    return (await session.scalars(select(User).order_by(User.id))).all()
+
+
+async def by_session_token(
+    session: AsyncSession, token_hash: str, now: datetime
+) -> tuple[User, WebSession] | None:
+    row = (
+        await session.execute(
+            select(User, WebSession)
+            .join(WebSession, WebSession.user_id == User.id)
+            .where(
+                WebSession.token_hash == token_hash,
+                WebSession.expires_at > now,
+                User.active.is_(True),
+            )
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def by_api_token(session: AsyncSession, token_hash: str) -> tuple[User, ApiToken] | None:
+    row = (
+        await session.execute(
+            select(User, ApiToken)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(
+                ApiToken.token_hash == token_hash,
+                ApiToken.revoked_at.is_(None),
+                User.active.is_(True),
+            )
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def drop_session(session: AsyncSession, token_hash: str) -> None:
+    await session.execute(delete(WebSession).where(WebSession.token_hash == token_hash))
+
+
+async def drop_expired_sessions(session: AsyncSession, now: datetime) -> None:
+    await session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+
+
+async def tokens_of(session: AsyncSession, user_id: int) -> Sequence[ApiToken]:
+    return (
+        await session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+        )
+    ).all()
