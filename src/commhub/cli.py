@@ -101,3 +101,138 @@ def identify(address: str, region: str | None) -> None:
     else:
         click.echo(f"{shown}: not a customer's address ({found.reason})")
         sys.exit(1)
+
+
+@main.command()
+@click.option("--host", help="Interface to listen on (default from COMMHUB_HOST: 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default from COMMHUB_PORT: 8080).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the hub: web API, background jobs, migrations on start."""
+    import logging
+
+    from aiohttp import web
+
+    from commhub.bootstrap import Hub, ensure_first_admin, open_hub
+    from commhub.web.app import create_app
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    listen_host, listen_port = host or settings.host, port or settings.port
+
+    async def opener() -> Hub:
+        hub = await open_hub(settings)
+        password = await ensure_first_admin(hub)
+        if password is not None:
+            click.echo(
+                f"\nFirst start: created user 'admin' with password {password}\n"
+                "It is shown only this once: log in and change it "
+                "(or set COMMHUB_ADMIN_PASSWORD before the first start).\n",
+                err=True,
+            )
+        click.echo(
+            f"commhub serving on http://{listen_host}:{listen_port}/ "
+            f"(database {_database_label(settings.effective_database_url)}, "
+            f"jobs {'on Redis' if settings.redis_url else 'in-process'}, "
+            f"phone region {settings.phone_region})",
+            err=True,
+        )
+        return hub
+
+    try:
+        web.run_app(create_app(opener), host=listen_host, port=listen_port, print=None)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {listen_host}:{listen_port}: {exc}") from None
+
+
+def _database_label(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice(["operator", "marketer", "manager", "admin"]),
+    required=True,
+)
+@click.option("--name", "display_name", default="", help="Name shown to colleagues.")
+@click.option("--extension", help="PBX extension of the user's phone, e.g. 201.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
+)
+def user_add(
+    username: str, role: str, display_name: str, extension: str | None, password_stdin: bool
+) -> None:
+    """Add a user who logs in with USERNAME."""
+    from commhub.bootstrap import open_hub
+    from commhub.domain.roles import Role
+    from commhub.services import users
+    from commhub.services.errors import ServiceError
+
+    settings = load_settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def go() -> int:
+        from commhub.jobs.inprocess import InProcessJobs
+
+        hub = await open_hub(settings, jobs=InProcessJobs(functions=[], context={}))
+        try:
+            async with hub.sessions() as session:
+                created = await users.create_user(
+                    session,
+                    username=username,
+                    password=password,
+                    role=Role(role),
+                    display_name=display_name,
+                    extension=extension,
+                )
+                await session.commit()
+                return created.id
+        finally:
+            await hub.close()
+
+    try:
+        user_id = run(go)
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username!r} ({role}) created with id {user_id}")
+
+
+@main.command()
+def worker() -> None:
+    """Run a background-job worker that takes jobs from Redis (needs COMMHUB_REDIS_URL)."""
+    import logging
+
+    settings = load_settings()
+    if not settings.redis_url:
+        raise click.ClickException(
+            "COMMHUB_REDIS_URL is not set: workers take jobs from Redis "
+            "(without it, the hub runs jobs in its own process)"
+        )
+    from commhub.bootstrap import job_functions
+    from commhub.jobs.queue import JobQueueError
+    from commhub.jobs.worker import build_worker, run_worker
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def go() -> None:
+        await run_worker(build_worker(settings, job_functions()))
+
+    try:
+        run(go)
+    except JobQueueError as exc:
+        raise click.ClickException(str(exc)) from None

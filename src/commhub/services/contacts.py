@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain import phones
-from commhub.domain.contacts import ContactDraft, name_key
+from commhub.domain.contacts import ConsentChoice, ContactDraft, name_key
 from commhub.domain.emails import EmailError, normalize_email
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import contact_points
 from commhub.store import contacts as store
 from commhub.store import interactions as interaction_store
 from commhub.store.pagination import Cursor
-from commhub.store.schema import Contact, Interaction, User
+from commhub.store.schema import Contact, Interaction, User, utcnow
 
 MAX_EXTRA_FIELDS = 100
 
@@ -35,6 +35,7 @@ class ContactChanges:
     phones: tuple[phones.Phone, ...] | None = None
     emails: tuple[str, ...] | None = None
     tags: tuple[str, ...] | None = None
+    consents: tuple[ConsentChoice, ...] | None = None
     extra: Mapping[str, str] | None = None
 
 
@@ -70,8 +71,9 @@ async def create_contact(
 
 
 async def update_contact(
-    session: AsyncSession, contact_id: int, changes: ContactChanges
+    session: AsyncSession, contact_id: int, changes: ContactChanges, *, source: str
 ) -> store.ContactView:
+    """Apply a partial edit; consents given are recorded with ``source``; commit."""
     contact = await _live(session, contact_id)
     if changes.name is not None:
         contact.name = " ".join(changes.name.split())
@@ -96,7 +98,9 @@ async def update_contact(
         await store.add_points(session, contact_id, (), changes.emails)
     if changes.tags is not None:
         await store.set_tags(session, contact_id, changes.tags)
-    contact.updated_at = contact.updated_at  # onupdate fires on flush of changed rows
+    if changes.consents is not None:
+        await store.record_consents(session, contact_id, changes.consents, source)
+    contact.updated_at = utcnow()
     await session.commit()
     return await get_contact(session, contact_id)
 

@@ -1,0 +1,154 @@
+"""Spreadsheet imports over HTTP: upload, follow progress, download the rejected rows."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
+
+from commhub.domain.roles import Permission
+from commhub.store.schema import Import
+from commhub.web.api import schemas
+from commhub.web.endpoints import endpoint, json_response, path_id
+from commhub.web.keys import JOBS, SESSIONS, SETTINGS, principal
+from commhub.web.problems import Problem, invalid
+
+ALLOWED_SUFFIXES = (".csv", ".xlsx", ".txt")
+IMPORT_JOB = "run_import"
+"""Name of the job function in ``commhub.jobs.imports`` (jobs are enqueued by name)."""
+CHUNK = 256 * 1024
+
+
+def import_out(row: Import) -> schemas.ImportOut:
+    return schemas.ImportOut(
+        id=row.id,
+        filename=row.filename,
+        dry_run=row.dry_run,
+        status=row.status,
+        rows_done=row.rows_done,
+        created=row.created,
+        merged=row.merged,
+        rejected=row.rejected,
+        progress=row.progress,
+        error=row.error,
+        errors_url=f"/api/v1/imports/{row.id}/errors" if row.errors_path else None,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+@endpoint(
+    "Upload a CSV or XLSX file with its column mapping; the import runs in the background. "
+    "Poll the returned resource for progress and the report.",
+    permission=Permission.CONTACTS_IMPORT,
+    tag="imports",
+    response=schemas.ImportOut,
+    status=202,
+    content_type="multipart/form-data",
+    multipart={
+        "file": "The spreadsheet (.csv or .xlsx).",
+        "mapping": "JSON object mapping card fields to column names.",
+        "dry_run": "'true' to get the report without writing anything.",
+    },
+)
+async def create_import(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if request.content_type != "multipart/form-data":
+        raise Problem(415, "upload the file as multipart/form-data")
+    folder = settings.imports_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / f"upload-{secrets.token_hex(8)}"
+    filename, mapping, dry_run = "", None, False
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                filename = Path(part.filename or "upload.csv").name
+                if not filename.lower().endswith(ALLOWED_SUFFIXES):
+                    raise invalid("file", "upload a .csv or .xlsx file")
+                stored = stored.with_suffix(Path(filename).suffix.lower())
+                await _save(part, stored, settings.max_upload_mb * 1024 * 1024)
+            elif part.name == "mapping":
+                mapping = _mapping(await part.text())
+            elif part.name == "dry_run":
+                dry_run = (await part.text()).strip().lower() in ("1", "true", "yes", "on")
+        if not filename:
+            raise invalid("file", "no file was uploaded")
+        if mapping is None:
+            raise invalid("mapping", "send the column mapping as JSON")
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+    async with request.app[SESSIONS]() as session:
+        row = Import(
+            user_id=principal(request).user_id,
+            filename=filename,
+            stored_path=str(stored),
+            mapping=mapping,
+            dry_run=dry_run,
+            status="queued",
+        )
+        session.add(row)
+        await session.commit()
+    await request.app[JOBS].enqueue(IMPORT_JOB, row.id, job_id=f"import-{row.id}")
+    response = json_response(import_out(row), status=202)
+    response.headers["Location"] = f"/api/v1/imports/{row.id}"
+    return response
+
+
+async def _save(part: BodyPartReader, target: Path, limit: int) -> None:
+    size = 0
+    with target.open("wb") as out:
+        while chunk := await part.read_chunk(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, f"files are limited to {limit // (1024 * 1024)} MB")
+            out.write(chunk)
+
+
+def _mapping(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise invalid("mapping", f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise invalid("mapping", "must be a JSON object")
+    return value
+
+
+@endpoint(
+    "Progress and report of an import.",
+    permission=Permission.CONTACTS_IMPORT,
+    tag="imports",
+    response=schemas.ImportOut,
+)
+async def get_import(request: web.Request) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as session:
+        row = await session.get(Import, path_id(request))
+    if row is None:
+        raise Problem(404, "import not found")
+    return json_response(import_out(row))
+
+
+@endpoint(
+    "The rejected rows of an import as CSV: row number, reason, and the original cells.",
+    permission=Permission.CONTACTS_IMPORT,
+    tag="imports",
+    content_type="text/csv",
+)
+async def get_import_errors(request: web.Request) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as session:
+        row = await session.get(Import, path_id(request))
+    if row is None or not row.errors_path or not Path(row.errors_path).exists():
+        raise Problem(404, "this import has no rejected-rows file")
+    return web.FileResponse(
+        row.errors_path,
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="import-{row.id}-rejected.csv"',
+        },
+    )

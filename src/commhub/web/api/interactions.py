@@ -1,0 +1,68 @@
+"""The interaction log: filter it, and record interactions from integrations."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commhub.domain.interactions import NewInteraction
+from commhub.domain.roles import Permission
+from commhub.services.interactions import record_interaction
+from commhub.store import interactions as store
+from commhub.store.pagination import Cursor
+from commhub.web.api import schemas
+from commhub.web.api.views import interaction_page
+from commhub.web.endpoints import endpoint, json_response, read_body, read_query
+from commhub.web.keys import SESSIONS, SETTINGS
+from commhub.web.problems import invalid
+
+
+@endpoint(
+    "List interactions, newest first, filtered by channel, direction, status, operator, "
+    "contact and time range (since inclusive, until exclusive).",
+    permission=Permission.INTERACTIONS_LOG,
+    tag="interactions",
+    query=schemas.InteractionQuery,
+    response=schemas.InteractionPage,
+)
+async def list_interactions(request: web.Request) -> web.StreamResponse:
+    query = read_query(request, schemas.InteractionQuery)
+    for name, moment in (("since", query.since), ("until", query.until)):
+        if moment is not None and moment.tzinfo is None:
+            raise invalid(f"query.{name}", "give a time zone, e.g. 2026-11-01T00:00:00Z")
+    filters = store.InteractionFilter(
+        channel=None if query.channel is None else query.channel.value,
+        direction=None if query.direction is None else query.direction.value,
+        status=None if query.status is None else query.status.value,
+        operator_id=query.operator_id,
+        contact_id=query.contact_id,
+        since=query.since,
+        until=query.until,
+    )
+    after = None if query.cursor is None else Cursor.decode(query.cursor)
+    async with request.app[SESSIONS]() as session:
+        rows = await store.search(session, filters, after=after, limit=query.limit)
+    return json_response(interaction_page(rows, store.cursor_after(rows, query.limit)))
+
+
+@endpoint(
+    "Record an interaction (a note, or a call/SMS/e-mail from another system). "
+    "Idempotent on (channel, external_id): a repeat returns the first record with 200.",
+    permission=Permission.INTERACTIONS_WRITE,
+    tag="interactions",
+    body=schemas.InteractionCreate,
+    response=schemas.InteractionOut,
+    status=201,
+)
+async def create_interaction(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.InteractionCreate)
+    for name in ("occurred_at", "answered_at", "ended_at"):
+        moment = getattr(body, name)
+        if moment is not None and moment.tzinfo is None:
+            raise invalid(name, "give a time zone, e.g. 2026-11-01T10:00:00Z")
+    new = NewInteraction(**body.model_dump())
+    async with request.app[SESSIONS]() as session:
+        row, created = await record_interaction(
+            session, new, region=request.app[SETTINGS].phone_region
+        )
+    out = schemas.InteractionOut.model_validate(row, from_attributes=True)
+    return json_response(out, status=201 if created else 200)

@@ -1,0 +1,276 @@
+"""Request and response bodies of the JSON API (pydantic models, also the OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.roles import Role
+
+
+class Strict(BaseModel):
+    """Bodies reject unknown fields, so a typo is an error and not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- auth, users, tokens -----------------------------------------------------
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    extension: str | None
+    active: bool
+
+
+class SessionOut(BaseModel):
+    user: UserOut
+    csrf_token: str | None = Field(
+        default=None, description="Send as X-CSRF-Token with cookie-authenticated writes."
+    )
+
+
+class UserCreate(Strict):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1000)
+    role: Role
+    display_name: str = Field(default="", max_length=200)
+    extension: str | None = Field(default=None, max_length=32)
+
+
+class UserUpdate(Strict):
+    display_name: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
+    extension: str | None = Field(
+        default=None, max_length=32, description="Empty string clears it."
+    )
+    active: bool | None = None
+    password: str | None = Field(default=None, max_length=1000)
+
+
+class UserList(BaseModel):
+    items: list[UserOut]
+
+
+class TokenCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenIssued(TokenOut):
+    token: str = Field(description="The secret; shown once, never again.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+# --- contacts ------------------------------------------------------------------
+
+
+class ConsentIn(Strict):
+    channel: Literal["call", "sms", "email"]
+    purpose: str = Field(min_length=1, max_length=50)
+    granted: bool
+
+
+class ConsentOut(BaseModel):
+    channel: str
+    purpose: str
+    granted: bool
+    source: str
+    recorded_at: datetime
+
+
+class ContactCreate(Strict):
+    name: str = Field(default="", max_length=300)
+    company: str | None = Field(default=None, max_length=300)
+    owner_id: int | None = None
+    phones: list[str] = Field(default_factory=list, max_length=50)
+    emails: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    consents: list[ConsentIn] = Field(default_factory=list, max_length=50)
+    extra: dict[str, str] = Field(default_factory=dict)
+    region: str | None = Field(
+        default=None, description="Region for phones without a country code (hub default)."
+    )
+
+
+class ContactUpdate(Strict):
+    name: str | None = Field(default=None, max_length=300)
+    company: str | None = Field(default=None, max_length=300)
+    owner_id: int | None = Field(default=None, description="0 clears the owner.")
+    phones: list[str] | None = Field(default=None, max_length=50)
+    emails: list[str] | None = Field(default=None, max_length=50)
+    tags: list[str] | None = Field(default=None, max_length=100)
+    consents: list[ConsentIn] | None = Field(default=None, max_length=50)
+    extra: dict[str, str] | None = None
+    region: str | None = None
+
+
+class PhoneOut(BaseModel):
+    e164: str
+    international: str
+
+
+class ContactOut(BaseModel):
+    id: int
+    name: str
+    company: str | None
+    owner_id: int | None
+    phones: list[PhoneOut]
+    emails: list[str]
+    tags: list[str]
+    consents: list[ConsentOut]
+    extra: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactList(BaseModel):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
+class ContactSearch(Strict):
+    q: str | None = Field(default=None, max_length=300, description="Name (start of a word).")
+    phone: str | None = Field(default=None, max_length=64, description="Any format.")
+    email: str | None = Field(default=None, max_length=320)
+    company: str | None = Field(default=None, max_length=300)
+    tag: str | None = Field(default=None, max_length=100)
+    region: str | None = None
+    cursor: str | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class MergeRequest(Strict):
+    source_ids: list[int] = Field(min_length=1, max_length=100)
+
+
+# --- interactions --------------------------------------------------------------
+
+
+class InteractionOut(BaseModel):
+    id: int
+    channel: str
+    direction: str
+    status: str
+    external_id: str
+    contact_id: int | None
+    operator_id: int | None
+    occurred_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_s: int | None
+    from_address: str
+    to_address: str
+    subject: str
+    summary: str
+    recording_ref: str | None
+    queue: str | None
+    extra: dict[str, Any]
+
+
+class InteractionPage(BaseModel):
+    items: list[InteractionOut]
+    next_cursor: str | None
+
+
+class CardOut(BaseModel):
+    contact: ContactOut
+    timeline: InteractionPage
+
+
+class TimelineQuery(Strict):
+    cursor: str | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class InteractionQuery(Strict):
+    channel: Channel | None = None
+    direction: Direction | None = None
+    status: Status | None = None
+    operator_id: int | None = None
+    contact_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    cursor: str | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class InteractionCreate(Strict):
+    channel: Channel
+    direction: Direction
+    status: Status
+    external_id: str = Field(min_length=1, max_length=255)
+    occurred_at: datetime
+    contact_id: int | None = None
+    operator_id: int | None = None
+    from_address: str = Field(default="", max_length=320)
+    to_address: str = Field(default="", max_length=320)
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: int | None = Field(default=None, ge=0)
+    subject: str = Field(default="", max_length=500)
+    summary: str = Field(default="", max_length=20000)
+    recording_ref: str | None = Field(default=None, max_length=500)
+    queue: str | None = Field(default=None, max_length=100)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- identify, imports, health ---------------------------------------------------
+
+
+class IdentifyQuery(Strict):
+    address: str = Field(min_length=1, max_length=320)
+    region: str | None = None
+
+
+class IdentifyOut(BaseModel):
+    address: str
+    verdict: Literal["match", "ambiguous", "unknown", "not_a_customer"]
+    kind: Literal["phone", "email"]
+    normalized: str | None
+    reason: str
+    contacts: list[ContactOut]
+
+
+class ImportOut(BaseModel):
+    id: int
+    filename: str
+    dry_run: bool
+    status: str
+    rows_done: int
+    created: int
+    merged: int
+    rejected: int
+    progress: float
+    error: str | None
+    errors_url: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    jobs: str

@@ -1,0 +1,85 @@
+"""Log in, log out, who am I: the browser session over JSON."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from commhub.domain.roles import Permission
+from commhub.services import users
+from commhub.store.schema import User
+from commhub.web.api import schemas
+from commhub.web.api.views import user_out
+from commhub.web.endpoints import endpoint, json_response, read_body
+from commhub.web.keys import SESSION_COOKIE, SESSIONS, SETTINGS, principal
+from commhub.web.problems import Problem
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:
+    """The session cookie: HttpOnly (no script can read it), SameSite=Lax, Secure behind TLS."""
+    settings = request.app[SETTINGS]
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=settings.session_ttl_hours * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+
+
+async def start_session(request: web.Request, user: User) -> tuple[str, str]:
+    """Open a session for ``user``; returns (cookie secret, CSRF token)."""
+    ttl = timedelta(hours=request.app[SETTINGS].session_ttl_hours)
+    async with request.app[SESSIONS]() as session:
+        secret, row = await users.open_session(session, user, ttl=ttl)
+        await session.commit()
+    return secret, row.csrf_token
+
+
+@endpoint(
+    "Log in with a username and password; sets the session cookie.",
+    permission=None,
+    tag="session",
+    body=schemas.LoginRequest,
+    response=schemas.SessionOut,
+)
+async def login(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.LoginRequest)
+    async with request.app[SESSIONS]() as session:
+        user = await users.authenticate(session, body.username, body.password)
+    if user is None:
+        raise Problem(401, "wrong username or password")
+    secret, csrf = await start_session(request, user)
+    response = json_response(schemas.SessionOut(user=user_out(user), csrf_token=csrf))
+    set_session_cookie(request, response, secret)
+    return response
+
+
+@endpoint("End the browser session.", permission=Permission.SESSION, tag="session", status=204)
+async def logout(request: web.Request) -> web.StreamResponse:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        async with request.app[SESSIONS]() as session:
+            await users.close_session(session, secret)
+            await session.commit()
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@endpoint(
+    "The logged-in user, and the CSRF token of a cookie session.",
+    permission=Permission.SESSION,
+    tag="session",
+    response=schemas.SessionOut,
+)
+async def me(request: web.Request) -> web.StreamResponse:
+    caller = principal(request)
+    async with request.app[SESSIONS]() as session:
+        user = await session.get(User, caller.user_id)
+    if user is None:
+        raise Problem(401, "this user no longer exists")
+    return json_response(schemas.SessionOut(user=user_out(user), csrf_token=caller.csrf_token))

@@ -1,0 +1,42 @@
+"""The application factory: builds the aiohttp app from settings and an open hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from commhub.bootstrap import Hub
+from commhub.web.auth import auth_middleware
+from commhub.web.endpoints import MAX_JSON_BYTES
+from commhub.web.keys import JOBS, SESSIONS, SETTINGS
+from commhub.web.problems import problem_middleware
+from commhub.web.routes import add_routes
+
+HubOpener = Callable[[], Awaitable[Hub]]
+
+
+def create_app(open_hub: HubOpener) -> web.Application:
+    """An app whose resources (engine, job queue) open on startup and close on cleanup.
+
+    ``open_hub`` is called once when the app starts, so nothing connects at
+    import or construction time.
+    """
+    app = web.Application(
+        middlewares=[problem_middleware, auth_middleware],
+        client_max_size=MAX_JSON_BYTES,
+    )
+
+    async def hub_context(app: web.Application) -> AsyncIterator[None]:
+        hub = await open_hub()
+        app[SETTINGS] = hub.settings
+        app[SESSIONS] = hub.sessions
+        app[JOBS] = hub.jobs
+        try:
+            yield
+        finally:
+            await hub.close()
+
+    app.cleanup_ctx.append(hub_context)
+    add_routes(app)
+    return app

@@ -1,0 +1,86 @@
+"""Authentication and authorisation for every request: deny by default.
+
+A caller proves who they are with an API token (``Authorization: Bearer``)
+or the browser session cookie. Cookie-authenticated requests that change
+something must also carry the session's CSRF token (header ``X-CSRF-Token``
+or form field ``csrf_token``), since a browser sends the cookie on
+cross-site requests too.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from aiohttp import web
+
+from commhub.domain.roles import allows
+from commhub.services import users
+from commhub.web.endpoints import Handler, spec_of
+from commhub.web.keys import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    PRINCIPAL,
+    SESSION_COOKIE,
+    SESSIONS,
+)
+from commhub.web.problems import Problem
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        return await handler(request)  # 404/405: let aiohttp answer
+    spec = spec_of(match_info.handler)
+    if spec is None:
+        log.error("route %s %s declares no permission: denied", request.method, request.path)
+        raise Problem(403, "this route is not open to anyone")
+    if spec.permission is None:
+        return await handler(request)
+    principal = await _principal(request)
+    if principal is None:
+        if not request.path.startswith("/api/"):
+            raise web.HTTPSeeOther("/login")
+        raise Problem(
+            401,
+            "log in or send an API token (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": 'Bearer realm="commhub"'},
+        )
+    if not allows(principal.role, spec.permission):
+        raise Problem(403, f"role {principal.role.value} may not {spec.permission.value}")
+    if principal.via == "session" and request.method not in SAFE_METHODS and spec.csrf:
+        await _check_csrf(request, principal.csrf_token)
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+async def _principal(request: web.Request) -> users.Principal | None:
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, secret = authorization.partition(" ")
+    async with request.app[SESSIONS]() as session:
+        if scheme.lower() == "bearer" and secret.strip():
+            return await users.principal_from_token(session, secret.strip())
+        if authorization:
+            return None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return await users.principal_from_session(session, cookie)
+    return None
+
+
+async def _check_csrf(request: web.Request, expected: str | None) -> None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        field = form.get(CSRF_FIELD)
+        sent = field if isinstance(field, str) else None
+    if not expected or not sent or not secrets.compare_digest(sent, expected):
+        raise Problem(403, f"missing or wrong CSRF token (send the {CSRF_HEADER} header)")

@@ -1,0 +1,128 @@
+"""Endpoint declarations: who may call a handler and what it takes and returns.
+
+Each API handler is wrapped by :func:`endpoint`, which records an
+:class:`EndpointSpec`. The auth middleware denies any route without one (deny
+by default), and the OpenAPI document is generated from the same specs, so
+the document cannot drift from the routes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from commhub.domain.roles import Permission
+from commhub.web.problems import Problem, from_validation
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SPEC_ATTRIBUTE = "__commhub_endpoint__"
+MAX_JSON_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    """What the OpenAPI document and the auth middleware know about a handler.
+
+    ``permission=None`` marks a public endpoint (login, health, the spec itself).
+    ``csrf=False`` exempts a cookie-authenticated unsafe request from the CSRF
+    check; only the login form, which has no session yet, needs it.
+    """
+
+    summary: str
+    permission: Permission | None
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    content_type: str = "application/json"
+    multipart: dict[str, str] | None = None
+    csrf: bool = True
+
+
+def endpoint(
+    summary: str,
+    *,
+    permission: Permission | None,
+    tag: str,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    content_type: str = "application/json",
+    multipart: dict[str, str] | None = None,
+    csrf: bool = True,
+) -> Callable[[Handler], Handler]:
+    """Declare a handler's permission and schemas."""
+    spec = EndpointSpec(
+        summary=summary,
+        permission=permission,
+        tag=tag,
+        body=body,
+        query=query,
+        response=response,
+        status=status,
+        content_type=content_type,
+        multipart=multipart,
+        csrf=csrf,
+    )
+
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, SPEC_ATTRIBUTE, spec)
+        return handler
+
+    return mark
+
+
+def spec_of(handler: object) -> EndpointSpec | None:
+    found = getattr(handler, SPEC_ATTRIBUTE, None)
+    return found if isinstance(found, EndpointSpec) else None
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The JSON body validated as ``model``; 415/400/422 problems otherwise."""
+    if request.content_type != "application/json":
+        raise Problem(415, "send the body as application/json")
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise Problem(413, f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    raw = await request.read()
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc, prefix="") from None
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """Query parameters validated as ``model``; unknown parameters are rejected."""
+    values: dict[str, Any] = {}
+    for key in request.query:
+        items = request.query.getall(key)
+        values[key] = items if len(items) > 1 else items[0]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise from_validation(exc, prefix="query.") from None
+
+
+def json_response(model: BaseModel, *, status: int = 200) -> web.Response:
+    return web.Response(
+        text=model.model_dump_json(), status=status, content_type="application/json"
+    )
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise Problem(404, f"no such {name}: {raw!r}")
+    return int(raw)

@@ -1,0 +1,32 @@
+"""Typed keys for what the app and each request carry."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from commhub.config import Settings
+from commhub.jobs.queue import JobQueue
+from commhub.services.users import Principal
+from commhub.store.engine import SessionFactory
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+SESSIONS: Final = web.AppKey("sessions", SessionFactory)
+JOBS: Final = web.AppKey("jobs", JobQueue)
+
+PRINCIPAL: Final = web.RequestKey("principal", Principal)
+"""Request key of the authenticated :class:`Principal` (set by the auth middleware)."""
+
+SESSION_COOKIE: Final = "commhub_session"
+LOGIN_CSRF_COOKIE: Final = "commhub_login_csrf"
+CSRF_HEADER: Final = "X-CSRF-Token"
+CSRF_FIELD: Final = "csrf_token"
+
+
+def principal(request: web.Request) -> Principal:
+    """The caller; only valid in handlers that declared a permission."""
+    found = request.get(PRINCIPAL)
+    if found is None:
+        raise RuntimeError("no principal on a public endpoint")
+    return found

@@ -1,0 +1,45 @@
+"""Every route of the app in one table, so the auth and OpenAPI tests can walk them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commhub.web import pages
+from commhub.web.api import contacts, health, identify, imports, interactions, session, users
+from commhub.web.openapi import openapi_document
+
+API = "/api/v1"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_routes(
+        [
+            web.get(f"{API}/health", health.health),
+            web.get(f"{API}/openapi.json", openapi_document),
+            web.post(f"{API}/auth/login", session.login),
+            web.post(f"{API}/auth/logout", session.logout),
+            web.get(f"{API}/auth/me", session.me),
+            web.get(f"{API}/users", users.list_users),
+            web.post(f"{API}/users", users.create_user),
+            web.patch(f"{API}/users/{{id}}", users.update_user),
+            web.get(f"{API}/tokens", users.list_tokens),
+            web.post(f"{API}/tokens", users.create_token),
+            web.delete(f"{API}/tokens/{{id}}", users.revoke_token),
+            web.get(f"{API}/contacts", contacts.search_contacts),
+            web.post(f"{API}/contacts", contacts.create_contact),
+            web.get(f"{API}/contacts/{{id}}", contacts.get_card),
+            web.patch(f"{API}/contacts/{{id}}", contacts.update_contact),
+            web.get(f"{API}/contacts/{{id}}/timeline", contacts.get_timeline),
+            web.post(f"{API}/contacts/{{id}}/merge", contacts.merge_contacts),
+            web.get(f"{API}/identify", identify.identify),
+            web.get(f"{API}/interactions", interactions.list_interactions),
+            web.post(f"{API}/interactions", interactions.create_interaction),
+            web.post(f"{API}/imports", imports.create_import),
+            web.get(f"{API}/imports/{{id}}", imports.get_import),
+            web.get(f"{API}/imports/{{id}}/errors", imports.get_import_errors),
+            web.get("/", pages.home),
+            web.get("/login", pages.login_form),
+            web.post("/login", pages.login_submit),
+            web.post("/logout", pages.logout_submit),
+        ]
+    )
