@@ -236,31 +236,3 @@ def worker() -> None:
         run(go)
     except JobQueueError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-@main.command()
-def worker() -> None:
-    """Run a background-job worker that takes jobs from Redis (needs COMMHUB_REDIS_URL)."""
-    import logging
-
-    settings = load_settings()
-    if not settings.redis_url:
-        raise click.ClickException(
-            "COMMHUB_REDIS_URL is not set: workers take jobs from Redis "
-            "(without it, the hub runs jobs in its own process)"
-        )
-    from commhub.bootstrap import job_functions
-    from commhub.jobs.queue import JobQueueError
-    from commhub.jobs.worker import build_worker, run_worker
-
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-    async def go() -> None:
-        await run_worker(build_worker(settings, job_functions()))
-
-    try:
-        run(go)
-    except JobQueueError as exc:
-        raise click.ClickException(str(exc)) from None
