@@ -1,0 +1,397 @@
+"""Import a prospect base from a spreadsheet: stream, validate, merge, report.
+
+The file is read in batches; each batch is parsed off the event loop,
+checked for points already seen earlier in the same file, matched against
+the contacts already in the hub, and written in one short transaction, so a
+running hub keeps answering screen pops while a million rows go in.
+
+Outcomes per row:
+
+* **created** — no phone or e-mail of the row is known: a new contact;
+* **merged** — its points belong to exactly one existing contact: new points,
+  tags and consents are added to it, its empty name/company and missing extra
+  fields are filled (see :func:`commhub.store.imports.add_consents` for how
+  consent answers combine);
+* **rejected** — unreadable (the reason names the column and value), no
+  contact point, a point already used by an earlier row of the file
+  ("duplicate of row N"), or points of two different existing contacts
+  (ambiguous: a person must merge them first). Every rejected row is written,
+  with its original cells, to the errors file, so the manager can fix it and
+  import that file again with the same mapping.
+
+A dry run takes the same path and the same decisions (in-file duplicates are
+detected the same way, and rows of one file never match each other), so its
+report is the one the real run will give; it just never writes to the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import itertools
+import re
+import sqlite3
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.contacts import ContactDraft, name_key
+from commhub.domain.imports import ImportMapping, Rejection, RowReader
+from commhub.services.spreadsheets import Sheet, open_sheet
+from commhub.store import imports as store
+from commhub.store.contact_points import EMAIL, PHONE
+from commhub.store.engine import SessionFactory
+
+BATCH_ROWS: Final = 2000
+SCRATCH_CHUNK: Final = 500
+MAX_SOURCE_LENGTH: Final = 200
+_NUMBERISH: Final = re.compile(r'^(="[+\-]?[\d\s().\-/]*"|[+\-]?[\d\s().\-/,;]*)$')
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProgress:
+    """Where a running import stands; ``fraction`` is 0..1 of the file read."""
+
+    rows: int
+    created: int
+    merged: int
+    rejected: int
+    fraction: float
+
+
+ProgressCallback = Callable[[ImportProgress], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What an import did (or, for a dry run, would do)."""
+
+    dry_run: bool
+    rows: int = 0
+    created: int = 0
+    merged: int = 0
+    rejected: int = 0
+    blank: int = 0
+    errors_path: Path | None = None
+    seconds: float = 0.0
+
+    def progress(self, fraction: float) -> ImportProgress:
+        return ImportProgress(self.rows, self.created, self.merged, self.rejected, fraction)
+
+
+@dataclass(slots=True)
+class _Row:
+    number: int
+    cells: list[str]
+    draft: ContactDraft
+
+
+_Rejected = tuple[int, str, list[str]]
+
+
+@dataclass(slots=True)
+class _Batch:
+    rows: int
+    blank: int
+    fraction: float
+    accepted: list[_Row] = field(default_factory=list)
+    rejected: list[_Rejected] = field(default_factory=list)
+
+
+async def import_contacts(
+    sessions: SessionFactory,
+    source: Path,
+    mapping: ImportMapping,
+    *,
+    region: str,
+    dry_run: bool,
+    errors_path: Path | None,
+    import_id: int | None = None,
+    progress: ProgressCallback | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> ImportReport:
+    """Import ``source`` (CSV or XLSX) through ``mapping``; return the report.
+
+    ``region`` reads numbers written without a country code when the mapping
+    names none. Raises :class:`~commhub.domain.imports.MappingError` when the
+    mapping does not fit the file's header and
+    :class:`~commhub.services.spreadsheets.SheetError` when the file cannot be
+    read; both before anything is written.
+    """
+    started = time.perf_counter()
+    report = ImportReport(dry_run=dry_run)
+    sheet = await asyncio.to_thread(open_sheet, source)
+    try:
+        reader = mapping.bind(sheet.header, region=region)
+        consent_source = _consent_source(source, import_id)
+        with (
+            tempfile.TemporaryDirectory(prefix="commhub-import-") as scratch,
+            _SeenPoints(Path(scratch) / "seen.db") as seen,
+            _RejectedRows(errors_path, sheet.header) as rejected_file,
+        ):
+            while True:
+                batch = await asyncio.to_thread(_read_batch, sheet, reader, seen, batch_rows)
+                if batch is None:
+                    break
+                async with sessions() as session:
+                    created, merged, ambiguous = await _store_batch(
+                        session,
+                        batch.accepted,
+                        dry_run=dry_run,
+                        import_id=import_id,
+                        consent_source=consent_source,
+                    )
+                rejected = sorted(batch.rejected + ambiguous, key=lambda r: r[0])
+                rejected_file.write(rejected)
+                report.rows += batch.rows
+                report.blank += batch.blank
+                report.created += created
+                report.merged += merged
+                report.rejected += len(rejected)
+                if progress is not None:
+                    await progress(report.progress(batch.fraction))
+                await asyncio.sleep(0)
+            report.errors_path = rejected_file.path if rejected_file.written else None
+    finally:
+        sheet.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _read_batch(sheet: Sheet, reader: RowReader, seen: _SeenPoints, size: int) -> _Batch | None:
+    """Read and validate up to ``size`` rows (runs in a worker thread)."""
+    batch = _Batch(rows=0, blank=0, fraction=0.0)
+    accepted: list[_Row] = []
+    for number, cells in itertools.islice(sheet.rows, size):
+        batch.rows += 1
+        if not any(cell.strip() for cell in cells):
+            batch.blank += 1
+            continue
+        outcome = reader.read(cells)
+        if isinstance(outcome, Rejection):
+            batch.rejected.append((number, outcome.reason, cells))
+        else:
+            accepted.append(_Row(number, cells, outcome))
+    if batch.rows == 0:
+        return None
+    batch.accepted = seen.claim(accepted, batch.rejected)
+    batch.fraction = sheet.fraction_read
+    return batch
+
+
+async def _store_batch(
+    session: AsyncSession,
+    rows: list[_Row],
+    *,
+    dry_run: bool,
+    import_id: int | None,
+    consent_source: str,
+) -> tuple[int, int, list[_Rejected]]:
+    """Match a batch against the hub and (unless a dry run) write it in one transaction."""
+    if not rows:
+        return 0, 0, []
+    owners = await store.point_owners(
+        session,
+        (p.e164 for row in rows for p in row.draft.phones),
+        (e for row in rows for e in row.draft.emails),
+    )
+    new: list[_Row] = []
+    merges: dict[int, list[_Row]] = {}
+    ambiguous: list[_Rejected] = []
+    for row in rows:
+        ids: set[int] = set()
+        for phone in row.draft.phones:
+            ids |= owners.get(phone.e164, set())
+        for email in row.draft.emails:
+            ids |= owners.get(email, set())
+        if not ids:
+            new.append(row)
+        elif len(ids) == 1:
+            merges.setdefault(ids.pop(), []).append(row)
+        else:
+            listed = ", ".join(str(i) for i in sorted(ids))
+            reason = f"matches {len(ids)} existing contacts ({listed}): merge them first"
+            ambiguous.append((row.number, reason, row.cells))
+    if not dry_run:
+        await _write(session, new, merges, import_id=import_id, consent_source=consent_source)
+        await session.commit()
+    return len(new), sum(len(m) for m in merges.values()), ambiguous
+
+
+async def _write(
+    session: AsyncSession,
+    new: list[_Row],
+    merges: dict[int, list[_Row]],
+    *,
+    import_id: int | None,
+    consent_source: str,
+) -> None:
+    drafts = [row.draft for row in new] + [r.draft for rows in merges.values() for r in rows]
+    company_ids = await store.company_ids(
+        session, {name_key(d.company): d.company for d in drafts if d.company}
+    )
+    new_ids = await store.insert_contacts(
+        session,
+        [
+            {
+                "name": d.name,
+                "name_key": name_key(d.name),
+                "company_id": _company(company_ids, d),
+                "extra": dict(d.extra),
+                "import_id": import_id,
+            }
+            for d in (row.draft for row in new)
+        ],
+    )
+    targets: list[tuple[int, ContactDraft]] = list(
+        zip(new_ids, (r.draft for r in new), strict=True)
+    )
+    states = await store.contact_states(session, merges)
+    changed: list[store.ContactState] = []
+    for contact_id, rows in merges.items():
+        state = states[contact_id]
+        if any([_fill(state, row.draft, company_ids) for row in rows]):
+            changed.append(state)
+        targets.extend((contact_id, row.draft) for row in rows)
+    await store.update_contacts(session, changed)
+    await store.add_points(
+        session,
+        [(cid, PHONE, p.e164, p.match_key) for cid, d in targets for p in d.phones]
+        + [(cid, EMAIL, e, e) for cid, d in targets for e in d.emails],
+    )
+    await store.add_tags(session, [(cid, tag) for cid, d in targets for tag in d.tags])
+    await store.add_consents(
+        session,
+        [(cid, c.channel, c.purpose, c.granted) for cid, d in targets for c in d.consents],
+        consent_source,
+    )
+
+
+def _fill(state: store.ContactState, draft: ContactDraft, company_ids: dict[str, int]) -> bool:
+    """Fill what the existing contact lacks from a merged row; true if anything changed."""
+    changed = False
+    if not state.name.strip() and draft.name:
+        state.name = draft.name
+        changed = True
+    if state.company_id is None and draft.company:
+        state.company_id = _company(company_ids, draft)
+        changed = True
+    for key, value in draft.extra.items():
+        if not state.extra.get(key):
+            state.extra[key] = value
+            changed = True
+    return changed
+
+
+def _company(company_ids: dict[str, int], draft: ContactDraft) -> int | None:
+    return company_ids.get(name_key(draft.company)) if draft.company else None
+
+
+def _consent_source(source: Path, import_id: int | None) -> str:
+    label = f"import #{import_id}: {source.name}" if import_id else f"import: {source.name}"
+    return label[:MAX_SOURCE_LENGTH]
+
+
+class _SeenPoints:
+    """Points used by earlier rows of the file, in a scratch SQLite file (flat memory)."""
+
+    def __init__(self, path: Path) -> None:
+        # Used from one worker thread at a time, never concurrently.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA cache_size=-16000")
+        self._db.execute("CREATE TABLE seen (point TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+
+    def __enter__(self) -> _SeenPoints:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+
+    def claim(self, rows: list[_Row], rejected: list[_Rejected]) -> list[_Row]:
+        """Keep rows whose points are all new; the others go to ``rejected`` as duplicates."""
+        earlier = self._lookup([point for row in rows for point in _points(row.draft)])
+        claimed: dict[str, int] = {}
+        kept: list[_Row] = []
+        for row in rows:
+            points = _points(row.draft)
+            first = next((p for p in points if p in earlier or p in claimed), None)
+            if first is not None:
+                where = earlier.get(first) or claimed[first]
+                what = "e-mail" if "@" in first else "phone"
+                rejected.append(
+                    (row.number, f"duplicate of row {where} (same {what} {first})", row.cells)
+                )
+                continue
+            for point in points:
+                claimed[point] = row.number
+            kept.append(row)
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT INTO seen VALUES (?, ?)", claimed.items())
+        self._db.execute("COMMIT")
+        return kept
+
+    def _lookup(self, points: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(points), SCRATCH_CHUNK):
+            chunk = points[start : start + SCRATCH_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT point, row FROM seen WHERE point IN ({marks})", chunk)
+            found.update(rows)
+        return found
+
+
+def _points(draft: ContactDraft) -> list[str]:
+    return [p.e164 for p in draft.phones] + list(draft.emails)
+
+
+class _RejectedRows:
+    """The errors file: ``row``, ``error``, then the row's original columns.
+
+    Opened on the first rejection. Cells that a spreadsheet program would run
+    as a formula are written with a leading ``'`` (phone numbers such as
+    ``+7 916…`` are left alone).
+    """
+
+    def __init__(self, path: Path | None, header: Sequence[str]) -> None:
+        self.path = path
+        self.written = False
+        self._header = list(header)
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def __enter__(self) -> _RejectedRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def write(self, rejected: list[_Rejected]) -> None:
+        if self.path is None or not rejected:
+            return
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", encoding="utf-8-sig", newline="")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["row", "error", *self._header])
+            self.written = True
+        self._writer.writerows(
+            [str(number), reason, *(_safe_cell(c) for c in cells)]
+            for number, reason, cells in rejected
+        )
+
+
+def _safe_cell(value: str) -> str:
+    if value.startswith(_FORMULA_START) and not _NUMBERISH.match(value):
+        return "'" + value
+    return value

@@ -1,0 +1,237 @@
+"""Import queries: batch lookups of existing points and set-based writes of whole batches.
+
+Everything here works on a batch of rows at once with Core ``executemany``
+(no ORM object per row): a million-row import is a few hundred round trips
+per table, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.contacts import name_key
+from commhub.store.contact_points import EMAIL, PHONE
+from commhub.store.dialect import upsert_insert
+from commhub.store.schema import (
+    Base,
+    Company,
+    Contact,
+    ContactPoint,
+    Import,
+    Tag,
+    utcnow,
+)
+
+IN_CHUNK: Final = 1000
+"""Values per ``IN (…)`` list: far below SQLite's and asyncpg's parameter limits."""
+
+companies: Table = Base.metadata.tables["companies"]
+contacts: Table = Base.metadata.tables["contacts"]
+points: Table = Base.metadata.tables["contact_points"]
+tags: Table = Base.metadata.tables["tags"]
+contact_tags: Table = Base.metadata.tables["contact_tags"]
+consents: Table = Base.metadata.tables["consents"]
+
+
+@dataclass(slots=True)
+class ContactState:
+    """What a merge needs to know of an existing contact (filled in place, then written back)."""
+
+    id: int
+    name: str
+    company_id: int | None
+    extra: dict[str, Any]
+
+
+async def point_owners(
+    session: AsyncSession, phones: Iterable[str], emails: Iterable[str]
+) -> dict[str, set[int]]:
+    """Live (not merged-away) contacts holding each E.164 phone or normalised e-mail."""
+    owners: dict[str, set[int]] = {}
+    for kind, values in (
+        (PHONE, list(dict.fromkeys(phones))),
+        (EMAIL, list(dict.fromkeys(emails))),
+    ):
+        for chunk in _chunks(values):
+            rows = await session.execute(
+                select(ContactPoint.value, ContactPoint.contact_id)
+                .join(Contact, Contact.id == ContactPoint.contact_id)
+                .where(
+                    ContactPoint.kind == kind,
+                    ContactPoint.value.in_(chunk),
+                    Contact.merged_into_id.is_(None),
+                )
+            )
+            for value, contact_id in rows:
+                owners.setdefault(value, set()).add(contact_id)
+    return owners
+
+
+async def company_ids(session: AsyncSession, names: dict[str, str]) -> dict[str, int]:
+    """Ids of companies by ``name_key`` (``names`` maps key → display name); new ones created."""
+    if not names:
+        return {}
+    now = utcnow()
+    await session.execute(
+        upsert_insert(session, companies).on_conflict_do_nothing(index_elements=["name_key"]),
+        [{"name": name, "name_key": key, "created_at": now} for key, name in names.items()],
+    )
+    found: dict[str, int] = {}
+    for chunk in _chunks(list(names)):
+        rows = await session.execute(
+            select(Company.name_key, Company.id).where(Company.name_key.in_(chunk))
+        )
+        found.update({key: ident for key, ident in rows})
+    return found
+
+
+async def insert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert contacts (name, name_key, company_id, extra, import_id); ids in input order."""
+    if not rows:
+        return []
+    now = utcnow()
+    result = await session.execute(
+        insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
+        [{**row, "created_at": now, "updated_at": now} for row in rows],
+    )
+    return [ident for (ident,) in result]
+
+
+async def add_points(session: AsyncSession, rows: Sequence[tuple[int, str, str, str]]) -> None:
+    """Add ``(contact_id, kind, value, match_key)`` points; ones a contact has are skipped."""
+    if not rows:
+        return
+    now = utcnow()
+    await session.execute(
+        upsert_insert(session, points).on_conflict_do_nothing(
+            index_elements=["contact_id", "kind", "value"]
+        ),
+        [
+            {
+                "contact_id": contact_id,
+                "kind": kind,
+                "value": value,
+                "match_key": key,
+                "label": "",
+                "created_at": now,
+            }
+            for contact_id, kind, value, key in rows
+        ],
+    )
+
+
+async def add_tags(session: AsyncSession, pairs: Sequence[tuple[int, str]]) -> None:
+    """Tag contacts: ``(contact_id, tag name)`` pairs; new tag names are created."""
+    if not pairs:
+        return
+    names = list(dict.fromkeys(name for _, name in pairs))
+    await session.execute(
+        upsert_insert(session, tags).on_conflict_do_nothing(index_elements=["name"]),
+        [{"name": name} for name in names],
+    )
+    ids: dict[str, int] = {}
+    for chunk in _chunks(names):
+        rows = await session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(chunk)))
+        ids.update({name: ident for name, ident in rows})
+    await session.execute(
+        upsert_insert(session, contact_tags).on_conflict_do_nothing(
+            index_elements=["contact_id", "tag_id"]
+        ),
+        [{"contact_id": contact_id, "tag_id": ids[name]} for contact_id, name in pairs],
+    )
+
+
+async def add_consents(
+    session: AsyncSession, rows: Sequence[tuple[int, str, str, bool]], source: str
+) -> None:
+    """Record ``(contact_id, channel, purpose, granted)`` answers from a spreadsheet.
+
+    A (channel, purpose) the contact has no record for is added. An existing
+    record only changes from granted to refused: an old spreadsheet never
+    re-opts-in someone who opted out through the hub, but its "no" is heeded.
+    """
+    if not rows:
+        return
+    now = utcnow()
+    statement = upsert_insert(session, consents)
+    statement = statement.on_conflict_do_update(
+        index_elements=["contact_id", "channel", "purpose"],
+        set_={"granted": False, "source": source, "recorded_at": now},
+        where=and_(consents.c.granted.is_(True), statement.excluded.granted.is_(False)),
+    )
+    await session.execute(
+        statement,
+        [
+            {
+                "contact_id": contact_id,
+                "channel": channel,
+                "purpose": purpose,
+                "granted": granted,
+                "source": source,
+                "recorded_at": now,
+            }
+            for contact_id, channel, purpose, granted in rows
+        ],
+    )
+
+
+async def contact_states(session: AsyncSession, ids: Iterable[int]) -> dict[int, ContactState]:
+    """Name, company and extra fields of the contacts a batch merges into."""
+    found: dict[int, ContactState] = {}
+    for chunk in _chunks(list(ids)):
+        rows = await session.execute(
+            select(Contact.id, Contact.name, Contact.company_id, Contact.extra).where(
+                Contact.id.in_(chunk)
+            )
+        )
+        for ident, name, company_id, extra in rows:
+            found[ident] = ContactState(ident, name, company_id, dict(extra or {}))
+    return found
+
+
+async def update_contacts(session: AsyncSession, states: Sequence[ContactState]) -> None:
+    """Write back merged contacts' name (and its key), company and extra fields."""
+    if not states:
+        return
+    now = utcnow()
+    await session.execute(
+        update(contacts)
+        .where(contacts.c.id == bindparam("target_id"))
+        .values(
+            name=bindparam("new_name"),
+            name_key=bindparam("new_key"),
+            company_id=bindparam("new_company"),
+            extra=bindparam("new_extra", type_=contacts.c.extra.type),
+            updated_at=bindparam("now", type_=contacts.c.updated_at.type),
+        ),
+        [
+            {
+                "target_id": s.id,
+                "new_name": s.name,
+                "new_key": name_key(s.name),
+                "new_company": s.company_id,
+                "new_extra": s.extra,
+                "now": now,
+            }
+            for s in states
+        ],
+    )
+
+
+async def get_import(session: AsyncSession, import_id: int) -> Import | None:
+    return await session.get(Import, import_id)
+
+
+async def record_progress(session: AsyncSession, import_id: int, **values: Any) -> None:
+    """Update an import's counters/status (``rows_done=…, progress=…, status=…``)."""
+    await session.execute(update(Import).where(Import.id == import_id).values(**values))
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
