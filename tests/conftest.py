@@ -9,12 +9,16 @@ one-line reason.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from commhub.store.engine import SessionFactory, open_engine, session_factory
@@ -26,15 +30,47 @@ REDIS_ENV = "COMMHUB_TEST_REDIS_URL"
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """A private database for this test run, made next to the one the variable names.
+
+    Two runs at once (a developer and CI, or parallel sessions) then never
+    drop each other's tables. Falls back to the named database itself when
+    the role may not create databases.
+    """
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        yield None
+        return
+    private = f"commhub_test_{os.getpid()}_{secrets.token_hex(3)}"
+    created = asyncio.run(_admin_sql(url, f'CREATE DATABASE "{private}"'))
+    if not created:
+        yield url
+        return
+    yield make_url(url).set(database=private).render_as_string(hide_password=False)
+    asyncio.run(_admin_sql(url, f'DROP DATABASE IF EXISTS "{private}" WITH (FORCE)'))
+
+
+async def _admin_sql(url: str, statement: str) -> bool:
+    engine = open_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+        return True
+    except DBAPIError:
+        return False
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None) -> str:
     """A URL to an empty database of each backend."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'commhub.db'}"
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
+    if not postgres_url:
         pytest.skip(f"PostgreSQL backend: set {POSTGRES_ENV} to run")
-    return url
+    return postgres_url
 
 
 async def reset_postgres(url: str) -> None:

@@ -109,9 +109,7 @@ async def test_merge_moves_points_and_timeline_and_retires_the_source(
     client: Client, manager: dict[str, str]
 ) -> None:
     keep = await _create(client, manager, name="Ivan", phones=["+79161234567"], tags=["a"])
-    dupe = await _create(
-        client, manager, name="I. Petrov", emails=["ivan@example.com"], tags=["b"]
-    )
+    dupe = await _create(client, manager, name="I. Petrov", emails=["ivan@example.com"], tags=["b"])
     logged = await client.post(
         "/api/v1/interactions",
         json={

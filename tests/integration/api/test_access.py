@@ -1,0 +1,209 @@
+"""Who may call what: every route × every role, sessions, CSRF and tokens."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from commhub.domain.roles import Role
+
+Client = TestClient[Any, Any]
+Account = Any
+PASSWORD = "correct horse battery"  # the accounts fixture's password
+
+ALL = frozenset(Role)
+WRITERS = frozenset({Role.OPERATOR, Role.MANAGER, Role.ADMIN})
+LEADS = frozenset({Role.MANAGER, Role.ADMIN})
+ADMIN = frozenset({Role.ADMIN})
+PUBLIC = None
+
+EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
+    ("GET", "/api/v1/health"): PUBLIC,
+    ("GET", "/api/v1/openapi.json"): PUBLIC,
+    ("POST", "/api/v1/auth/login"): PUBLIC,
+    ("POST", "/api/v1/auth/logout"): ALL,
+    ("GET", "/api/v1/auth/me"): ALL,
+    ("GET", "/api/v1/users"): ADMIN,
+    ("POST", "/api/v1/users"): ADMIN,
+    ("PATCH", "/api/v1/users/{id}"): ADMIN,
+    ("GET", "/api/v1/tokens"): LEADS,
+    ("POST", "/api/v1/tokens"): LEADS,
+    ("DELETE", "/api/v1/tokens/{id}"): LEADS,
+    ("GET", "/api/v1/contacts"): ALL,
+    ("POST", "/api/v1/contacts"): WRITERS,
+    ("GET", "/api/v1/contacts/{id}"): ALL,
+    ("PATCH", "/api/v1/contacts/{id}"): WRITERS,
+    ("GET", "/api/v1/contacts/{id}/timeline"): ALL,
+    ("POST", "/api/v1/contacts/{id}/merge"): LEADS,
+    ("GET", "/api/v1/identify"): ALL,
+    ("GET", "/api/v1/interactions"): frozenset({Role.MARKETER, Role.MANAGER, Role.ADMIN}),
+    ("POST", "/api/v1/interactions"): WRITERS,
+    ("POST", "/api/v1/imports"): LEADS,
+    ("GET", "/api/v1/imports/{id}"): LEADS,
+    ("GET", "/api/v1/imports/{id}/errors"): LEADS,
+    ("GET", "/"): ALL,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): ALL,
+}
+
+
+def _routes(client: Client) -> set[tuple[str, str]]:
+    found = set()
+    for route in client.app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("formatter") or info.get("path")
+        if route.method != "HEAD" and path:
+            found.add((route.method, path))
+    return found
+
+
+def test_every_route_has_an_expected_access_rule(client: Client) -> None:
+    assert _routes(client) == set(EXPECTED)
+
+
+async def test_every_route_allows_exactly_the_expected_roles(
+    client: Client, accounts: dict[Role, Account]
+) -> None:
+    for (method, template), allowed in sorted(EXPECTED.items()):
+        path = re.sub(r"{\w+}", "999999", template)
+        anonymous = await client.request(method, path, allow_redirects=False)
+        if allowed is None:
+            denied = anonymous.status == 403 and anonymous.content_type.endswith("problem+json")
+            assert anonymous.status != 401 and not denied, (method, path)
+            continue
+        expected_anonymous = 401 if path.startswith("/api/") else 303
+        assert anonymous.status == expected_anonymous, (method, path)
+        for role, account in accounts.items():
+            response = await client.request(
+                method, path, headers=account.auth, allow_redirects=False
+            )
+            if role in allowed:
+                assert response.status not in (401, 403), (method, path, role)
+            else:
+                assert response.status == 403, (method, path, role)
+                assert response.content_type == "application/problem+json"
+
+
+async def _login(client: Client, username: str) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+    )
+    assert response.status == 200, await response.text()
+    cookie = response.cookies["commhub_session"]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"
+    return dict(await response.json())
+
+
+async def test_cookie_session_needs_csrf_token_for_writes(client: Client) -> None:
+    session = await _login(client, "operator")
+    body = {"name": "Via browser", "phones": ["+79161234567"]}
+    refused = await client.post("/api/v1/contacts", json=body)
+    assert refused.status == 403
+    assert "CSRF" in (await refused.json())["detail"]
+    forged = await client.post("/api/v1/contacts", json=body, headers={"X-CSRF-Token": "x" * 43})
+    assert forged.status == 403
+    accepted = await client.post(
+        "/api/v1/contacts", json=body, headers={"X-CSRF-Token": session["csrf_token"]}
+    )
+    assert accepted.status == 201
+    me = await client.get("/api/v1/auth/me")
+    assert (await me.json())["user"]["username"] == "operator"
+
+
+async def test_logout_ends_the_session(client: Client) -> None:
+    session = await _login(client, "manager")
+    out = await client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": session["csrf_token"]})
+    assert out.status == 204
+    assert (await client.get("/api/v1/auth/me")).status == 401
+
+
+@pytest.mark.parametrize(("username", "password"), [("operator", "wrong"), ("ghost", PASSWORD)])
+async def test_bad_credentials_are_refused_alike(
+    client: Client, username: str, password: str
+) -> None:
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status == 401
+    assert (await response.json())["detail"] == "wrong username or password"
+    assert "commhub_session" not in response.cookies
+
+
+async def test_revoked_token_stops_working(client: Client, manager: dict[str, str]) -> None:
+    issued = await client.post("/api/v1/tokens", json={"name": "crm sync"}, headers=manager)
+    assert issued.status == 201
+    token = await issued.json()
+    assert token["token"].startswith(token["prefix"])
+    auth = {"Authorization": f"Bearer {token['token']}"}
+    assert (await client.get("/api/v1/auth/me", headers=auth)).status == 200
+    listed = await (await client.get("/api/v1/tokens", headers=manager)).json()
+    assert "token" not in listed["items"][-1]
+    revoked = await client.delete(f"/api/v1/tokens/{token['id']}", headers=manager)
+    assert revoked.status == 204
+    assert (await client.get("/api/v1/auth/me", headers=auth)).status == 401
+    nonsense = {"Authorization": "Bearer nope"}
+    assert (await client.get("/api/v1/auth/me", headers=nonsense)).status == 401
+
+
+async def test_deactivated_user_is_locked_out(
+    client: Client, admin: dict[str, str], accounts: dict[Role, Account]
+) -> None:
+    users = await (await client.get("/api/v1/users", headers=admin)).json()
+    operator_id = next(u["id"] for u in users["items"] if u["username"] == "operator")
+    response = await client.patch(
+        f"/api/v1/users/{operator_id}", json={"active": False}, headers=admin
+    )
+    assert response.status == 200
+    assert (await client.get("/api/v1/auth/me", headers=accounts[Role.OPERATOR].auth)).status == 401
+
+
+async def test_admin_creates_user_with_unique_extension(
+    client: Client, admin: dict[str, str]
+) -> None:
+    body = {"username": "olga", "password": "long enough pw", "role": "operator"}
+    created = await client.post("/api/v1/users", json={**body, "extension": "203"}, headers=admin)
+    assert created.status == 201, await created.text()
+    taken = await client.post(
+        "/api/v1/users", json={**body, "username": "oleg", "extension": "201"}, headers=admin
+    )
+    assert taken.status == 409
+    assert (await taken.json())["errors"][0]["field"] == "extension"
+    weak = await client.post(
+        "/api/v1/users", json={**body, "username": "pavel", "password": "short"}, headers=admin
+    )
+    assert weak.status == 422
+    assert (await weak.json())["errors"][0]["field"] == "password"
+
+
+async def test_login_form_guards_against_csrf_and_logs_in(client: Client) -> None:
+    page = await client.get("/login")
+    html = await page.text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert token is not None
+    credentials = {"username": "operator", "password": PASSWORD}
+    forged = await client.post(
+        "/login", data={**credentials, "csrf_token": "forged"}, allow_redirects=False
+    )
+    assert forged.status == 403
+    page = await client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+    assert token is not None
+    done = await client.post(
+        "/login", data={**credentials, "csrf_token": token.group(1)}, allow_redirects=False
+    )
+    assert done.status == 303
+    home = await client.get("/")
+    home_html = await home.text()
+    assert "operator" in home_html
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', home_html)
+    assert csrf is not None
+    no_token = await client.post("/logout", data={}, allow_redirects=False)
+    assert no_token.status == 403
+    out = await client.post("/logout", data={"csrf_token": csrf.group(1)}, allow_redirects=False)
+    assert out.status == 303
+    assert (await client.get("/", allow_redirects=False)).status == 303
