@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import pytest
 from click.testing import CliRunner
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -24,7 +30,7 @@ from commhub.cli import main
 from commhub.config import Settings
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.jobs.arq_queue import ArqJobs
-from commhub.jobs.constants import MAX_TRIES
+from commhub.jobs.constants import HEALTH_CHECK_SUFFIX, MAX_TRIES, QUEUE_NAME
 from commhub.jobs.inprocess import InProcessJobs
 from commhub.jobs.queue import (
     JobFunction,
@@ -42,6 +48,7 @@ from commhub.store.schema import Interaction
 ARQ_CLOSE_DEPRECATION = "ignore:Call to deprecated close:DeprecationWarning"
 
 RETRY_DELAY_S = 0.05
+WORKER_COMMAND_REDIS_DB = 13
 
 
 async def note_run(ctx: dict[str, Any], tag: str) -> None:
@@ -339,3 +346,38 @@ def test_worker_command_without_redis_url_exits_with_one_line_error() -> None:
     assert result.exit_code == 1
     assert "COMMHUB_REDIS_URL is not set" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_worker_command_serves_the_queue_and_stops_cleanly_on_sigterm(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # The real `commhub worker` takes the production queue name, so it gets a
+    # Redis database of its own: it must not take jobs other tests enqueue.
+    worker_redis = urlsplit(redis_url)._replace(path=f"/{WORKER_COMMAND_REDIS_DB}").geturl()
+    health_key = QUEUE_NAME + HEALTH_CHECK_SUFFIX
+    env = {
+        **os.environ,
+        "COMMHUB_REDIS_URL": worker_redis,
+        "COMMHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'commhub.db'}",
+    }
+    command = Path(sys.executable).with_name("commhub")
+    process = await asyncio.create_subprocess_exec(
+        str(command), "worker", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    redis = AsyncRedis.from_url(worker_redis)
+    try:
+        async with asyncio.timeout(15):
+            while not await redis.exists(health_key):
+                assert process.returncode is None, "the worker exited before serving"
+                await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            _, stderr = await process.communicate()
+        assert process.returncode == 0, stderr.decode()
+        assert b"Traceback" not in stderr
+        assert not await redis.exists(health_key)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await redis.aclose()
