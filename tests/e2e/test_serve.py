@@ -1,0 +1,130 @@
+"""The README's run command end to end: a real `commhub serve` process on embedded defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _commhub(*args: str, env: dict[str, str], stdin: bytes | None = None) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "commhub",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate(stdin)
+    return process.returncode or 0, out.decode()
+
+
+async def test_fresh_hub_serves_api_with_a_printed_admin(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COMMHUB_")},
+        "COMMHUB_DATA_DIR": str(tmp_path / "var"),
+        "COMMHUB_PHONE_REGION": "RU",
+        "COMMHUB_PORT": str(port),
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "commhub",
+        "serve",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert server.stdout is not None
+    output = ""
+    try:
+        while "commhub serving on" not in output:
+            line = await asyncio.wait_for(server.stdout.readline(), timeout=60)
+            assert line, f"serve exited early:\n{output}"
+            output += line.decode()
+        found = re.search(r"user 'admin' with password (\S+)", output)
+        assert found, output
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"{base}/api/v1/health") as health:
+                        if health.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            login = await http.post(
+                f"{base}/api/v1/auth/login",
+                json={"username": "admin", "password": found.group(1)},
+            )
+            assert login.status == 200
+            csrf = (await login.json())["csrf_token"]
+            created = await http.post(
+                f"{base}/api/v1/contacts",
+                json={"name": "Ivan", "phones": ["+7 916 123-45-67"]},
+                headers={"X-CSRF-Token": csrf},
+            )
+            assert created.status == 201, await created.text()
+            contact_id = (await created.json())["id"]
+        status, said = await _commhub("identify", "8 916 123 45 67", env=env)
+        assert (status, said.strip()) == (0, f"+79161234567: contact {contact_id}")
+        status, said = await _commhub("identify", "+79990000000", env=env)
+        assert status == 1 and "unknown" in said
+    finally:
+        server.send_signal(signal.SIGINT)
+        await asyncio.wait_for(server.wait(), timeout=30)
+    assert (tmp_path / "var" / "commhub.db").exists()
+
+
+async def test_cli_user_add_and_clear_errors(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COMMHUB_")},
+        "COMMHUB_DATA_DIR": str(tmp_path / "var"),
+    }
+    status, said = await _commhub("migrate", env=env)
+    assert status == 0 and "revision" in said
+    status, said = await _commhub(
+        "user",
+        "add",
+        "olga",
+        "--role",
+        "operator",
+        "--extension",
+        "201",
+        "--password-stdin",
+        env=env,
+        stdin=b"a long enough password\n",
+    )
+    assert status == 0, said
+    status, said = await _commhub(
+        "user",
+        "add",
+        "olga",
+        "--role",
+        "operator",
+        "--password-stdin",
+        env=env,
+        stdin=b"another long password\n",
+    )
+    assert status == 1
+    assert said.strip() == "Error: username 'olga' is taken"
+    status, said = await _commhub("identify", "x", env={**env, "COMMHUB_PHONE_REGION": "XX"})
+    assert status == 1
+    assert said.strip().startswith("Error: invalid setting COMMHUB_PHONE_REGION")
