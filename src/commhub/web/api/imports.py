@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
+from commhub.domain.imports import ImportMapping, MappingError
 from commhub.domain.roles import Permission
+from commhub.services.spreadsheets import SheetError, open_sheet
 from commhub.store.schema import Import
 from commhub.web.api import schemas
 from commhub.web.endpoints import endpoint, json_response, path_id
@@ -80,6 +83,7 @@ async def create_import(request: web.Request) -> web.StreamResponse:
             raise invalid("file", "no file was uploaded")
         if mapping is None:
             raise invalid("mapping", "send the column mapping as JSON")
+        await asyncio.to_thread(_check_against_header, mapping, stored, settings.phone_region)
     except BaseException:
         stored.unlink(missing_ok=True)
         raise
@@ -108,6 +112,21 @@ async def _save(part: BodyPartReader, target: Path, limit: int) -> None:
             if size > limit:
                 raise Problem(413, f"files are limited to {limit // (1024 * 1024)} MB")
             out.write(chunk)
+
+
+def _check_against_header(mapping: dict[str, object], stored: Path, region: str) -> None:
+    """Refuse at upload what the job would refuse: a bad mapping or an unreadable file."""
+    try:
+        parsed = ImportMapping.from_dict(mapping)
+    except MappingError as exc:
+        raise invalid("mapping", str(exc)) from None
+    try:
+        with open_sheet(stored) as sheet:
+            parsed.bind(sheet.header, region=region)
+    except SheetError as exc:
+        raise invalid("file", str(exc)) from None
+    except MappingError as exc:
+        raise invalid("mapping", str(exc)) from None
 
 
 def _mapping(text: str) -> dict[str, object]:
