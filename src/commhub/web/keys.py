@@ -26,7 +26,6 @@ CSRF_FIELD: Final = "csrf_token"
 
 def principal(request: web.Request) -> Principal:
     """The caller; only valid in handlers that declared a permission."""
-    found = request.get(PRINCIPAL)
-    if found is None:
+    if PRINCIPAL not in request:
         raise RuntimeError("no principal on a public endpoint")
-    return found
+    return request[PRINCIPAL]
