@@ -45,7 +45,7 @@ from commhub.store.interactions import record
 from commhub.store.schema import Interaction
 
 # arq 0.28's Worker.close() still calls redis-py's deprecated Redis.close().
-ARQ_CLOSE_DEPRECATION = "ignore:Call to deprecated close:DeprecationWarning"
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 
 RETRY_DELAY_S = 0.05
 WORKER_COMMAND_REDIS_DB = 13
@@ -162,9 +162,6 @@ def tag() -> str:
     return uuid4().hex
 
 
-pytestmark = pytest.mark.filterwarnings(ARQ_CLOSE_DEPRECATION)
-
-
 async def test_enqueued_job_writes_its_interaction(
     runner: Runner, sessions: SessionFactory, tag: str
 ) -> None:
@@ -200,9 +197,10 @@ async def test_failing_job_is_retried_until_it_succeeds(
     job_id = await runner.queue.enqueue("fail_twice_then_note", tag, job_id=f"flaky:{tag}")
     await runner.run_queued()
     assert await runs_of(sessions, tag) == 3
-    retried = [r for r in caplog.records if job_id in r.getMessage() and "retrying" in r.message]
+    messages = [r.getMessage() for r in caplog.records]
+    retried = [m for m in messages if job_id in m and "retrying" in m]
     assert len(retried) == 2
-    assert not [r for r in caplog.records if "failed after" in r.getMessage()]
+    assert not [m for m in messages if "failed after" in m]
 
 
 async def test_job_failing_every_try_is_reported_with_its_id(
