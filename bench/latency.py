@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass
@@ -76,15 +77,16 @@ class Comparison:
 async def interleaved(
     measured: Samples,
     baseline: Samples,
-    measured_call: Callable[[], Awaitable[object]],
-    baseline_call: Callable[[], Awaitable[object]],
+    measured_call: Callable[[], Awaitable[T]],
+    baseline_call: Callable[[], Awaitable[U]],
     *,
     turn: int,
-) -> None:
-    """Time one call of each side, alternating which goes first with ``turn``."""
+) -> tuple[T, U]:
+    """Time one call of each side, alternating which goes first with ``turn``; their results."""
     if turn % 2:
-        await baseline.time(baseline_call)
-        await measured.time(measured_call)
+        second = await baseline.time(baseline_call)
+        first = await measured.time(measured_call)
     else:
-        await measured.time(measured_call)
-        await baseline.time(baseline_call)
+        first = await measured.time(measured_call)
+        second = await baseline.time(baseline_call)
+    return first, second

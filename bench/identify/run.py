@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -111,28 +113,33 @@ async def unknown_numbers(session: AsyncSession, count: int, rng: random.Random)
     return lookups
 
 
+async def service_lookup(session: AsyncSession, lookup: Lookup) -> bool:
+    """identify() once; whether it answered what the lookup expects."""
+    identity = await identify(session, lookup.address, region=lookup.region)
+    if lookup.expected is None:
+        return identity.verdict is Verdict.UNKNOWN
+    return lookup.expected in identity.contact_ids
+
+
+async def raw_lookup(session: AsyncSession, lookup: Lookup) -> int:
+    return len((await session.execute(RAW_BY_MATCH_KEY, {"key": lookup.match_key})).all())
+
+
 async def measure(session: AsyncSession, label: str, lookups: list[Lookup]) -> Comparison:
     """identify() against the raw SELECT, call by call; checks every answer on the way."""
     measured, baseline = Samples("identify"), Samples("raw SELECT")
     wrong = 0
     for turn, lookup in enumerate(lookups):
-        answer: list[list[int]] = []
-
-        async def service(lookup: Lookup = lookup, answer: list[list[int]] = answer) -> None:
-            identity = await identify(session, lookup.address, region=lookup.region)
-            answer.append(identity.contact_ids)
-            if lookup.expected is None and identity.verdict is not Verdict.UNKNOWN:
-                answer.append([])
-
-        async def raw(lookup: Lookup = lookup) -> None:
-            (await session.execute(RAW_BY_MATCH_KEY, {"key": lookup.match_key})).all()
-
-        await interleaved(measured, baseline, service, raw, turn=turn)
-        found = answer[0]
-        if len(answer) > 1 or (lookup.expected is not None and lookup.expected not in found):
-            wrong += 1
+        right, _ = await interleaved(
+            measured,
+            baseline,
+            partial(service_lookup, session, lookup),
+            partial(raw_lookup, session, lookup),
+            turn=turn,
+        )
+        wrong += not right
     if wrong:
-        print(f"  !! {label}: {wrong} of {len(lookups)} lookups gave the wrong contact")
+        print(f"  !! {label}: {wrong} of {len(lookups)} lookups gave the wrong answer")
     return Comparison(label, measured, baseline, TARGET_P99_MS, MAX_RATIO)
 
 
@@ -186,6 +193,8 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
         await engine.dispose()
     if args.drop:
         await drop(database)
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"  machine load average (1/5/15 min) after the run: {load}")
     for result in results:
         print(f"  {result.line()}")
     return results
