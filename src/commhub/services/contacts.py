@@ -158,8 +158,7 @@ async def search_contacts(
         before_id=before_id,
         limit=limit,
     )
-    views = [await store.load(session, i) for i in matched]
-    return [v for v in views if v is not None]
+    return await store.load_many(session, matched)
 
 
 async def merge_contacts(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +51,6 @@ class ContactView:
     created_at: datetime
     updated_at: datetime
     merged_into_id: int | None = None
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 async def company_id(session: AsyncSession, name: str | None) -> int | None:
@@ -145,54 +144,64 @@ async def record_consents(
 
 async def load(session: AsyncSession, contact_id: int) -> ContactView | None:
     """The card's header: the contact, its company, points, tags and consents."""
-    row = (
+    found = await load_many(session, [contact_id])
+    return found[0] if found else None
+
+
+async def load_many(session: AsyncSession, contact_ids: Sequence[int]) -> list[ContactView]:
+    """Several card headers in four queries, in the order of ``contact_ids``."""
+    ids = list(dict.fromkeys(contact_ids))
+    if not ids:
+        return []
+    rows = (
         await session.execute(
             select(Contact, Company.name)
             .outerjoin(Company, Company.id == Contact.company_id)
-            .where(Contact.id == contact_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    contact, company = row[0], row[1]
-    points = (
-        await session.execute(
-            select(ContactPoint.kind, ContactPoint.value)
-            .where(ContactPoint.contact_id == contact_id)
-            .order_by(ContactPoint.id)
+            .where(Contact.id.in_(ids))
         )
     ).all()
-    tags = (
-        await session.scalars(
-            select(Tag.name)
-            .join(ContactTag, ContactTag.tag_id == Tag.id)
-            .where(ContactTag.contact_id == contact_id)
-            .order_by(Tag.name)
+    points: dict[int, list[tuple[str, str]]] = {i: [] for i in ids}
+    for contact_id, kind, value in await session.execute(
+        select(ContactPoint.contact_id, ContactPoint.kind, ContactPoint.value)
+        .where(ContactPoint.contact_id.in_(ids))
+        .order_by(ContactPoint.id)
+    ):
+        points[contact_id].append((kind, value))
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    for contact_id, name in await session.execute(
+        select(ContactTag.contact_id, Tag.name)
+        .join(Tag, Tag.id == ContactTag.tag_id)
+        .where(ContactTag.contact_id.in_(ids))
+        .order_by(Tag.name)
+    ):
+        tags[contact_id].append(name)
+    consents: dict[int, list[ConsentView]] = {i: [] for i in ids}
+    for c in await session.scalars(
+        select(Consent)
+        .where(Consent.contact_id.in_(ids))
+        .order_by(Consent.channel, Consent.purpose)
+    ):
+        consents[c.contact_id].append(
+            ConsentView(c.channel, c.purpose, c.granted, c.source, c.recorded_at)
         )
-    ).all()
-    consents = (
-        await session.scalars(
-            select(Consent)
-            .where(Consent.contact_id == contact_id)
-            .order_by(Consent.channel, Consent.purpose)
+    views = {
+        contact.id: ContactView(
+            id=contact.id,
+            name=contact.name,
+            company=company,
+            owner_id=contact.owner_id,
+            phones=[v for k, v in points[contact.id] if k == PHONE],
+            emails=[v for k, v in points[contact.id] if k == EMAIL],
+            tags=tags[contact.id],
+            consents=consents[contact.id],
+            extra=dict(contact.extra or {}),
+            created_at=contact.created_at,
+            updated_at=contact.updated_at,
+            merged_into_id=contact.merged_into_id,
         )
-    ).all()
-    return ContactView(
-        id=contact.id,
-        name=contact.name,
-        company=company,
-        owner_id=contact.owner_id,
-        phones=[v for k, v in points if k == PHONE],
-        emails=[v for k, v in points if k == EMAIL],
-        tags=list(tags),
-        consents=[
-            ConsentView(c.channel, c.purpose, c.granted, c.source, c.recorded_at) for c in consents
-        ],
-        extra=dict(contact.extra or {}),
-        created_at=contact.created_at,
-        updated_at=contact.updated_at,
-        merged_into_id=contact.merged_into_id,
-    )
+        for contact, company in rows
+    }
+    return [views[i] for i in ids if i in views]
 
 
 async def search_ids(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from commhub.domain.roles import Permission
-from commhub.services import contacts
 from commhub.services.identify import identify as identify_address
+from commhub.store import contacts as contact_store
 from commhub.web.api import schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.api.views import contact_out
@@ -27,7 +27,7 @@ async def identify(request: web.Request) -> web.StreamResponse:
     region = region_of(request, query.region)
     async with request.app[SESSIONS]() as session:
         found = await identify_address(session, query.address, region=region)
-        views = [await contacts.get_contact(session, i) for i in found.contact_ids]
+        views = await contact_store.load_many(session, found.contact_ids)
     return json_response(
         schemas.IdentifyOut(
             address=found.address,
