@@ -58,7 +58,7 @@ class Comparison:
         verdict = "ok" if self.met() else "MISSED"
         ratio_target = f" (<= {self.max_ratio:g}x)" if self.max_ratio is not None else ""
         return (
-            f"{self.label:<34} n={len(self.measured.durations_ns):>6}  "
+            f"{self.label:<40} n={len(self.measured.durations_ns):>6}  "
             f"{self.measured.name} p50 {p50:6.3f} ms p99 {p99:6.3f} ms | "
             f"{self.baseline.name} p50 {b50:6.3f} ms p99 {b99:6.3f} ms | "
             f"ratio p50 {p50 / b50 if b50 else math.inf:4.2f}x p99 {ratio:4.2f}x{ratio_target}  "
