@@ -15,9 +15,9 @@ from aiohttp import web
 from commhub.domain.roles import Permission
 from commhub.services import users
 from commhub.store.schema import User
-from commhub.web.api.session import set_session_cookie, start_session
+from commhub.web.api.session import end_session, set_session_cookie, start_session
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import CSRF_FIELD, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSIONS, principal
+from commhub.web.keys import CSRF_FIELD, LOGIN_CSRF_COOKIE, SESSIONS, principal
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("commhub.web", "templates"),
@@ -79,11 +79,6 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 @endpoint("Log out from the page.", permission=Permission.SESSION, tag="pages")
 async def logout_submit(request: web.Request) -> web.StreamResponse:
-    secret = request.cookies.get(SESSION_COOKIE)
-    if secret:
-        async with request.app[SESSIONS]() as session:
-            await users.close_session(session, secret)
-            await session.commit()
     response = web.Response(status=303, headers={"Location": "/login"})
-    response.del_cookie(SESSION_COOKIE, path="/")
+    await end_session(request, response)
     return response

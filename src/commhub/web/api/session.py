@@ -58,15 +58,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@endpoint("End the browser session.", permission=Permission.SESSION, tag="session", status=204)
-async def logout(request: web.Request) -> web.StreamResponse:
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    """Forget the caller's browser session on the server and in the browser."""
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
         async with request.app[SESSIONS]() as session:
             await users.close_session(session, secret)
             await session.commit()
-    response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
+
+
+@endpoint("End the browser session.", permission=Permission.SESSION, tag="session", status=204)
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = web.Response(status=204)
+    await end_session(request, response)
     return response
 
 
