@@ -316,6 +316,62 @@ class RowReader:
         return extra
 
 
+PackedDraft = tuple[
+    str,
+    str | None,
+    tuple[tuple[str, str], ...],
+    tuple[str, ...],
+    tuple[str, ...],
+    tuple[tuple[str, str, bool], ...],
+    dict[str, str],
+]
+"""A :class:`ContactDraft` as plain tuples: what a parsing process sends back."""
+
+
+def read_rows(reader: RowReader, rows: Sequence[Sequence[str]]) -> list[PackedDraft | str | None]:
+    """:meth:`RowReader.read` over a batch, in a form cheap to send between processes.
+
+    Each row becomes a :data:`PackedDraft`, a rejection reason (``str``), or
+    ``None`` for a blank row (nothing to import, nothing lost). Plain tuples
+    pickle an order of magnitude faster than slotted dataclasses, and
+    pickling would otherwise cost a worker as much as parsing.
+    """
+    out: list[PackedDraft | str | None] = []
+    for cells in rows:
+        if not any(c.strip() for c in cells):
+            out.append(None)
+            continue
+        found = reader.read(cells)
+        if isinstance(found, Rejection):
+            out.append(found.reason)
+            continue
+        out.append(
+            (
+                found.name,
+                found.company,
+                tuple((p.e164, p.match_key) for p in found.phones),
+                found.emails,
+                found.tags,
+                tuple((c.channel, c.purpose, c.granted) for c in found.consents),
+                dict(found.extra),
+            )
+        )
+    return out
+
+
+def unpack_draft(packed: PackedDraft) -> ContactDraft:
+    name, company, phones, emails, tags, consents, extra = packed
+    return ContactDraft(
+        name=name,
+        company=company,
+        phones=tuple(Phone(e164, key) for e164, key in phones),
+        emails=emails,
+        tags=tags,
+        consents=tuple(ConsentChoice(*c) for c in consents),
+        extra=extra,
+    )
+
+
 def _cell(cells: Sequence[str], index: int, column: str) -> str:
     """The cell's text, with Excel's ``="…"`` wrapper removed; formulas are refused."""
     if index >= len(cells):

@@ -95,11 +95,26 @@ async def insert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]])
     if not rows:
         return []
     now = utcnow()
-    result = await session.execute(
-        insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
-        [{**row, "created_at": now, "updated_at": now} for row in rows],
-    )
-    return [ident for (ident,) in result]
+    values = [{**row, "created_at": now, "updated_at": now} for row in rows]
+    if session.get_bind().dialect.name == "postgresql":
+        # insertmanyvalues keeps RETURNING in parameter order on PostgreSQL.
+        result = await session.execute(
+            insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True), values
+        )
+        return [ident for (ident,) in result]
+    # SQLite cannot promise RETURNING order for a multi-row INSERT, so SQLAlchemy
+    # would run one statement per row. Instead: insert the first row alone; the
+    # write lock it takes is held until commit, so no other writer can insert,
+    # and the next ids are free (SQLite gives a new row max(rowid) + 1).
+    first = await session.scalar(insert(contacts).returning(contacts.c.id), values[0])
+    if first is None:  # pragma: no cover - an INSERT … RETURNING always returns its row
+        raise RuntimeError("INSERT INTO contacts returned no id")
+    ids = list(range(first, first + len(values)))
+    if len(values) > 1:
+        for ident, row in zip(ids[1:], values[1:], strict=True):
+            row["id"] = ident
+        await session.execute(insert(contacts), values[1:])
+    return ids
 
 
 async def add_points(session: AsyncSession, rows: Sequence[tuple[int, str, str, str]]) -> None:
