@@ -181,8 +181,8 @@ def main() -> None:
         one(args.rows[0], args.backend)
         return
     for rows in args.rows:
-        command = [sys.executable, __file__, "--one", "--rows", str(rows), "--backend", args.backend]
-        subprocess.run(command, check=True)
+        command = [sys.executable, __file__, "--one", "--rows", str(rows)]
+        subprocess.run([*command, "--backend", args.backend], check=True)
 
 
 if __name__ == "__main__":

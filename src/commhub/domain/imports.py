@@ -196,6 +196,15 @@ class ImportMapping:
                 raise MappingError(f"column {column!r} appears more than once in the header")
             return found
 
+        missing = [
+            c
+            for c in self.columns()
+            if index.get(c.strip(), index.get(c.strip().casefold())) is None
+        ]
+        if len(missing) > 1:
+            shown = ", ".join(repr(h) for h in header if h.strip()) or "none"
+            names = ", ".join(repr(c) for c in missing)
+            raise MappingError(f"columns {names} are not in the file's header ({shown})")
         for column in self.columns():
             find(column)
         return RowReader(

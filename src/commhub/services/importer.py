@@ -290,9 +290,11 @@ async def _write(
     consent_source: str,
 ) -> None:
     drafts = [row.draft for row in new] + [r.draft for rows in merges.values() for r in rows]
-    company_ids = await store.company_ids(
-        session, {name_key(d.company): d.company for d in drafts if d.company}
-    )
+    spellings: dict[str, str] = {}
+    for draft in drafts:
+        if draft.company:
+            spellings.setdefault(name_key(draft.company), draft.company)
+    company_ids = await store.company_ids(session, spellings)
     new_ids = await store.insert_contacts(
         session,
         [
