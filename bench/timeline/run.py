@@ -188,7 +188,7 @@ async def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--pages", type=int, default=5_000, help="timed pages per case")
     parser.add_argument(
-        "--walk", type=int, default=2_000, help="pages to follow down each heavy contact"
+        "--walk", type=int, default=5_000, help="pages to follow down each heavy contact"
     )
     parser.add_argument("--rebuild", action="store_true", help="regenerate the database")
     parser.add_argument("--drop", action="store_true", help="delete the database afterwards")
