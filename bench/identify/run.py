@@ -66,7 +66,7 @@ class Lookup:
 
 
 async def sample_stored(session: AsyncSession, count: int, rng: random.Random) -> list[Lookup]:
-    """Random stored numbers (E.164) with one owner each, read back from the database."""
+    """Random stored numbers (E.164) and a contact holding each, read back from the database."""
     highest = (await session.execute(text("SELECT max(id) FROM contact_points"))).scalar_one()
     ids = rng.sample(range(1, highest + 1), min(count, highest))
     rows = (
