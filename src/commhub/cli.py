@@ -211,6 +211,48 @@ def user_add(
     click.echo(f"user {username!r} ({role}) created with id {user_id}")
 
 
+@user.command("password")
+@click.argument("username")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
+)
+def user_password(username: str, password_stdin: bool) -> None:
+    """Set a new password for USERNAME (e.g. a forgotten admin password); ends their sessions."""
+    from commhub.bootstrap import open_hub
+    from commhub.services import users
+    from commhub.services.errors import ServiceError
+    from commhub.store import users as user_store
+
+    settings = load_settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+    async def go() -> bool:
+        from commhub.jobs.inprocess import InProcessJobs
+
+        hub = await open_hub(settings, jobs=InProcessJobs(functions=[], context={}))
+        try:
+            async with hub.sessions() as session:
+                found = await user_store.by_username(session, username.strip())
+                if found is None:
+                    return False
+                await users.update_user(session, found.id, password=password)
+                await session.commit()
+                return True
+        finally:
+            await hub.close()
+
+    try:
+        changed = run(go)
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not changed:
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"password of {username!r} changed; their browser sessions have ended")
+
+
 @main.command()
 def worker() -> None:
     """Run a background-job worker that takes jobs from Redis (needs COMMHUB_REDIS_URL)."""

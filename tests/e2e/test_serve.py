@@ -125,6 +125,15 @@ async def test_cli_user_add_and_clear_errors(tmp_path: Path) -> None:
     )
     assert status == 1
     assert said.strip() == "Error: username 'olga' is taken"
+    status, said = await _commhub(
+        "user", "password", "olga", "--password-stdin", env=env, stdin=b"a forgotten one, reset\n"
+    )
+    assert status == 0, said
+    status, said = await _commhub(
+        "user", "password", "nobody", "--password-stdin", env=env, stdin=b"whatever it is here\n"
+    )
+    assert status == 1
+    assert said.strip() == "Error: no user named 'nobody'"
     status, said = await _commhub("identify", "x", env={**env, "COMMHUB_PHONE_REGION": "XX"})
     assert status == 1
     assert said.strip().startswith("Error: invalid setting COMMHUB_PHONE_REGION")

@@ -117,13 +117,43 @@ async def update_user(
     if password is not None:
         _check_password(password)
         user.password_hash = await hash_password(password)
+        # A reset password is a lost or shared one: whoever is logged in with it goes.
+        await store.drop_sessions_of(session, user_id)
     await session.flush()
     return user
 
 
-def _check_password(password: str) -> None:
+async def change_own_password(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    current: str,
+    new: str,
+    keep_session_secret: str | None = None,
+) -> None:
+    """Replace the caller's password after checking the current one; the caller commits.
+
+    Every other browser session of the user ends (the one making the change,
+    if any, stays), so a password someone else learned stops working
+    everywhere at once. API tokens are separate credentials and stay valid.
+    """
+    user = await session.get(User, user_id)
+    if user is None or not user.active:
+        raise NotFound("user", user_id)
+    if not await _password_matches(user.password_hash, current):
+        raise InvalidInput("current_password", "the current password is wrong")
+    _check_password(new, field="new_password")
+    if new == current:
+        raise InvalidInput("new_password", "the new password is the current one")
+    user.password_hash = await hash_password(new)
+    keep = digest(keep_session_secret) if keep_session_secret else None
+    await store.drop_sessions_of(session, user_id, keep_hash=keep)
+    await session.flush()
+
+
+def _check_password(password: str, *, field: str = "password") -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput("password", f"use at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInput(field, f"use at least {MIN_PASSWORD_LENGTH} characters")
 
 
 async def _check_extension_free(

@@ -55,6 +55,16 @@ async def drop_session(session: AsyncSession, token_hash: str) -> None:
     await session.execute(delete(WebSession).where(WebSession.token_hash == token_hash))
 
 
+async def drop_sessions_of(
+    session: AsyncSession, user_id: int, *, keep_hash: str | None = None
+) -> None:
+    """End every browser session of ``user_id`` except the one whose digest is ``keep_hash``."""
+    query = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_hash is not None:
+        query = query.where(WebSession.token_hash != keep_hash)
+    await session.execute(query)
+
+
 async def drop_expired_sessions(session: AsyncSession, now: datetime) -> None:
     await session.execute(delete(WebSession).where(WebSession.expires_at <= now))
 

@@ -19,6 +19,7 @@ def add_routes(app: web.Application) -> None:
             web.post(f"{API}/auth/login", session.login),
             web.post(f"{API}/auth/logout", session.logout),
             web.get(f"{API}/auth/me", session.me),
+            web.post(f"{API}/auth/password", session.change_password),
             web.get(f"{API}/users", users.list_users),
             web.post(f"{API}/users", users.create_user),
             web.patch(f"{API}/users/{{id}}", users.update_user),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -26,6 +29,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): ALL,
     ("GET", "/api/v1/auth/me"): ALL,
+    ("POST", "/api/v1/auth/password"): ALL,
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,
     ("PATCH", "/api/v1/users/{id}"): ADMIN,
@@ -88,9 +92,9 @@ async def test_every_route_allows_exactly_the_expected_roles(
                 assert response.content_type == "application/problem+json"
 
 
-async def _login(client: Client, username: str) -> dict[str, Any]:
+async def _login(client: Client, username: str, password: str = PASSWORD) -> dict[str, Any]:
     response = await client.post(
-        "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+        "/api/v1/auth/login", json={"username": username, "password": password}
     )
     assert response.status == 200, await response.text()
     cookie = response.cookies["commhub_session"]
@@ -160,6 +164,76 @@ async def test_deactivated_user_is_locked_out(
     )
     assert response.status == 200
     assert (await client.get("/api/v1/auth/me", headers=accounts[Role.OPERATOR].auth)).status == 401
+
+
+@asynccontextmanager
+async def _other_browser(client: Client) -> AsyncIterator[aiohttp.ClientSession]:
+    """A second browser on the same server: its own cookie jar."""
+    base = client.make_url("")
+    async with aiohttp.ClientSession(base_url=base, cookie_jar=aiohttp.CookieJar(unsafe=True)) as b:
+        yield b
+
+
+async def _other_login(browser: aiohttp.ClientSession, username: str, password: str) -> int:
+    credentials = {"username": username, "password": password}
+    async with browser.post("/api/v1/auth/login", json=credentials) as response:
+        return response.status
+
+
+async def _whoami(browser: aiohttp.ClientSession) -> int:
+    async with browser.get("/api/v1/auth/me") as response:
+        return response.status
+
+
+async def test_own_password_change_ends_other_sessions_only(client: Client) -> None:
+    async with _other_browser(client) as elsewhere:
+        assert await _other_login(elsewhere, "operator", PASSWORD) == 200
+        await _change_own_password_from_here(client)
+        assert await _whoami(elsewhere) == 401
+        assert await _other_login(elsewhere, "operator", "a brand new passphrase") == 200
+
+
+async def _change_own_password_from_here(client: Client) -> None:
+    here = await _login(client, "operator")
+    csrf = {"X-CSRF-Token": here["csrf_token"]}
+    new = "a brand new passphrase"
+    wrong = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": "guess", "new_password": new},
+        headers=csrf,
+    )
+    assert wrong.status == 422
+    assert (await wrong.json())["errors"][0]["field"] == "current_password"
+    weak = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "short"},
+        headers=csrf,
+    )
+    assert (await weak.json())["errors"][0]["field"] == "new_password"
+    changed = await client.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": new},
+        headers=csrf,
+    )
+    assert changed.status == 204
+    assert (await client.get("/api/v1/auth/me")).status == 200
+    old = await client.post(
+        "/api/v1/auth/login", json={"username": "operator", "password": PASSWORD}
+    )
+    assert old.status == 401
+
+
+async def test_password_reset_by_admin_logs_the_user_out(
+    client: Client, admin: dict[str, str]
+) -> None:
+    await _login(client, "marketer")
+    users = await (await client.get("/api/v1/users", headers=admin)).json()
+    marketer_id = next(u["id"] for u in users["items"] if u["username"] == "marketer")
+    reset = await client.patch(
+        f"/api/v1/users/{marketer_id}", json={"password": "reset by the admin"}, headers=admin
+    )
+    assert reset.status == 200
+    assert (await client.get("/api/v1/auth/me")).status == 401
 
 
 async def test_admin_creates_user_with_unique_extension(

@@ -25,6 +25,11 @@ class LoginRequest(Strict):
     password: str = Field(min_length=1, max_length=1000)
 
 
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=1000)
+    new_password: str = Field(min_length=1, max_length=1000)
+
+
 class UserOut(BaseModel):
     id: int
     username: str

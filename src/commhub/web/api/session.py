@@ -88,3 +88,26 @@ async def me(request: web.Request) -> web.StreamResponse:
     if user is None:
         raise Problem(401, "this user no longer exists")
     return json_response(schemas.SessionOut(user=user_out(user), csrf_token=caller.csrf_token))
+
+
+@endpoint(
+    "Change your own password; your other browser sessions end, API tokens stay valid.",
+    permission=Permission.SESSION,
+    tag="session",
+    body=schemas.PasswordChange,
+    status=204,
+)
+async def change_password(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.PasswordChange)
+    caller = principal(request)
+    keep = request.cookies.get(SESSION_COOKIE) if caller.via == "session" else None
+    async with request.app[SESSIONS]() as session:
+        await users.change_own_password(
+            session,
+            caller.user_id,
+            current=body.current_password,
+            new=body.new_password,
+            keep_session_secret=keep,
+        )
+        await session.commit()
+    return web.Response(status=204)
