@@ -25,15 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from load import fill
 from phonebook import HOME_REGION, draw_number, non_canonical_forms, number_of
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.phones import PhoneCandidate, decide, read_number
+from commhub.domain.phones import read_number
 from commhub.services.identify import Verdict, identify
-from commhub.store.contact_points import PHONE
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
-from commhub.store.schema import ContactPoint
 from databases import (
     BACKENDS,
     BenchDatabase,
@@ -128,27 +126,6 @@ async def raw_lookup(session: AsyncSession, lookup: Lookup) -> bool:
     return bool((await session.execute(RAW_BY_MATCH_KEY, {"key": lookup.match_key})).all()) or (
         lookup.expected is None
     )
-
-
-PREBUILT_CANDIDATES = (
-    select(ContactPoint.contact_id, ContactPoint.value)
-    .where(ContactPoint.kind == PHONE, ContactPoint.match_key == bindparam("match_key"))
-    .order_by(ContactPoint.contact_id)
-)
-"""``store.contact_points.phone_candidates``' query built once, as proposed for that module."""
-
-
-async def prebuilt_lookup(session: AsyncSession, lookup: Lookup) -> bool:
-    """identify()'s phone path with the statement built once: measures the proposed change.
-
-    ``phone_candidates`` builds its ``select()`` on every call; building it at
-    import with a ``bindparam`` skips statement construction and most of the
-    cache-key work per call.
-    """
-    query = read_number(lookup.address, lookup.region)
-    rows = await session.execute(PREBUILT_CANDIDATES, {"match_key": query.match_key})
-    ids = decide(query, [PhoneCandidate(contact_id=cid, e164=value) for cid, value in rows])
-    return lookup.expected in ids if lookup.expected is not None else not ids
 
 
 def in_own_session(
@@ -248,13 +225,6 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
                 raw=in_own_session(sessions, raw_lookup),
             )
             results.append(own_session)
-            proposal = await measure(
-                session,
-                "alt: E.164 hit, statement built once",
-                stored,
-                service=prebuilt_lookup,
-                name="proposed",
-            )
     finally:
         await engine.dispose()
     if args.drop:
@@ -263,7 +233,6 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
     print(f"  machine load average (1/5/15 min) after the run: {load}")
     for result in results:
         print(f"  {result.line()}")
-    print(f"  {proposal.line()}  [not the shipped code]")
     return results
 
 
