@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default=False, description="Set the Secure flag on the session cookie (behind TLS)."
     )
     max_upload_mb: int = 200
+    login_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Wrong passwords one client may try for one username in 15 minutes.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."

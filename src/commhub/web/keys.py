@@ -7,6 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from commhub.config import Settings
+from commhub.domain.login_attempts import LoginAttempts
 from commhub.jobs.queue import JobQueue
 from commhub.services.users import Principal
 from commhub.store.engine import SessionFactory
@@ -14,6 +15,7 @@ from commhub.store.engine import SessionFactory
 SETTINGS: Final = web.AppKey("settings", Settings)
 SESSIONS: Final = web.AppKey("sessions", SessionFactory)
 JOBS: Final = web.AppKey("jobs", JobQueue)
+LOGIN_ATTEMPTS: Final = web.AppKey("login_attempts", LoginAttempts)
 
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
 """Request key of the authenticated :class:`Principal` (set by the auth middleware)."""

@@ -13,9 +13,14 @@ import jinja2
 from aiohttp import web
 
 from commhub.domain.roles import Permission
-from commhub.services import users
 from commhub.store.schema import User
-from commhub.web.api.session import end_session, set_session_cookie, start_session
+from commhub.web.api.session import (
+    TooManyAttempts,
+    check_credentials,
+    end_session,
+    set_session_cookie,
+    start_session,
+)
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import CSRF_FIELD, LOGIN_CSRF_COOKIE, SESSIONS, principal
 
@@ -58,8 +63,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return _login_page(error="The form expired; please log in again.", status=403)
     if not isinstance(username, str) or not isinstance(password, str):
         return _login_page(error="Enter a username and password.", status=422)
-    async with request.app[SESSIONS]() as session:
-        user = await users.authenticate(session, username, password)
+    try:
+        user = await check_credentials(request, username, password)
+    except TooManyAttempts as exc:
+        page = _login_page(error=f"{str(exc).capitalize()}.", username=username, status=429)
+        page.headers["Retry-After"] = str(exc.retry_after_s)
+        return page
     if user is None:
         return _login_page(error="Wrong username or password.", username=username, status=401)
     secret, _csrf = await start_session(request, user)

@@ -34,6 +34,7 @@ _TITLES = {
     413: "Payload too large",
     415: "Unsupported media type",
     422: "Invalid input",
+    429: "Too many requests",
     500: "Internal error",
 }
 

@@ -138,6 +138,29 @@ async def test_bad_credentials_are_refused_alike(
     assert "commhub_session" not in response.cookies
 
 
+async def test_password_guessing_is_refused_after_ten_failures(client: Client) -> None:
+    wrong = {"username": "admin", "password": "guess"}
+    for _ in range(10):
+        assert (await client.post("/api/v1/auth/login", json=wrong)).status == 401
+    refused = await client.post(
+        "/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}
+    )
+    assert refused.status == 429
+    assert 800 < int(refused.headers["Retry-After"]) <= 900
+    assert "try again in 15 min" in (await refused.json())["detail"]
+    page = await client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+    assert token is not None
+    form = await client.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORD, "csrf_token": token.group(1)},
+        allow_redirects=False,
+    )
+    assert form.status == 429
+    assert "Too many wrong passwords" in await form.text()
+    await _login(client, "manager")
+
+
 async def test_revoked_token_stops_working(client: Client, manager: dict[str, str]) -> None:
     issued = await client.post("/api/v1/tokens", json={"name": "crm sync"}, headers=manager)
     assert issued.status == 201

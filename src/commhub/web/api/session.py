@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import timedelta
 
 from aiohttp import web
@@ -12,7 +14,7 @@ from commhub.store.schema import User
 from commhub.web.api import schemas
 from commhub.web.api.views import user_out
 from commhub.web.endpoints import endpoint, json_response, read_body
-from commhub.web.keys import SESSION_COOKIE, SESSIONS, SETTINGS, principal
+from commhub.web.keys import LOGIN_ATTEMPTS, SESSION_COOKIE, SESSIONS, SETTINGS, principal
 from commhub.web.problems import Problem
 
 
@@ -28,6 +30,34 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, secre
         secure=settings.cookie_secure,
         path="/",
     )
+
+
+class TooManyAttempts(Exception):
+    """This client guessed this username's password wrong too often; try again later."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+        minutes = max(1, math.ceil(self.retry_after_s / 60))
+        super().__init__(f"too many wrong passwords: try again in {minutes} min")
+
+
+async def check_credentials(request: web.Request, username: str, password: str) -> User | None:
+    """The user these credentials prove, or ``None``; raises :class:`TooManyAttempts`.
+
+    Shared by the JSON login and the login form, so both count the same guesses.
+    """
+    attempts = request.app[LOGIN_ATTEMPTS]
+    client = request.remote or "unknown"
+    wait = attempts.retry_after(username, client, time.monotonic())
+    if wait is not None:
+        raise TooManyAttempts(wait)
+    async with request.app[SESSIONS]() as session:
+        user = await users.authenticate(session, username, password)
+    if user is None:
+        attempts.failed(username, client, time.monotonic())
+    else:
+        attempts.succeeded(username, client)
+    return user
 
 
 async def start_session(request: web.Request, user: User) -> tuple[str, str]:
@@ -48,8 +78,10 @@ async def start_session(request: web.Request, user: User) -> tuple[str, str]:
 )
 async def login(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.LoginRequest)
-    async with request.app[SESSIONS]() as session:
-        user = await users.authenticate(session, body.username, body.password)
+    try:
+        user = await check_credentials(request, body.username, body.password)
+    except TooManyAttempts as exc:
+        raise Problem(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     if user is None:
         raise Problem(401, "wrong username or password")
     secret, csrf = await start_session(request, user)
