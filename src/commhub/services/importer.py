@@ -298,13 +298,7 @@ async def _write(
     new_ids = await store.insert_contacts(
         session,
         [
-            {
-                "name": d.name,
-                "name_key": name_key(d.name),
-                "company_id": _company(company_ids, d),
-                "extra": dict(d.extra),
-                "import_id": import_id,
-            }
+            (d.name, name_key(d.name), _company(company_ids, d), dict(d.extra), import_id)
             for d in (row.draft for row in new)
         ],
     )

@@ -1,8 +1,8 @@
 """Import queries: batch lookups of existing points and set-based writes of whole batches.
 
-Everything here works on a batch of rows at once with Core ``executemany``
-(no ORM object per row): a million-row import is a few hundred round trips
-per table, on SQLite and PostgreSQL alike.
+Everything here works on a batch of rows at once with ``executemany`` (no
+ORM object per row, rows as plain tuples): a million-row import is a few
+hundred round trips per table, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.contacts import name_key
 from commhub.store.contact_points import EMAIL, PHONE
-from commhub.store.dialect import upsert_insert
+from commhub.store.dialect import upsert_insert, write_rows
 from commhub.store.schema import (
     Base,
     Company,
@@ -91,31 +91,40 @@ async def company_ids(session: AsyncSession, names: dict[str, str]) -> dict[str,
     return found
 
 
-async def insert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert contacts (name, name_key, company_id, extra, import_id); ids in input order."""
+CONTACT_KEYS: Final = ("name", "name_key", "company_id", "extra", "import_id")
+"""The values of one new contact, in the order :func:`insert_contacts` takes them."""
+
+
+async def insert_contacts(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    """Insert contacts given as :data:`CONTACT_KEYS` tuples; returns their ids in input order."""
     if not rows:
         return []
     now = _batch_time()
     statement = insert(contacts).values(created_at=now, updated_at=now)
-    values = [dict(row) for row in rows]
     if session.get_bind().dialect.name == "postgresql":
         # insertmanyvalues keeps RETURNING in parameter order on PostgreSQL.
         result = await session.execute(
-            statement.returning(contacts.c.id, sort_by_parameter_order=True), values
+            statement.returning(contacts.c.id, sort_by_parameter_order=True),
+            [dict(zip(CONTACT_KEYS, row, strict=True)) for row in rows],
         )
         return [ident for (ident,) in result]
     # SQLite cannot promise RETURNING order for a multi-row INSERT, so SQLAlchemy
     # would run one statement per row. Instead: insert the first row alone; the
     # write lock it takes is held until commit, so no other writer can insert,
     # and the next ids are free (SQLite gives a new row max(rowid) + 1).
-    first = await session.scalar(statement.returning(contacts.c.id), values[0])
+    first = await session.scalar(
+        statement.returning(contacts.c.id), dict(zip(CONTACT_KEYS, rows[0], strict=True))
+    )
     if first is None:  # pragma: no cover - an INSERT … RETURNING always returns its row
         raise RuntimeError("INSERT INTO contacts returned no id")
-    ids = list(range(first, first + len(values)))
-    if len(values) > 1:
-        for ident, row in zip(ids[1:], values[1:], strict=True):
-            row["id"] = ident
-        await session.execute(statement, values[1:])
+    ids = list(range(first, first + len(rows)))
+    await write_rows(
+        session,
+        statement,
+        contacts,
+        ("id", *CONTACT_KEYS),
+        [(ident, *row) for ident, row in zip(ids[1:], rows[1:], strict=True)],
+    )
     return ids
 
 
@@ -124,12 +133,12 @@ async def add_points(session: AsyncSession, rows: Sequence[tuple[int, str, str, 
     if not rows:
         return
     statement = upsert_insert(session, points).values(label="", created_at=_batch_time())
-    await session.execute(
+    await write_rows(
+        session,
         statement.on_conflict_do_nothing(index_elements=["contact_id", "kind", "value"]),
-        [
-            {"contact_id": contact_id, "kind": kind, "value": value, "match_key": key}
-            for contact_id, kind, value, key in rows
-        ],
+        points,
+        ("contact_id", "kind", "value", "match_key"),
+        rows,
     )
 
 
@@ -146,11 +155,14 @@ async def add_tags(session: AsyncSession, pairs: Sequence[tuple[int, str]]) -> N
     for chunk in _chunks(names):
         rows = await session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(chunk)))
         ids.update({name: ident for name, ident in rows})
-    await session.execute(
+    await write_rows(
+        session,
         upsert_insert(session, contact_tags).on_conflict_do_nothing(
             index_elements=["contact_id", "tag_id"]
         ),
-        [{"contact_id": contact_id, "tag_id": ids[name]} for contact_id, name in pairs],
+        contact_tags,
+        ("contact_id", "tag_id"),
+        [(contact_id, ids[name]) for contact_id, name in pairs],
     )
 
 
@@ -172,17 +184,8 @@ async def add_consents(
         set_={"granted": False, "source": source, "recorded_at": now},
         where=and_(consents.c.granted.is_(True), statement.excluded.granted.is_(False)),
     )
-    await session.execute(
-        statement,
-        [
-            {
-                "contact_id": contact_id,
-                "channel": channel,
-                "purpose": purpose,
-                "granted": granted,
-            }
-            for contact_id, channel, purpose, granted in rows
-        ],
+    await write_rows(
+        session, statement, consents, ("contact_id", "channel", "purpose", "granted"), rows
     )
 
 
