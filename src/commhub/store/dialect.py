@@ -49,8 +49,7 @@ async def write_rows(
     converters = [
         (i, processor)
         for i, name in enumerate(names)
-        if name in keys
-        and (processor := table.c[name].type.bind_processor(dialect)) is not None
+        if name in keys and (processor := table.c[name].type.bind_processor(dialect)) is not None
     ]
     pick = itemgetter(*order)
     values: list[tuple[Any, ...]] = []
