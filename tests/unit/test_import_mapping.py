@@ -10,9 +10,9 @@ from commhub.domain.contacts import ConsentChoice, ContactDraft
 from commhub.domain.imports import (
     ImportMapping,
     MappingError,
+    PackedDraft,
     Rejection,
     read_rows,
-    unpack_draft,
 )
 
 HEADER = ["Full name", "Company", "Mobile", "Work", "E-mail", "Tags", "SMS ok", "City"]
@@ -144,7 +144,10 @@ def test_rows_travel_to_worker_processes_as_plain_tuples() -> None:
     assert blank is None
     assert isinstance(rejected, str) and rejected.startswith("no contact point")
     assert not isinstance(draft, str) and draft is not None
-    assert unpack_draft(draft) == reader.read(rows[0])
+    found = reader.read(rows[0])
+    assert isinstance(found, ContactDraft)
+    assert draft == PackedDraft.of(found)
+    assert draft.points == ["+79161234567"]
 
 
 @pytest.mark.parametrize(

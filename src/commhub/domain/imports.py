@@ -38,7 +38,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import phonenumbers
 
@@ -325,25 +325,47 @@ class RowReader:
         return extra
 
 
-PackedDraft = tuple[
-    str,
-    str | None,
-    tuple[tuple[str, str], ...],
-    tuple[str, ...],
-    tuple[str, ...],
-    tuple[tuple[str, str, bool], ...],
-    dict[str, str],
-]
-"""A :class:`ContactDraft` as plain tuples: what a parsing process sends back."""
+class PackedDraft(NamedTuple):
+    """A :class:`ContactDraft` as plain values: what a parsing process sends back.
+
+    Tuples pickle an order of magnitude faster than slotted dataclasses (pickling
+    would otherwise cost a worker as much as parsing), and the writing process
+    uses them as they arrive instead of rebuilding a dataclass per row.
+    """
+
+    name: str
+    company: str | None
+    phones: tuple[tuple[str, str], ...]
+    """(E.164, match key) pairs."""
+    emails: tuple[str, ...]
+    tags: tuple[str, ...]
+    consents: tuple[tuple[str, str, bool], ...]
+    """(channel, purpose, granted) answers."""
+    extra: dict[str, str]
+
+    @classmethod
+    def of(cls, draft: ContactDraft) -> PackedDraft:
+        return cls(
+            draft.name,
+            draft.company,
+            tuple((p.e164, p.match_key) for p in draft.phones),
+            draft.emails,
+            draft.tags,
+            tuple((c.channel, c.purpose, c.granted) for c in draft.consents),
+            dict(draft.extra),
+        )
+
+    @property
+    def points(self) -> list[str]:
+        """Its phones (E.164) and e-mails: what identifies the person."""
+        return [e164 for e164, _ in self.phones] + list(self.emails)
 
 
 def read_rows(reader: RowReader, rows: Sequence[Sequence[str]]) -> list[PackedDraft | str | None]:
     """:meth:`RowReader.read` over a batch, in a form cheap to send between processes.
 
-    Each row becomes a :data:`PackedDraft`, a rejection reason (``str``), or
-    ``None`` for a blank row (nothing to import, nothing lost). Plain tuples
-    pickle an order of magnitude faster than slotted dataclasses, and
-    pickling would otherwise cost a worker as much as parsing.
+    Each row becomes a :class:`PackedDraft`, a rejection reason (``str``), or
+    ``None`` for a blank row (nothing to import, nothing lost).
     """
     out: list[PackedDraft | str | None] = []
     for cells in rows:
@@ -351,34 +373,8 @@ def read_rows(reader: RowReader, rows: Sequence[Sequence[str]]) -> list[PackedDr
             out.append(None)
             continue
         found = reader.read(cells)
-        if isinstance(found, Rejection):
-            out.append(found.reason)
-            continue
-        out.append(
-            (
-                found.name,
-                found.company,
-                tuple((p.e164, p.match_key) for p in found.phones),
-                found.emails,
-                found.tags,
-                tuple((c.channel, c.purpose, c.granted) for c in found.consents),
-                dict(found.extra),
-            )
-        )
+        out.append(found.reason if isinstance(found, Rejection) else PackedDraft.of(found))
     return out
-
-
-def unpack_draft(packed: PackedDraft) -> ContactDraft:
-    name, company, phones, emails, tags, consents, extra = packed
-    return ContactDraft(
-        name=name,
-        company=company,
-        phones=tuple(Phone(e164, key) for e164, key in phones),
-        emails=emails,
-        tags=tags,
-        consents=tuple(ConsentChoice(*c) for c in consents),
-        extra=extra,
-    )
 
 
 def _cell(cells: Sequence[str], index: int, column: str) -> str:

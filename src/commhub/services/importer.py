@@ -45,14 +45,8 @@ from typing import IO, Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.contacts import ContactDraft, name_key
-from commhub.domain.imports import (
-    ImportMapping,
-    PackedDraft,
-    RowReader,
-    read_rows,
-    unpack_draft,
-)
+from commhub.domain.contacts import name_key
+from commhub.domain.imports import ImportMapping, PackedDraft, RowReader, read_rows
 from commhub.services.spreadsheets import Sheet, open_sheet
 from commhub.store import imports as store
 from commhub.store.contact_points import EMAIL, PHONE
@@ -103,7 +97,7 @@ class ImportReport:
 class _Row:
     number: int
     cells: list[str]
-    draft: ContactDraft
+    draft: PackedDraft
 
 
 _Rejected = tuple[int, str, list[str]]
@@ -191,7 +185,8 @@ def _worker_count(source: Path, workers: int | None) -> int:
         large = source.stat().st_size >= PARALLEL_FROM_BYTES
     except OSError:
         large = False
-    return min(cpus, MAX_WORKERS) if large and cpus > 1 else 0
+    # One core stays with this process, which writes while the workers parse.
+    return min(cpus - 1, MAX_WORKERS) if large and cpus > 1 else 0
 
 
 class _Parsers:
@@ -255,7 +250,7 @@ async def _store_batch(
         return 0, 0, []
     owners = await store.point_owners(
         session,
-        (p.e164 for row in rows for p in row.draft.phones),
+        (e164 for row in rows for e164, _ in row.draft.phones),
         (e for row in rows for e in row.draft.emails),
     )
     new: list[_Row] = []
@@ -263,10 +258,8 @@ async def _store_batch(
     ambiguous: list[_Rejected] = []
     for row in rows:
         ids: set[int] = set()
-        for phone in row.draft.phones:
-            ids |= owners.get(phone.e164, set())
-        for email in row.draft.emails:
-            ids |= owners.get(email, set())
+        for point in row.draft.points:
+            ids |= owners.get(point, set())
         if not ids:
             new.append(row)
         elif len(ids) == 1:
@@ -302,9 +295,7 @@ async def _write(
             for d in (row.draft for row in new)
         ],
     )
-    targets: list[tuple[int, ContactDraft]] = list(
-        zip(new_ids, (r.draft for r in new), strict=True)
-    )
+    targets: list[tuple[int, PackedDraft]] = list(zip(new_ids, (r.draft for r in new), strict=True))
     states = await store.contact_states(session, merges)
     changed: list[store.ContactState] = []
     for contact_id, rows in merges.items():
@@ -315,18 +306,18 @@ async def _write(
     await store.update_contacts(session, changed)
     await store.add_points(
         session,
-        [(cid, PHONE, p.e164, p.match_key) for cid, d in targets for p in d.phones]
+        [(cid, PHONE, e164, key) for cid, d in targets for e164, key in d.phones]
         + [(cid, EMAIL, e, e) for cid, d in targets for e in d.emails],
     )
     await store.add_tags(session, [(cid, tag) for cid, d in targets for tag in d.tags])
     await store.add_consents(
         session,
-        [(cid, c.channel, c.purpose, c.granted) for cid, d in targets for c in d.consents],
+        [(cid, *consent) for cid, d in targets for consent in d.consents],
         consent_source,
     )
 
 
-def _fill(state: store.ContactState, draft: ContactDraft, company_ids: dict[str, int]) -> bool:
+def _fill(state: store.ContactState, draft: PackedDraft, company_ids: dict[str, int]) -> bool:
     """Fill what the existing contact lacks from a merged row; true if anything changed."""
     changed = False
     if not state.name.strip() and draft.name:
@@ -342,7 +333,7 @@ def _fill(state: store.ContactState, draft: ContactDraft, company_ids: dict[str,
     return changed
 
 
-def _company(company_ids: dict[str, int], draft: ContactDraft) -> int | None:
+def _company(company_ids: dict[str, int], draft: PackedDraft) -> int | None:
     return company_ids.get(name_key(draft.company)) if draft.company else None
 
 
@@ -382,12 +373,12 @@ class _SeenPoints:
             elif isinstance(outcome, str):
                 rejected.append((number, outcome, cells))
             else:
-                rows.append(_Row(number, cells, unpack_draft(outcome)))
-        earlier = self._lookup([point for row in rows for point in _points(row.draft)])
+                rows.append(_Row(number, cells, outcome))
+        earlier = self._lookup([point for row in rows for point in row.draft.points])
         claimed: dict[str, int] = {}
         kept: list[_Row] = []
         for row in rows:
-            points = _points(row.draft)
+            points = row.draft.points
             first = next((p for p in points if p in earlier or p in claimed), None)
             if first is not None:
                 where = earlier.get(first) or claimed[first]
@@ -411,10 +402,6 @@ class _SeenPoints:
             rows = self._db.execute(f"SELECT point, row FROM seen WHERE point IN ({marks})", chunk)
             found.update(rows)
         return found
-
-
-def _points(draft: ContactDraft) -> list[str]:
-    return [p.e164 for p in draft.phones] + list(draft.emails)
 
 
 class _RejectedRows:
