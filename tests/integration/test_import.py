@@ -282,6 +282,25 @@ async def test_in_file_duplicates_are_found_across_batches_by_phone_and_email(
     assert (report.created, report.rejected) == (2, 3)
 
 
+async def test_company_named_across_batches_is_one_company(
+    sessions: SessionFactory, tmp_path: Path
+) -> None:
+    spellings = ["Acme", "ACME ", "acme", "Globex", "Acme", "globex"]
+    source = write_csv(
+        tmp_path / "companies.csv",
+        [[f"P{i}", name, f"+7916000001{i}", "", "", "", ""] for i, name in enumerate(spellings)],
+    )
+    report = await run(sessions, source, tmp_path, batch_rows=2)
+    assert report.created == 6
+    async with sessions() as session:
+        names = (await session.scalars(select(Company.name).order_by(Company.name))).all()
+        linked = await session.scalar(
+            select(func.count()).select_from(Contact).where(Contact.company_id.is_not(None))
+        )
+    assert names == ["Acme", "Globex"]
+    assert linked == 6
+
+
 @pytest.mark.parametrize(
     ("region", "good", "e164", "bad"),
     [

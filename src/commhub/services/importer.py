@@ -141,6 +141,7 @@ async def import_contacts(
             _SeenPoints(Path(scratch) / "seen.db") as seen,
             _RejectedRows(errors_path, sheet.header) as rejected_file,
         ):
+            companies = _Companies()
             async with _Parsers(_worker_count(source, workers)) as parsers:
                 batches = parsers.parse(sheet, reader, batch_rows)
                 async with contextlib.aclosing(batches):
@@ -152,6 +153,7 @@ async def import_contacts(
                             created, merged, ambiguous = await _store_batch(
                                 session,
                                 accepted,
+                                companies,
                                 dry_run=dry_run,
                                 import_id=import_id,
                                 consent_source=consent_source,
@@ -240,6 +242,7 @@ def _take(sheet: Sheet, size: int) -> _Raw:
 async def _store_batch(
     session: AsyncSession,
     rows: list[_Row],
+    companies: _Companies,
     *,
     dry_run: bool,
     import_id: int | None,
@@ -269,7 +272,9 @@ async def _store_batch(
             reason = f"matches {len(ids)} existing contacts ({listed}): merge them first"
             ambiguous.append((row.number, reason, row.cells))
     if not dry_run:
-        await _write(session, new, merges, import_id=import_id, consent_source=consent_source)
+        await _write(
+            session, new, merges, companies, import_id=import_id, consent_source=consent_source
+        )
         await session.commit()
     return len(new), sum(len(m) for m in merges.values()), ambiguous
 
@@ -278,6 +283,7 @@ async def _write(
     session: AsyncSession,
     new: list[_Row],
     merges: dict[int, list[_Row]],
+    companies: _Companies,
     *,
     import_id: int | None,
     consent_source: str,
@@ -287,7 +293,7 @@ async def _write(
     for draft in drafts:
         if draft.company:
             spellings.setdefault(name_key(draft.company), draft.company)
-    company_ids = await store.company_ids(session, spellings)
+    company_ids = await companies.ids(session, spellings)
     new_ids = await store.insert_contacts(
         session,
         [
@@ -340,6 +346,30 @@ def _company(company_ids: dict[str, int], draft: PackedDraft) -> int | None:
 def _consent_source(source: Path, import_id: int | None) -> str:
     label = f"import #{import_id}: {source.name}" if import_id else f"import: {source.name}"
     return label[:MAX_SOURCE_LENGTH]
+
+
+class _Companies:
+    """Company ids already resolved by earlier batches of this import.
+
+    A prospect base names the same few thousand companies over and over;
+    without this every batch upserted and re-read them all. Bounded: when
+    full it starts over, costing one lookup per company again.
+    """
+
+    LIMIT: Final = 100_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, int] = {}
+
+    async def ids(self, session: AsyncSession, spellings: dict[str, str]) -> dict[str, int]:
+        """Ids by ``name_key`` for ``spellings`` (key → name as written); new ones are created."""
+        missing = {key: name for key, name in spellings.items() if key not in self._known}
+        if missing and len(self._known) + len(missing) > self.LIMIT:
+            self._known.clear()
+            missing = dict(spellings)
+        if missing:
+            self._known.update(await store.company_ids(session, missing))
+        return self._known
 
 
 class _SeenPoints:
