@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from commhub.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -174,40 +177,23 @@ def user_add(
     username: str, role: str, display_name: str, extension: str | None, password_stdin: bool
 ) -> None:
     """Add a user who logs in with USERNAME."""
-    from commhub.bootstrap import open_hub
     from commhub.domain.roles import Role
     from commhub.services import users
-    from commhub.services.errors import ServiceError
 
-    settings = load_settings()
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin, "Password")
 
-    async def go() -> int:
-        from commhub.jobs.inprocess import InProcessJobs
+    async def create(session: AsyncSession) -> int:
+        created = await users.create_user(
+            session,
+            username=username,
+            password=password,
+            role=Role(role),
+            display_name=display_name,
+            extension=extension,
+        )
+        return created.id
 
-        hub = await open_hub(settings, jobs=InProcessJobs(functions=[], context={}))
-        try:
-            async with hub.sessions() as session:
-                created = await users.create_user(
-                    session,
-                    username=username,
-                    password=password,
-                    role=Role(role),
-                    display_name=display_name,
-                    extension=extension,
-                )
-                await session.commit()
-                return created.id
-        finally:
-            await hub.close()
-
-    try:
-        user_id = run(go)
-    except ServiceError as exc:
-        raise click.ClickException(str(exc)) from None
+    user_id = _in_session(create)
     click.echo(f"user {username!r} ({role}) created with id {user_id}")
 
 
@@ -218,39 +204,56 @@ def user_add(
 )
 def user_password(username: str, password_stdin: bool) -> None:
     """Set a new password for USERNAME (e.g. a forgotten admin password); ends their sessions."""
-    from commhub.bootstrap import open_hub
     from commhub.services import users
-    from commhub.services.errors import ServiceError
     from commhub.store import users as user_store
 
+    password = _read_password(password_stdin, "New password")
+
+    async def change(session: AsyncSession) -> bool:
+        found = await user_store.by_username(session, username.strip())
+        if found is None:
+            return False
+        await users.update_user(session, found.id, password=password)
+        return True
+
+    if not _in_session(change):
+        raise click.ClickException(f"no user named {username!r}")
+    click.echo(f"password of {username!r} changed; their browser sessions have ended")
+
+
+def _read_password(from_stdin: bool, prompt: str) -> str:
+    """One line of standard input for scripts, else a hidden prompt asked twice."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one database session of the configured hub and commit it.
+
+    Errors a user can act on (a taken name, a weak password) become one-line
+    CLI errors.
+    """
+    from commhub.bootstrap import open_hub
+    from commhub.jobs.inprocess import InProcessJobs
+    from commhub.services.errors import ServiceError
+
     settings = load_settings()
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
 
-    async def go() -> bool:
-        from commhub.jobs.inprocess import InProcessJobs
-
+    async def go() -> T:
         hub = await open_hub(settings, jobs=InProcessJobs(functions=[], context={}))
         try:
             async with hub.sessions() as session:
-                found = await user_store.by_username(session, username.strip())
-                if found is None:
-                    return False
-                await users.update_user(session, found.id, password=password)
+                result = await work(session)
                 await session.commit()
-                return True
+                return result
         finally:
             await hub.close()
 
     try:
-        changed = run(go)
+        return run(go)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
-    if not changed:
-        raise click.ClickException(f"no user named {username!r}")
-    click.echo(f"password of {username!r} changed; their browser sessions have ended")
 
 
 @main.command()
