@@ -246,6 +246,18 @@ async def _change_own_password_from_here(client: Client) -> None:
     assert old.status == 401
 
 
+async def test_guessing_the_current_password_is_limited_like_a_login(client: Client) -> None:
+    csrf = {"X-CSRF-Token": (await _login(client, "manager"))["csrf_token"]}
+    guess = {"current_password": "guess", "new_password": "a brand new passphrase"}
+    for _ in range(10):
+        wrong = await client.post("/api/v1/auth/password", json=guess, headers=csrf)
+        assert wrong.status == 422
+    right = {**guess, "current_password": PASSWORD}
+    refused = await client.post("/api/v1/auth/password", json=right, headers=csrf)
+    assert refused.status == 429
+    assert "Retry-After" in refused.headers
+
+
 async def test_password_reset_by_admin_logs_the_user_out(
     client: Client, admin: dict[str, str]
 ) -> None:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from commhub.domain.roles import Permission
 from commhub.services import users
+from commhub.services.errors import InvalidInput
 from commhub.store.schema import User
 from commhub.web.api import schemas
 from commhub.web.api.views import user_out
@@ -39,6 +40,10 @@ class TooManyAttempts(Exception):
         self.retry_after_s = max(1, math.ceil(retry_after_s))
         minutes = max(1, math.ceil(self.retry_after_s / 60))
         super().__init__(f"too many wrong passwords: try again in {minutes} min")
+
+    def problem(self) -> Problem:
+        """The API's answer: 429 with Retry-After (RFC 9110 §10.2.3)."""
+        return Problem(429, str(self), headers={"Retry-After": str(self.retry_after_s)})
 
 
 async def check_credentials(request: web.Request, username: str, password: str) -> User | None:
@@ -81,7 +86,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         user = await check_credentials(request, body.username, body.password)
     except TooManyAttempts as exc:
-        raise Problem(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+        raise exc.problem() from None
     if user is None:
         raise Problem(401, "wrong username or password")
     secret, csrf = await start_session(request, user)
@@ -132,14 +137,26 @@ async def me(request: web.Request) -> web.StreamResponse:
 async def change_password(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.PasswordChange)
     caller = principal(request)
+    # The current-password check is a password check too: a stolen session
+    # must not become a way to guess the password without the login's limit.
+    attempts = request.app[LOGIN_ATTEMPTS]
+    client = request.remote or "unknown"
+    wait = attempts.retry_after(caller.username, client, time.monotonic())
+    if wait is not None:
+        raise TooManyAttempts(wait).problem()
     keep = request.cookies.get(SESSION_COOKIE) if caller.via == "session" else None
     async with request.app[SESSIONS]() as session:
-        await users.change_own_password(
-            session,
-            caller.user_id,
-            current=body.current_password,
-            new=body.new_password,
-            keep_session_secret=keep,
-        )
+        try:
+            await users.change_own_password(
+                session,
+                caller.user_id,
+                current=body.current_password,
+                new=body.new_password,
+                keep_session_secret=keep,
+            )
+        except InvalidInput as wrong:
+            if wrong.field == "current_password":
+                attempts.failed(caller.username, client, time.monotonic())
+            raise
         await session.commit()
     return web.Response(status=204)
