@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commhub.channels import Channel, ChannelConfigError, ChannelContext, ChannelFactory
 from commhub.config import Settings
 from commhub.domain.roles import Role
 from commhub.jobs.arq_queue import ArqJobs
 from commhub.jobs.inprocess import InProcessJobs
 from commhub.jobs.queue import JobFunction, JobQueue, job_context
 from commhub.services import users
+from commhub.services.inbound import InboundProcessor
+from commhub.services.live import LiveFeed
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
 from commhub.store.schema import User
@@ -26,6 +34,7 @@ from commhub.store.schema import User
 log = logging.getLogger(__name__)
 
 FIRST_ADMIN = "admin"
+ADAPTER_GROUP = "commhub.adapters"
 
 
 def job_functions() -> list[JobFunction]:
@@ -43,18 +52,43 @@ class Hub:
     engine: AsyncEngine
     sessions: SessionFactory
     jobs: JobQueue
+    feed: LiveFeed
+    inbound: InboundProcessor
+    channels: dict[str, Channel] = field(default_factory=dict)
+    listening: bool = False
+
+    async def listen(self) -> None:
+        """Start the inbound processor and connect every channel (the owner process only)."""
+        await self.inbound.start()
+        for channel in self.channels.values():
+            await channel.start(self.inbound.sink)
+        self.listening = True
 
     async def close(self) -> None:
+        if self.listening:
+            for channel in self.channels.values():
+                await channel.stop()
+            await self.inbound.stop()
+            self.listening = False
         await self.jobs.close()
         await self.engine.dispose()
 
 
-async def open_hub(settings: Settings, *, jobs: JobQueue | None = None) -> Hub:
-    """Open the database (migrating it if so configured) and the job queue.
+async def open_hub(
+    settings: Settings,
+    *,
+    jobs: JobQueue | None = None,
+    channels: Sequence[Channel] | None = None,
+) -> Hub:
+    """Open the database (migrating it if so configured), the job queue and the channels.
 
     With ``COMMHUB_REDIS_URL`` set, jobs go to arq workers; otherwise they run
-    in this process with the same functions.
+    in this process with the same functions. Channels come from
+    ``COMMHUB_CHANNELS_FILE`` unless given; they connect only when
+    ``COMMHUB_LISTEN`` is on, so that one process owns each PBX link.
     """
+    if channels is None:
+        channels = load_channels(settings)
     engine = open_engine(settings.effective_database_url)
     try:
         if settings.migrate_on_start:
@@ -63,10 +97,70 @@ async def open_hub(settings: Settings, *, jobs: JobQueue | None = None) -> Hub:
         if jobs is None:
             jobs = make_job_queue(settings, sessions)
         await jobs.start()
+        feed = LiveFeed()
+        inbound = InboundProcessor(
+            sessions=sessions,
+            feed=feed,
+            region=settings.phone_region,
+            create_unknown=settings.create_unknown_callers,
+        )
+        hub = Hub(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            jobs=jobs,
+            feed=feed,
+            inbound=inbound,
+            channels={channel.name: channel for channel in channels},
+        )
+        if settings.listen:
+            await hub.listen()
     except BaseException:
         await engine.dispose()
         raise
-    return Hub(settings=settings, engine=engine, sessions=sessions, jobs=jobs)
+    return hub
+
+
+def load_channels(settings: Settings) -> list[Channel]:
+    """Build the channels the channels file names, each by its adapter's entry point.
+
+    Raises :class:`ChannelConfigError` naming the file and entry at fault.
+    """
+    path = settings.channels_file
+    if path is None:
+        return []
+    entries = _channel_entries(path)
+    factories = {point.name: point for point in entry_points(group=ADAPTER_GROUP)}
+    context = ChannelContext(phone_region=settings.phone_region)
+    built: list[Channel] = []
+    for index, entry in enumerate(entries, start=1):
+        options = dict(entry)
+        adapter = str(options.pop("adapter", ""))
+        name = str(options.pop("name", ""))
+        where = f"{path}: channel {index}"
+        if adapter not in factories:
+            known = ", ".join(sorted(factories)) or "none installed"
+            raise ChannelConfigError(f"{where}: unknown adapter {adapter!r} (known: {known})")
+        if not name or any(c in name for c in ": /"):
+            raise ChannelConfigError(f"{where}: needs a short name without ':', '/' or spaces")
+        if any(channel.name == name for channel in built):
+            raise ChannelConfigError(f"{where}: the name {name!r} is used twice")
+        factory: ChannelFactory = factories[adapter].load()
+        built.append(factory(name=name, options=options, context=context))
+    return built
+
+
+def _channel_entries(path: Path) -> list[dict[str, Any]]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ChannelConfigError(f"cannot read the channels file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ChannelConfigError(f"{path} is not valid TOML: {exc}") from None
+    entries = document.get("channels", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ChannelConfigError(f"{path}: write each channel as a [[channels]] table")
+    return entries
 
 
 def make_job_queue(settings: Settings, sessions: SessionFactory) -> JobQueue:

@@ -116,17 +116,22 @@ def serve(host: str | None, port: int | None) -> None:
 
     from aiohttp import web
 
-    from commhub.bootstrap import Hub, ensure_first_admin, open_hub
+    from commhub.bootstrap import Hub, ensure_first_admin, load_channels, open_hub
+    from commhub.channels import ChannelConfigError
     from commhub.web.app import create_app
 
     settings = load_settings()
+    try:
+        channels = load_channels(settings)
+    except ChannelConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     listen_host, listen_port = host or settings.host, port or settings.port
 
     async def opener() -> Hub:
-        hub = await open_hub(settings)
+        hub = await open_hub(settings, channels=channels)
         password = await ensure_first_admin(hub)
         if password is not None:
             click.echo(
@@ -241,7 +246,7 @@ def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def go() -> T:
-        hub = await open_hub(settings, jobs=InProcessJobs(functions=[], context={}))
+        hub = await open_hub(settings, jobs=InProcessJobs(functions=[], context={}), channels=[])
         try:
             async with hub.sessions() as session:
                 result = await work(session)

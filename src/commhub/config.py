@@ -51,6 +51,17 @@ class Settings(BaseSettings):
         ge=1,
         description="Wrong passwords one client may try for one username in 15 minutes.",
     )
+    channels_file: Path | None = Field(
+        default=None,
+        description="TOML file with one [[channels]] table per PBX, mailbox or gateway.",
+    )
+    listen: bool = Field(
+        default=True,
+        description="This process owns the channels' connections (false on extra web processes).",
+    )
+    create_unknown_callers: bool = Field(
+        default=False, description="Create a contact for a caller whose number is unknown."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."

@@ -27,6 +27,8 @@ class Status(StrEnum):
     RINGING = "ringing"
     ANSWERED = "answered"
     MISSED = "missed"
+    NO_ANSWER = "no_answer"
+    """An outbound call the customer did not pick up."""
     BUSY = "busy"
     FAILED = "failed"
     ABANDONED = "abandoned"

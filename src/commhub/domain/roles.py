@@ -25,6 +25,12 @@ class Permission(StrEnum):
     IDENTIFY = "identify"
     INTERACTIONS_WRITE = "interactions.write"
     INTERACTIONS_LOG = "interactions.log"
+    CALLS = "calls"
+    """Place calls (click-to-call), see and dismiss missed calls."""
+    CALLS_WATCH = "calls.watch"
+    """See every call in progress, on the live feed and in the live view."""
+    CHANNELS_VIEW = "channels.view"
+    """See whether the PBXs, mailboxes and gateways are connected."""
     TOKENS_MANAGE = "tokens.manage"
     USERS_MANAGE = "users.manage"
 
@@ -32,7 +38,8 @@ class Permission(StrEnum):
 _EVERYONE: Final = frozenset({Permission.SESSION, Permission.CONTACTS_READ, Permission.IDENTIFY})
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
-    Role.OPERATOR: _EVERYONE | {Permission.CONTACTS_WRITE, Permission.INTERACTIONS_WRITE},
+    Role.OPERATOR: _EVERYONE
+    | {Permission.CONTACTS_WRITE, Permission.INTERACTIONS_WRITE, Permission.CALLS},
     Role.MARKETER: _EVERYONE | {Permission.INTERACTIONS_LOG},
     Role.MANAGER: _EVERYONE
     | {
@@ -42,6 +49,9 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.INTERACTIONS_WRITE,
         Permission.INTERACTIONS_LOG,
         Permission.TOKENS_MANAGE,
+        Permission.CALLS,
+        Permission.CALLS_WATCH,
+        Permission.CHANNELS_VIEW,
     },
     Role.ADMIN: frozenset(Permission),
 }

@@ -267,3 +267,55 @@ class Import(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class MissedCall(Base):
+    """A missed inbound call waiting for someone to call back or dismiss it.
+
+    ``match_key`` is the caller's phone match key: an answered call with the
+    same number later (in either direction) closes every open one.
+    """
+
+    __tablename__ = "missed_calls"
+    __table_args__ = (
+        Index("ix_missed_calls_state", "state", "occurred_at"),
+        Index("ix_missed_calls_match_key", "match_key", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    number: Mapped[str] = mapped_column(String(64))
+    match_key: Mapped[str | None] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolved_by_interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+
+
+class CallRequest(Base):
+    """A click-to-call an operator asked for; the call it became points back by ``id``."""
+
+    __tablename__ = "call_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    number: Mapped[str] = mapped_column(String(64))
+    extension: Mapped[str] = mapped_column(String(32))
+    channel_name: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

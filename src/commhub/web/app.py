@@ -10,7 +10,7 @@ from commhub.bootstrap import Hub
 from commhub.domain.login_attempts import LoginAttempts
 from commhub.web.auth import auth_middleware
 from commhub.web.endpoints import MAX_JSON_BYTES
-from commhub.web.keys import JOBS, LOGIN_ATTEMPTS, SESSIONS, SETTINGS
+from commhub.web.keys import CHANNELS, FEED, HUB, JOBS, LOGIN_ATTEMPTS, SESSIONS, SETTINGS
 from commhub.web.problems import problem_middleware
 from commhub.web.routes import add_routes
 
@@ -33,6 +33,9 @@ def create_app(open_hub: HubOpener) -> web.Application:
         app[SETTINGS] = hub.settings
         app[SESSIONS] = hub.sessions
         app[JOBS] = hub.jobs
+        app[HUB] = hub
+        app[FEED] = hub.feed
+        app[CHANNELS] = hub.channels
         app[LOGIN_ATTEMPTS] = LoginAttempts(limit=hub.settings.login_max_failures)
         try:
             yield

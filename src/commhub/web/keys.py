@@ -6,9 +6,12 @@ from typing import Final
 
 from aiohttp import web
 
+from commhub.bootstrap import Hub
+from commhub.channels import Channel
 from commhub.config import Settings
 from commhub.domain.login_attempts import LoginAttempts
 from commhub.jobs.queue import JobQueue
+from commhub.services.live import LiveFeed
 from commhub.services.users import Principal
 from commhub.store.engine import SessionFactory
 
@@ -16,6 +19,9 @@ SETTINGS: Final = web.AppKey("settings", Settings)
 SESSIONS: Final = web.AppKey("sessions", SessionFactory)
 JOBS: Final = web.AppKey("jobs", JobQueue)
 LOGIN_ATTEMPTS: Final = web.AppKey("login_attempts", LoginAttempts)
+HUB: Final = web.AppKey("hub", Hub)
+FEED: Final = web.AppKey("feed", LiveFeed)
+CHANNELS: Final = web.AppKey("channels", dict[str, Channel])
 
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
 """Request key of the authenticated :class:`Principal` (set by the auth middleware)."""

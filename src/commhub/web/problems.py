@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from commhub.channels import ChannelUnavailable, OriginateRejected
 from commhub.domain.contacts import FieldError
 from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store.pagination import CursorError
@@ -36,6 +37,8 @@ _TITLES = {
     422: "Invalid input",
     429: "Too many requests",
     500: "Internal error",
+    502: "Bad gateway",
+    503: "Service unavailable",
 }
 
 
@@ -106,6 +109,10 @@ def from_service_error(exc: Exception) -> Problem | None:
             return invalid(exc.field, str(exc))
         case CursorError():
             return invalid("cursor", str(exc))
+        case ChannelUnavailable():
+            return Problem(503, str(exc), headers={"Retry-After": "10"})
+        case OriginateRejected():
+            return Problem(502, f"the PBX refused the call: {exc}")
     return None
 
 

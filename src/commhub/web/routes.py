@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commhub.web import pages
-from commhub.web.api import contacts, health, identify, imports, interactions, session, users
+from commhub.web import live, pages
+from commhub.web.api import (
+    calls,
+    contacts,
+    health,
+    identify,
+    imports,
+    interactions,
+    session,
+    users,
+)
 from commhub.web.openapi import openapi_document
 
 API = "/api/v1"
@@ -38,6 +47,12 @@ def add_routes(app: web.Application) -> None:
             web.post(f"{API}/imports", imports.create_import),
             web.get(f"{API}/imports/{{id}}", imports.get_import),
             web.get(f"{API}/imports/{{id}}/errors", imports.get_import_errors),
+            web.post(f"{API}/calls", calls.place_call),
+            web.get(f"{API}/calls/live", calls.live_calls),
+            web.get(f"{API}/calls/missed", calls.list_missed),
+            web.post(f"{API}/calls/missed/{{id}}/dismiss", calls.dismiss_missed),
+            web.get(f"{API}/channels", calls.channel_health),
+            web.get(f"{API}/live", live.live_feed),
             web.get("/", pages.home),
             web.get("/login", pages.login_form),
             web.post("/login", pages.login_submit),

@@ -279,3 +279,71 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
     jobs: str
+
+
+# --- calls, live feed, channels ---------------------------------------------------
+
+
+class CallCreate(Strict):
+    contact_id: int | None = Field(default=None, description="Call this contact's first number.")
+    number: str | None = Field(
+        default=None, max_length=64, description="Or this number (any format)."
+    )
+    operator_id: int | None = Field(
+        default=None, description="Whose phone rings first; managers may name another operator."
+    )
+    pbx: str | None = Field(default=None, description="Which PBX, when the hub has several.")
+    region: str | None = None
+
+
+class CallRequestOut(BaseModel):
+    id: str
+    status: str
+    number: str
+    extension: str
+    pbx: str
+    contact_id: int | None
+    interaction_id: int | None
+    error: str | None
+    created_at: datetime
+
+
+class MissedQuery(Strict):
+    state: Literal["open", "called_back", "dismissed", "all"] = "open"
+    operator_id: int | None = None
+    cursor: str | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class MissedCallOut(BaseModel):
+    id: int
+    state: str
+    number: str
+    contact_id: int | None
+    occurred_at: datetime
+    resolved_at: datetime | None
+    resolved_by_id: int | None
+    resolved_by_interaction_id: int | None
+    call: InteractionOut
+
+
+class MissedPage(BaseModel):
+    items: list[MissedCallOut]
+    next_cursor: str | None
+
+
+class ChannelHealthOut(BaseModel):
+    name: str
+    kind: str
+    connected: bool
+    last_event_at: datetime | None
+    connected_since: datetime | None
+    reconnects: int
+    error: str | None
+    detail: dict[str, Any]
+
+
+class ChannelList(BaseModel):
+    items: list[ChannelHealthOut]
+    listening: bool = Field(description="Whether this process owns the channels' connections.")
+    call_backlog: int = Field(description="Call updates waiting to be written.")

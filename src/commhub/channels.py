@@ -1,0 +1,155 @@
+"""The ports: what crosses between the core and the adapters.
+
+An adapter turns its protocol into these events and back, nothing else. It
+implements :class:`Channel` (``start(sink)``/``stop()``/``health()``) and,
+for a PBX, :class:`Telephony` (``originate``). The core hands it an
+:data:`EventSink` that never blocks: the adapter calls it from its own
+reader loop for every event.
+
+Call events are *snapshots*: each :class:`CallUpdated` carries the whole
+call as the PBX has shown it so far, so the core may keep only the newest
+one per call when its database lags, and a replayed snapshot changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from commhub.domain.interactions import Direction, Status
+
+
+class ChannelError(Exception):
+    """Base of the errors an adapter raises at its edge; never a library's own exception."""
+
+
+class ChannelConfigError(ChannelError):
+    """A channel's configuration is wrong; the message names the setting."""
+
+
+class ChannelUnavailable(ChannelError):
+    """The outside system cannot be reached now (PBX disconnected, gateway down)."""
+
+
+class OriginateRejected(ChannelError):
+    """The PBX refused to place a call; the message is the PBX's reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdated:
+    """A call as the PBX has shown it so far; a newer snapshot replaces an older one.
+
+    ``external_id`` is stable for the call's whole life (Asterisk: the PBX
+    name and the Linkedid). ``number`` is the customer's number exactly as the
+    PBX presented it (empty when withheld) and ``region`` the region used to
+    read it when it has no country code. ``operators`` are the extensions that
+    talked with the customer, first one first; ``rang`` those whose phones
+    rang. ``duration_s`` is the talk time: from the moment the PBX answered
+    the customer to hang-up, zero for a call nobody answered.
+    """
+
+    source: str
+    external_id: str
+    direction: Direction
+    status: Status
+    ended: bool
+    started_at: datetime
+    number: str = ""
+    caller_name: str = ""
+    region: str | None = None
+    did: str = ""
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: int | None = None
+    operators: tuple[str, ...] = ()
+    rang: tuple[str, ...] = ()
+    queue: str | None = None
+    recording: str | None = None
+    request_id: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered:
+    """An operator's phone started ringing with ``call``: the moment for a screen pop."""
+
+    call: CallUpdated
+    extension: str
+
+
+InboundEvent = CallUpdated | CallOffered
+
+EventSink = Callable[[InboundEvent], None]
+"""Takes an event and returns at once; the core queues the slow work."""
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateCall:
+    """Ring the operator's phone at ``extension``, then dial ``number`` (E.164) from it.
+
+    ``request_id`` travels with the call (Asterisk: the ``COMMHUB_CALL_ID``
+    channel variable) so the call that results is tied to the request.
+    """
+
+    request_id: str
+    extension: str
+    number: str
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    """What an admin sees of a channel: is it connected, when did it last hear anything."""
+
+    name: str
+    kind: str
+    connected: bool
+    last_event_at: datetime | None = None
+    connected_since: datetime | None = None
+    reconnects: int = 0
+    error: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    """One outside system the hub listens to."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def start(self, sink: EventSink) -> None:
+        """Connect (and keep reconnecting) in the background; return at once."""
+
+    async def stop(self) -> None:
+        """Disconnect and finish what is in flight."""
+
+    def health(self) -> ChannelHealth: ...
+
+
+@runtime_checkable
+class Telephony(Channel, Protocol):
+    """A PBX: a channel that can also place calls."""
+
+    async def originate(self, call: OriginateCall) -> None:
+        """Ask the PBX to place ``call``; returns once the PBX has queued it.
+
+        Raises :class:`ChannelUnavailable` when the PBX is not connected and
+        :class:`OriginateRejected` when it refuses.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """What the hub tells an adapter it builds: hub-wide defaults it may fall back on."""
+
+    phone_region: str
+
+
+class ChannelFactory(Protocol):
+    """The object an adapter registers under the ``commhub.adapters`` entry point."""
+
+    def __call__(
+        self, *, name: str, options: Mapping[str, Any], context: ChannelContext
+    ) -> Channel: ...

@@ -1,0 +1,115 @@
+"""Click-to-call: ring the operator's own phone, then dial the customer from it.
+
+The request is written first with its id; the PBX carries that id on the
+call (a channel variable), so the call that results lands on the card tied to
+the request. The same id sent twice (a double click, a client retry) dials
+once.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.channels import ChannelUnavailable, OriginateCall, OriginateRejected, Telephony
+from commhub.domain import phones
+from commhub.services.errors import InvalidInput, NotFound
+from commhub.store import contacts as contact_store
+from commhub.store.schema import CallRequest, User
+
+
+def new_request_id() -> str:
+    return f"c2c-{secrets.token_hex(8)}"
+
+
+async def place_call(
+    session: AsyncSession,
+    pbx: Telephony,
+    *,
+    request_id: str,
+    caller_id: int,
+    operator_id: int,
+    contact_id: int | None,
+    number: str | None,
+    region: str,
+) -> tuple[CallRequest, bool]:
+    """Ask the PBX to connect the operator and the customer; returns the request and if new.
+
+    Raises :class:`InvalidInput` (no extension, no number), :class:`NotFound`,
+    and the PBX's :class:`ChannelUnavailable` / :class:`OriginateRejected`,
+    after marking the request failed with the reason.
+    """
+    existing = await session.get(CallRequest, request_id)
+    if existing is not None:
+        return existing, False
+    operator = await session.get(User, operator_id)
+    if operator is None or not operator.active:
+        raise NotFound("user", operator_id)
+    if not operator.extension:
+        raise InvalidInput(
+            "operator_id", f"{operator.username} has no phone extension: set one on the user"
+        )
+    e164, display = await _destination(session, contact_id, number, region)
+    request = CallRequest(
+        id=request_id,
+        user_id=caller_id,
+        contact_id=contact_id,
+        number=e164,
+        extension=operator.extension,
+        channel_name=pbx.name,
+        status="queued",
+    )
+    session.add(request)
+    await session.commit()
+    try:
+        await pbx.originate(
+            OriginateCall(
+                request_id=request_id,
+                extension=operator.extension,
+                number=e164,
+                display_name=display,
+            )
+        )
+    except (ChannelUnavailable, OriginateRejected) as exc:
+        request.status = "failed"
+        request.error = str(exc)
+        await session.commit()
+        raise
+    return request, True
+
+
+async def _destination(
+    session: AsyncSession, contact_id: int | None, number: str | None, region: str
+) -> tuple[str, str]:
+    """The E.164 number to dial and the name to show on the operator's phone."""
+    if contact_id is None and not number:
+        raise InvalidInput("number", "give a contact_id or a number to call")
+    if contact_id is None:
+        assert number is not None
+        return _parse(number, region), ""
+    view = await contact_store.load(session, contact_id)
+    if view is None:
+        raise NotFound("contact", contact_id)
+    if view.merged_into_id is not None:
+        raise NotFound("contact", contact_id, merged_into=view.merged_into_id)
+    if number:
+        e164 = _parse(number, region)
+        if e164 not in view.phones:
+            raise InvalidInput("number", f"{number} is not one of this contact's numbers")
+        return e164, view.name
+    if not view.phones:
+        raise InvalidInput("contact_id", "this contact has no phone number")
+    return view.phones[0], view.name
+
+
+def _parse(number: str, region: str) -> str:
+    try:
+        return phones.parse_phone(number, region).e164
+    except phones.PhoneError as exc:
+        raise InvalidInput("number", str(exc)) from None
+
+
+async def request_by_id(session: AsyncSession, request_id: str) -> CallRequest | None:
+    return await session.scalar(select(CallRequest).where(CallRequest.id == request_id))

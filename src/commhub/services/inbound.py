@@ -1,0 +1,192 @@
+"""The core's side of the sink: adapters hand events over here and never wait.
+
+Two paths, so a slow database never delays a screen pop behind a backlog of
+call records and never makes an adapter's reader wait:
+
+* call snapshots go into a pending map keyed by the call's external id — a
+  newer snapshot of the same call replaces the older one (snapshots are
+  whole), and the writer stores them in batches, in the order calls first
+  appeared. On a database error the batch is retried with backoff; nothing is
+  dropped until :data:`MAX_PENDING` calls wait, and then loudly, with the
+  event in the log;
+* offers (a phone started ringing) go to a few screen-pop workers, and only
+  when the operator at that extension has the live feed open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from commhub.channels import CallOffered, CallUpdated, InboundEvent
+from commhub.services import live
+from commhub.services.calls import RecordedCall, caller_number, record_calls
+from commhub.services.screen_pop import call_summary, screen_pop
+from commhub.store import calls as store
+from commhub.store.engine import SessionFactory
+
+log = logging.getLogger(__name__)
+
+BATCH: Final = 200
+MAX_PENDING: Final = 100_000
+OFFER_QUEUE: Final = 1_000
+POP_WORKERS: Final = 4
+RETRY_MAX_S: Final = 30.0
+
+
+class InboundProcessor:
+    """Takes adapters' events (``sink``), records calls and pushes the live feed."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        feed: live.LiveFeed,
+        region: str,
+        create_unknown: bool = False,
+    ) -> None:
+        self._sessions = sessions
+        self._feed = feed
+        self._region = region
+        self._create_unknown = create_unknown
+        self._pending: dict[str, CallUpdated] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._offers: asyncio.Queue[CallOffered] = asyncio.Queue(maxsize=OFFER_QUEUE)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.recorded = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+
+    def sink(self, event: InboundEvent) -> None:
+        """The :data:`~commhub.channels.EventSink` handed to every adapter; returns at once."""
+        if isinstance(event, CallOffered):
+            self._offer(event)
+            return
+        pending = self._pending
+        if event.external_id in pending:
+            pending[event.external_id] = event
+        else:
+            if len(pending) >= MAX_PENDING:
+                self.dropped += 1
+                log.error("call log backlog full, not recorded: %r", event)
+                return
+            pending[event.external_id] = event
+        self._idle.clear()
+        self._wake.set()
+
+    def _offer(self, event: CallOffered) -> None:
+        if not self._feed.anyone:
+            return
+        try:
+            self._offers.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("screen pop for %s skipped: pop workers behind", event.extension)
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._write_loop(), name="call-log writer")]
+        self._tasks += [
+            asyncio.create_task(self._pop_loop(), name=f"screen pop {i}")
+            for i in range(POP_WORKERS)
+        ]
+
+    async def stop(self, *, flush_timeout: float = 10.0) -> None:
+        """Write what is pending (for up to ``flush_timeout`` seconds), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drained(), flush_timeout)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._pending:
+            log.error("stopped with %d call updates not recorded", len(self._pending))
+
+    async def drained(self) -> None:
+        """Wait until every call snapshot handed in so far is stored."""
+        await self._idle.wait()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def _write_loop(self) -> None:
+        delay = 0.5
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                keys = list(self._pending)[:BATCH]
+                batch = [self._pending.pop(key) for key in keys]
+                try:
+                    recorded = await self._record(batch)
+                except (SQLAlchemyError, OSError) as exc:
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.error(
+                        "recording %d calls failed, retrying in %.1fs: %s", len(batch), delay, exc
+                    )
+                    for update in batch:
+                        self._pending.setdefault(update.external_id, update)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+                delay = 0.5
+                self.last_error = None
+                self.recorded += len(recorded)
+                self._publish(recorded)
+            self._idle.set()
+
+    async def _record(self, batch: Sequence[CallUpdated]) -> list[RecordedCall]:
+        async with self._sessions() as session:
+            return await record_calls(
+                session,
+                batch,
+                default_region=self._region,
+                create_unknown=self._create_unknown,
+            )
+
+    def _publish(self, recorded: Sequence[RecordedCall]) -> None:
+        if not self._feed.anyone:
+            return
+        for item in recorded:
+            if not item.changed:
+                continue
+            call = item.call
+            number = caller_number(item.update, self._region)
+            data = {
+                "interaction_id": call.id,
+                "contact_id": call.contact_id,
+                "operator_id": call.operator_id,
+                "call": call_summary(item.update, number.query.e164, number.region),
+            }
+            self._feed.publish(live.CALL_UPDATED, data, users=item.operator_ids, call_watchers=True)
+
+    async def _pop_loop(self) -> None:
+        while True:
+            offer = await self._offers.get()
+            try:
+                await self._pop(offer)
+            except (SQLAlchemyError, OSError) as exc:
+                log.error("screen pop for extension %s failed: %s", offer.extension, exc)
+
+    async def _pop(self, offer: CallOffered) -> None:
+        async with self._sessions() as session:
+            users = await store.users_by_extension(session, [offer.extension])
+            user_id = users.get(offer.extension)
+            if user_id is None or not self._feed.listening(user_id):
+                return
+            payload = await screen_pop(
+                session,
+                offer.call,
+                offer.extension,
+                default_region=self._region,
+                create_unknown=self._create_unknown,
+            )
+        self._feed.publish(live.CALL_OFFERED, payload, users=[user_id])

@@ -1,0 +1,187 @@
+"""Calls on the card, on each database: one row per call, never backwards, missed-call follow-up."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from commhub.channels import CallUpdated
+from commhub.domain.contacts import ContactDraft
+from commhub.domain.interactions import Direction, Status
+from commhub.domain.phones import parse_phone
+from commhub.domain.roles import Role
+from commhub.services import contacts, users
+from commhub.services.calls import record_calls
+from commhub.store import calls as call_store
+from commhub.store.engine import SessionFactory
+from commhub.store.schema import Contact, Interaction, MissedCall
+
+T0 = datetime(2026, 11, 22, 19, 41, 10, tzinfo=UTC)
+
+
+def ringing(external_id: str = "pbx:1.0", number: str = "89161234567") -> CallUpdated:
+    return CallUpdated(
+        source="asterisk:pbx",
+        external_id=external_id,
+        direction=Direction.INBOUND,
+        status=Status.RINGING,
+        ended=False,
+        started_at=T0,
+        number=number,
+        region="RU",
+        did="74951234567",
+        rang=("201",),
+    )
+
+
+def answered(call: CallUpdated) -> CallUpdated:
+    return replace(
+        call, status=Status.ANSWERED, answered_at=T0 + timedelta(seconds=2), operators=("201",)
+    )
+
+
+def ended(call: CallUpdated, talk: int = 8) -> CallUpdated:
+    end = (call.answered_at or T0) + timedelta(seconds=talk)
+    return replace(call, ended=True, ended_at=end, duration_s=talk if call.answered_at else 0)
+
+
+async def setup(sessions: SessionFactory) -> tuple[int, int]:
+    async with sessions() as session:
+        operator = await users.create_user(
+            session,
+            username="olga",
+            password="correct horse battery",
+            role=Role.OPERATOR,
+            extension="201",
+        )
+        view = await contacts.create_contact(
+            session,
+            ContactDraft(name="Ivan Petrov", phones=(parse_phone("+79161234567", "RU"),)),
+            owner_id=None,
+            source="test",
+        )
+        await session.commit()
+    return operator.id, view.id
+
+
+async def record(sessions: SessionFactory, *updates: CallUpdated, create: bool = False) -> None:
+    async with sessions() as session:
+        await record_calls(session, list(updates), default_region="US", create_unknown=create)
+
+
+async def calls(sessions: SessionFactory) -> list[Interaction]:
+    async with sessions() as session:
+        return list(await session.scalars(select(Interaction).order_by(Interaction.id)))
+
+
+async def test_a_call_is_one_row_from_ringing_to_its_end(sessions: SessionFactory) -> None:
+    operator_id, contact_id = await setup(sessions)
+    call = ringing()
+    await record(sessions, call)
+    await record(sessions, answered(call))
+    await record(sessions, ended(answered(call)))
+    [row] = await calls(sessions)
+    assert row.contact_id == contact_id
+    assert row.operator_id == operator_id
+    assert row.status == "answered" and row.direction == "in"
+    assert row.from_address == "+79161234567" and row.to_address == "74951234567"
+    assert row.duration_s == 8
+    assert row.ended_at == T0 + timedelta(seconds=10)
+    assert row.extra["number_as_presented"] == "89161234567"
+
+
+async def test_snapshots_never_move_a_call_backwards(sessions: SessionFactory) -> None:
+    await setup(sessions)
+    call = ringing()
+    final = ended(answered(call))
+    await record(sessions, final)
+    await record(sessions, call, answered(call))
+    [row] = await calls(sessions)
+    assert row.status == "answered" and row.duration_s == 8 and row.ended_at is not None
+
+
+async def test_a_batch_holding_the_same_call_twice_writes_one_row(sessions: SessionFactory) -> None:
+    await setup(sessions)
+    call = ringing()
+    await record(sessions, call, answered(call), ended(answered(call)))
+    assert len(await calls(sessions)) == 1
+
+
+async def test_missed_call_waits_for_a_call_back(sessions: SessionFactory) -> None:
+    _, contact_id = await setup(sessions)
+    await record(sessions, ended(ringing("pbx:1.0")))
+    await record(sessions, replace(ended(ringing("pbx:1.0")), status=Status.MISSED))
+    async with sessions() as session:
+        [(missed, call)] = await call_store.missed_page(
+            session, state="open", operator_id=None, after=None, limit=10
+        )
+    assert call.status == "missed" and missed.contact_id == contact_id
+    assert missed.number == "+79161234567"
+
+    callback = CallUpdated(
+        source="asterisk:pbx",
+        external_id="pbx:2.0",
+        direction=Direction.OUTBOUND,
+        status=Status.ANSWERED,
+        ended=True,
+        started_at=T0 + timedelta(minutes=5),
+        answered_at=T0 + timedelta(minutes=5, seconds=3),
+        ended_at=T0 + timedelta(minutes=6),
+        duration_s=57,
+        number="+7 916 123-45-67",
+        region="RU",
+        operators=("201",),
+    )
+    await record(sessions, callback)
+    async with sessions() as session:
+        assert (
+            await call_store.missed_page(
+                session, state="open", operator_id=None, after=None, limit=9
+            )
+        ) == []
+        closed = await session.scalar(select(MissedCall))
+    assert closed is not None and closed.state == "called_back"
+    assert closed.resolved_by_interaction_id is not None
+
+
+async def test_a_dismissed_missed_call_leaves_the_open_list(sessions: SessionFactory) -> None:
+    operator_id, _ = await setup(sessions)
+    await record(sessions, replace(ended(ringing()), status=Status.MISSED))
+    async with sessions() as session:
+        missed = await session.scalar(select(MissedCall))
+        assert missed is not None
+        await call_store.dismiss_missed(session, missed.id, operator_id)
+        await session.commit()
+        assert (
+            await call_store.missed_page(
+                session, state="open", operator_id=None, after=None, limit=9
+            )
+        ) == []
+
+
+async def test_unknown_caller_gets_a_contact_when_configured(sessions: SessionFactory) -> None:
+    await setup(sessions)
+    call = replace(ringing(number="+442079460958"), caller_name="JOHN SMITH")
+    await record(sessions, call, create=True)
+    [row] = await calls(sessions)
+    async with sessions() as session:
+        contact = await session.get(Contact, row.contact_id)
+    assert contact is not None and contact.name == "JOHN SMITH"
+
+
+async def test_unknown_caller_stays_unmatched_by_default(sessions: SessionFactory) -> None:
+    await setup(sessions)
+    await record(sessions, ringing(number="+442079460958"))
+    [row] = await calls(sessions)
+    assert row.contact_id is None
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 1
+
+
+async def test_withheld_number_is_logged_without_a_contact(sessions: SessionFactory) -> None:
+    await setup(sessions)
+    await record(sessions, ended(answered(ringing(number="anonymous"))), create=True)
+    [row] = await calls(sessions)
+    assert row.contact_id is None and row.from_address == "anonymous"
