@@ -324,6 +324,10 @@ class CallTracker:
                 number = self.dialplan.strip_prefix(presented(h.get("DestCallerIDNum", "")))
             if number and not call.dialled_number:
                 call.dialled_number = number
+            caller = source.extension if source is not None else None
+            if caller is not None and caller not in call.rang:
+                # The phone that dialled out: the call is its operator's even unanswered.
+                call.rang.append(caller)
             self._emit(call)
 
     def _dialend(self, h: Headers, now: datetime) -> None:
