@@ -46,8 +46,9 @@ class CallUpdated:
     PBX presented it (empty when withheld) and ``region`` the region used to
     read it when it has no country code. ``operators`` are the extensions that
     talked with the customer, first one first; ``rang`` those whose phones
-    rang (for a call an operator dialled, their own phone). ``duration_s`` is the talk time: from the moment the PBX answered
-    the customer to hang-up, zero for a call nobody answered.
+    rang (for a call an operator dialled, their own phone). ``duration_s``
+    is the talk time: from the moment the PBX answered the customer to
+    hang-up, zero for a call nobody answered.
     """
 
     source: str
