@@ -19,7 +19,7 @@ from commhub.services.identify import Verdict
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
 from commhub.store.contacts import ContactView
-from commhub.store.schema import Interaction
+from commhub.store.schema import Interaction, User
 
 RECENT_INTERACTIONS = 5
 MAX_CANDIDATES = 5
@@ -54,6 +54,7 @@ async def screen_pop(
         views = await contact_store.load_many(session, contact_ids[:1])
         if views:
             payload["contact"] = contact_summary(views[0])
+            payload["contact"]["owner"] = await _owner(session, views[0].owner_id)
             recent = await interaction_store.timeline(
                 session, views[0].id, after=None, limit=RECENT_INTERACTIONS
             )
@@ -62,6 +63,16 @@ async def screen_pop(
         views = await contact_store.load_many(session, contact_ids[:MAX_CANDIDATES])
         payload["candidates"] = [contact_summary(view) for view in views]
     return payload
+
+
+async def _owner(session: AsyncSession, owner_id: int | None) -> dict[str, Any] | None:
+    """Who owns the account, by name: the operator says "Anna's client", not "owner 7"."""
+    if owner_id is None:
+        return None
+    owner = await session.get(User, owner_id)
+    if owner is None:
+        return None
+    return {"id": owner.id, "name": owner.display_name or owner.username}
 
 
 def call_summary(call: CallUpdated, e164: str | None, region: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction
+from commhub.store.schema import Interaction, User
 from commhub.web.app import create_app
 from commhub_asterisk import AmiChannel, adapter
 from commhub_asterisk.recordings import Recording, load_recording, scale_burst, split_blocks
@@ -238,6 +238,7 @@ async def test_operator_gets_the_screen_pop_while_the_phone_rings(
     hub_client: HubClient, pbx: AmiReplayServer, accounts: dict[Role, Any], sessions: SessionFactory
 ) -> None:
     async with sessions() as session:
+        owner = await session.scalar(select(User.id).where(User.username == "manager"))
         await contacts.create_contact(
             session,
             ContactDraft(
@@ -246,7 +247,7 @@ async def test_operator_gets_the_screen_pop_while_the_phone_rings(
                 phones=(parse_phone("+79035550101", "RU"),),
                 tags=("vip",),
             ),
-            owner_id=None,
+            owner_id=owner,
             source="test",
         )
     client, hub = await hub_client()
@@ -262,6 +263,7 @@ async def test_operator_gets_the_screen_pop_while_the_phone_rings(
         assert pop["extension"] == "201" and pop["match"] == "match"
         assert pop["contact"]["name"] == "Ivan Petrov"
         assert pop["contact"]["company"] == "Acme" and pop["contact"]["tags"] == ["vip"]
+        assert pop["contact"]["owner"] == {"id": owner, "name": "manager"}
         assert pop["call"]["number"] == "+79035550101"
         assert pop["call"]["number_display"] == "8 (903) 555-01-01"
         assert pop["call"]["caller_name"] == "IVAN PETROV"
