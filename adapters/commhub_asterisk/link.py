@@ -242,10 +242,18 @@ class AmiChannel:
             sink(event)
 
     async def _sweep(self) -> None:
+        """Close calls whose CDR wait is over; re-read the PBX's channels after lost events."""
         assert self._sink is not None
+        healed = 0
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             self._apply(self.tracker.sweep(datetime.now(UTC)), self._sink)
+            protocol = self._protocol
+            if self.dropped != healed and protocol is not None and not protocol.closed:
+                # A dropped Hangup would leave a call open for ever: ask Asterisk what is up.
+                healed = self.dropped
+                with contextlib.suppress(ChannelUnavailable):
+                    await self._reconcile(protocol)
 
     # --- the link -------------------------------------------------------------------------------
 
@@ -267,6 +275,10 @@ class AmiChannel:
                     self.settings.port,
                     self.error,
                 )
+            except Exception as exc:
+                # Whatever went wrong, the link reconnects rather than falling silent.
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("PBX %s: the link failed", self._name)
             self._disconnected()
             if self._stopping:
                 return

@@ -81,6 +81,9 @@ class CallTracker:
             handler(headers, now)
         except (KeyError, ValueError) as exc:
             log.warning("skipped a %s event the tracker could not read: %s", name, exc)
+        except Exception:
+            # A tracker bug on odd input costs this one event, never the link.
+            log.exception("skipped a %s event the tracker failed on: %r", name, headers)
         return self._drain()
 
     def sweep(self, now: datetime) -> list[InboundEvent]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from commhub.channels import CallUpdated
@@ -14,6 +16,8 @@ from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
 from commhub.services import contacts, users
 from commhub.services.calls import record_calls
+from commhub.services.inbound import InboundProcessor
+from commhub.services.live import LiveFeed
 from commhub.store import calls as call_store
 from commhub.store.engine import SessionFactory
 from commhub.store.schema import Contact, Interaction, MissedCall
@@ -185,3 +189,24 @@ async def test_withheld_number_is_logged_without_a_contact(sessions: SessionFact
     await record(sessions, ended(answered(ringing(number="anonymous"))), create=True)
     [row] = await calls(sessions)
     assert row.contact_id is None and row.from_address == "anonymous"
+
+
+async def test_a_call_the_store_refuses_is_set_aside_and_its_batch_is_stored(
+    sessions: SessionFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    await setup(sessions)
+    processor = InboundProcessor(sessions=sessions, feed=LiveFeed(), region="RU")
+    await processor.start()
+    try:
+        good = [ended(answered(ringing(f"pbx:{n}.0"))) for n in range(3)]
+        poison = replace(ringing("pbx:bad.0"), detail={"not json": object()})
+        for update in (good[0], poison, *good[1:]):
+            processor.sink(update)
+        await asyncio.wait_for(processor.drained(), 10)
+    finally:
+        await processor.stop()
+    stored = await calls(sessions)
+    assert sorted(c.external_id for c in stored) == [u.external_id for u in good]
+    assert processor.not_recorded == 1
+    assert processor.last_error is not None and "pbx:bad.0" in processor.last_error
+    assert "pbx:bad.0" in caplog.text

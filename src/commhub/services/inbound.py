@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Final
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from commhub.channels import CallOffered, CallUpdated, InboundEvent
 from commhub.services import live
@@ -37,6 +38,8 @@ MAX_PENDING: Final = 100_000
 OFFER_QUEUE: Final = 1_000
 POP_WORKERS: Final = 4
 RETRY_MAX_S: Final = 30.0
+TRANSIENT: Final = (OperationalError, InterfaceError, OSError, TimeoutError)
+"""The database is down or the connection broke: retry the batch later, whole."""
 
 
 class InboundProcessor:
@@ -61,8 +64,10 @@ class InboundProcessor:
         self._offers: asyncio.Queue[CallOffered] = asyncio.Queue(maxsize=OFFER_QUEUE)
         self._tasks: list[asyncio.Task[None]] = []
         self.recorded = 0
-        self.dropped = 0
+        self.not_recorded = 0
+        """Call updates dropped (backlog full) or refused by the store; each one is logged."""
         self.last_error: str | None = None
+        """The database's error while it is unreachable, or the last call it refused."""
 
     def sink(self, event: InboundEvent) -> None:
         """The :data:`~commhub.channels.EventSink` handed to every adapter; returns at once."""
@@ -74,7 +79,7 @@ class InboundProcessor:
             pending[event.external_id] = event
         else:
             if len(pending) >= MAX_PENDING:
-                self.dropped += 1
+                self.not_recorded += 1
                 log.error("call log backlog full, not recorded: %r", event)
                 return
             pending[event.external_id] = event
@@ -123,11 +128,16 @@ class InboundProcessor:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                keys = list(self._pending)[:BATCH]
+                keys = list(itertools.islice(self._pending, BATCH))
                 batch = [self._pending.pop(key) for key in keys]
                 try:
-                    recorded = await self._record(batch)
-                except (SQLAlchemyError, OSError) as exc:
+                    try:
+                        recorded = await self._record(batch)
+                    except TRANSIENT:
+                        raise
+                    except Exception as exc:  # one bad snapshot must not stop the call log
+                        recorded = await self._record_each(batch, exc)
+                except TRANSIENT as exc:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.error(
                         "recording %d calls failed, retrying in %.1fs: %s", len(batch), delay, exc
@@ -135,13 +145,36 @@ class InboundProcessor:
                     for update in batch:
                         self._pending.setdefault(update.external_id, update)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_S)
+                    delay = min(max(delay, 0.5) * 2, RETRY_MAX_S)
                     continue
-                delay = 0.5
-                self.last_error = None
+                if delay > 0.5:  # the database is back
+                    delay = 0.5
+                    self.last_error = None
                 self.recorded += len(recorded)
                 self._publish(recorded)
             self._idle.set()
+
+    async def _record_each(
+        self, batch: Sequence[CallUpdated], error: Exception
+    ) -> list[RecordedCall]:
+        """The store refused a batch: record its snapshots one by one, set aside the bad one.
+
+        A snapshot the store refuses on its own is logged whole with the
+        reason and counted in :attr:`not_recorded` (shown on the channels
+        view); the calls around it are stored as usual.
+        """
+        log.warning("recording %d calls failed (%s); trying them one by one", len(batch), error)
+        recorded: list[RecordedCall] = []
+        for update in batch:
+            try:
+                recorded += await self._record([update])
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                self.not_recorded += 1
+                self.last_error = f"call {update.external_id} not recorded: {exc}"
+                log.exception("call not recorded, the store refused it: %r", update)
+        return recorded
 
     async def _record(self, batch: Sequence[CallUpdated]) -> list[RecordedCall]:
         async with self._sessions() as session:
@@ -173,8 +206,11 @@ class InboundProcessor:
             offer = await self._offers.get()
             try:
                 await self._pop(offer)
-            except (SQLAlchemyError, OSError) as exc:
+            except TRANSIENT as exc:
                 log.error("screen pop for extension %s failed: %s", offer.extension, exc)
+            except Exception:
+                # The call is still logged by the writer; only this pop is lost, and said so.
+                log.exception("screen pop for extension %s failed", offer.extension)
 
     async def _pop(self, offer: CallOffered) -> None:
         async with self._sessions() as session:

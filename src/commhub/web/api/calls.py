@@ -179,5 +179,11 @@ async def channel_health(request: web.Request) -> web.StreamResponse:
             )
         )
     return json_response(
-        schemas.ChannelList(items=items, listening=hub.listening, call_backlog=hub.inbound.backlog)
+        schemas.ChannelList(
+            items=items,
+            listening=hub.listening,
+            call_backlog=hub.inbound.backlog,
+            calls_not_recorded=hub.inbound.not_recorded,
+            call_log_error=hub.inbound.last_error,
+        )
     )

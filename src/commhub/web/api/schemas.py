@@ -347,3 +347,8 @@ class ChannelList(BaseModel):
     items: list[ChannelHealthOut]
     listening: bool = Field(description="Whether this process owns the channels' connections.")
     call_backlog: int = Field(description="Call updates waiting to be written.")
+    calls_not_recorded: int = Field(
+        description="Call updates lost since start (backlog full, or refused by the database); "
+        "each one is in the log with its reason."
+    )
+    call_log_error: str | None = Field(description="The call log's last error, if unresolved.")
