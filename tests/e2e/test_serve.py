@@ -12,6 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
+from commhub_asterisk.replay import AmiReplayServer
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -137,3 +139,83 @@ async def test_cli_user_add_and_clear_errors(tmp_path: Path) -> None:
     status, said = await _commhub("identify", "x", env={**env, "COMMHUB_PHONE_REGION": "XX"})
     assert status == 1
     assert said.strip().startswith("Error: invalid setting COMMHUB_PHONE_REGION")
+
+
+CHANNELS = """
+[[channels]]
+adapter = "asterisk"
+name = "main"
+host = "127.0.0.1"
+port = {port}
+username = "commhub"
+secret = "{secret}"
+region = "RU"
+"""
+
+
+async def test_serve_connects_the_pbx_named_in_the_channels_file(tmp_path: Path) -> None:
+    pbx = AmiReplayServer(username="commhub", secret="a PBX secret")
+    await pbx.start()
+    (tmp_path / "channels.toml").write_text(CHANNELS.format(port=pbx.port, secret=pbx.secret))
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COMMHUB_")},
+        "COMMHUB_DATA_DIR": str(tmp_path / "var"),
+        "COMMHUB_PORT": str(port),
+        "COMMHUB_CHANNELS_FILE": str(tmp_path / "channels.toml"),
+        "COMMHUB_ADMIN_PASSWORD": "the admin's password",
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "commhub",
+        "serve",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await pbx.wait_logins(1, timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            for _ in range(100):
+                try:
+                    login = await http.post(
+                        f"{base}/api/v1/auth/login",
+                        json={"username": "admin", "password": "the admin's password"},
+                    )
+                    break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            assert login.status == 200
+            async with http.get(f"{base}/api/v1/channels") as health:
+                [main] = (await health.json())["items"]
+        assert main["name"] == "main" and main["kind"] == "asterisk"
+        assert main["connected"] is True and main["error"] is None
+    finally:
+        server.send_signal(signal.SIGINT)
+        await asyncio.wait_for(server.wait(), timeout=30)
+        await pbx.close()
+    assert server.stdout is not None
+    output = (await server.stdout.read()).decode()
+    assert "connected to 127.0.0.1" in output and pbx.secret not in output
+    assert any(action.get("Action") == "Logoff" for action in pbx.actions)
+
+
+async def test_a_bad_channels_file_stops_serve_with_the_setting_at_fault(tmp_path: Path) -> None:
+    channels = tmp_path / "channels.toml"
+    channels.write_text(CHANNELS.format(port=70000, secret="x"))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COMMHUB_")},
+        "COMMHUB_DATA_DIR": str(tmp_path / "var"),
+        "COMMHUB_CHANNELS_FILE": str(channels),
+    }
+    status, said = await _commhub("serve", env=env)
+    assert status == 1
+    assert said.strip().splitlines() == [
+        "Error: PBX 'main': port: Input should be less than or equal to 65535"
+    ]
+    channels.write_text('[[channels]]\nadapter = "fax"\nname = "x"\n')
+    status, said = await _commhub("serve", env=env)
+    assert status == 1 and "unknown adapter 'fax' (known: asterisk)" in said
