@@ -280,13 +280,7 @@ class CallTracker:
     # --- event handlers --------------------------------------------------------------
 
     def _newchannel(self, h: Headers, now: datetime) -> None:
-        leg = self._new_leg(
-            h.get("Uniqueid", ""),
-            h.get("Linkedid") or h.get("Uniqueid", ""),
-            h.get("Channel", ""),
-            h.get("Context", ""),
-            now,
-        )
+        leg = self._leg(h, now)
         if leg is None:
             return
         leg.caller_num = presented(h.get("CallerIDNum", ""))

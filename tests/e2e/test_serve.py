@@ -36,6 +36,20 @@ async def _commhub(*args: str, env: dict[str, str], stdin: bytes | None = None) 
     return process.returncode or 0, out.decode()
 
 
+async def _serve(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """``commhub serve`` as a user starts it, its output on one pipe."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "commhub",
+        "serve",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
 async def test_fresh_hub_serves_api_with_a_printed_admin(tmp_path: Path) -> None:
     port = _free_port()
     env = {
@@ -44,16 +58,7 @@ async def test_fresh_hub_serves_api_with_a_printed_admin(tmp_path: Path) -> None
         "COMMHUB_PHONE_REGION": "RU",
         "COMMHUB_PORT": str(port),
     }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "commhub",
-        "serve",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    server = await _serve(env, tmp_path)
     assert server.stdout is not None
     output = ""
     try:
@@ -165,16 +170,7 @@ async def test_serve_connects_the_pbx_named_in_the_channels_file(tmp_path: Path)
         "COMMHUB_CHANNELS_FILE": str(tmp_path / "channels.toml"),
         "COMMHUB_ADMIN_PASSWORD": "the admin's password",
     }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "commhub",
-        "serve",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    server = await _serve(env, tmp_path)
     try:
         await pbx.wait_logins(1, timeout=60)
         base = f"http://127.0.0.1:{port}"
