@@ -321,7 +321,10 @@ class AmiChannel:
     def _disconnected(self) -> None:
         if self.connected_since is not None:
             self.lost_at = datetime.now(UTC)
-            log.warning("PBX %s: link lost", self._name)
+            if self._stopping:
+                log.info("PBX %s: disconnected", self._name)
+            else:
+                log.warning("PBX %s: link lost", self._name)
         self.connected_since = None
 
     async def _reconcile(self, protocol: _Protocol) -> None:

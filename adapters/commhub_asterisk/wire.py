@@ -28,7 +28,6 @@ CALL_EVENTS: Final = frozenset(
     {
         "Newchannel",
         "NewCallerid",
-        "NewConnectedLine",
         "Newstate",
         "Rename",
         "DialBegin",
@@ -37,16 +36,12 @@ CALL_EVENTS: Final = frozenset(
         "BridgeLeave",
         "Hangup",
         "QueueCallerJoin",
-        "QueueCallerLeave",
         "QueueCallerAbandon",
         "AgentCalled",
         "AgentConnect",
         "AgentComplete",
-        "AgentRingNoAnswer",
         "Cdr",
         "OriginateResponse",
-        "FullyBooted",
-        "Shutdown",
     }
 )
 """The events the call tracker reads; everything else is skipped unread."""

@@ -20,7 +20,7 @@ from commhub.domain.interactions import Direction, Status
 from commhub_asterisk.config import PbxSettings
 from commhub_asterisk.dialplan import Dialplan, Role
 from commhub_asterisk.tracker import CallTracker
-from commhub_asterisk.wire import MessageReader
+from commhub_asterisk.wire import CALL_EVENTS, MessageReader
 
 AMI = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami"
 T0 = datetime(2026, 11, 22, 19, 41, 10, tzinfo=UTC)
@@ -433,3 +433,8 @@ def test_the_outbound_prefix_is_not_part_of_the_customers_number() -> None:
     assert plan.dialled_number("provider/989161234567") == "89161234567"
     assert plan.dialled_number("89161234567@sim-pstn-out") == "89161234567"
     assert plan.dialled_number("PJSIP/989161234567@provider,30") == "89161234567"
+
+
+def test_the_reader_decodes_exactly_the_events_the_tracker_reads() -> None:
+    handled = set(Replay().tracker._handlers)
+    assert CALL_EVENTS | {"VarSet"} == handled
