@@ -77,8 +77,10 @@ class AmiReplayServer:
         self.port = 0
         self.script: list[Playback] = []
         """Played one per successful login, in order; later logins get nothing."""
-        self.channels: list[Mapping[str, str]] = []
-        """What ``CoreShowChannels`` reports as up."""
+        self.channels: list[Mapping[str, str]] | None = None
+        """What ``CoreShowChannels`` reports as up; ``None``: the channels the events
+        sent so far left up (created, not hung up), as a real PBX would."""
+        self.up = ChannelsUp()
         self.on_originate: bytes | None = None
         """Events to play after accepting an ``Originate`` (a recorded call); its
         responses are dropped and its ``ActionID`` becomes the action's own."""
@@ -110,7 +112,8 @@ class AmiReplayServer:
             self._hang_up(client)
 
     async def send(self, data: bytes) -> None:
-        """Send bytes to every logged-in client now."""
+        """Send bytes to every logged-in client now; with none, the calls still happen."""
+        self.up.follow(data)
         for client in self._clients:
             if client.logged_in:
                 client.write(data)
@@ -214,10 +217,11 @@ class AmiReplayServer:
             self._play(client, Playback(data=data))
 
     def _channel_list(self, action_id: str) -> bytes:
+        channels = self.up.channels() if self.channels is None else self.channels
         parts = [_response("Success", action_id, EventList="start", Message="Channels will follow")]
         parts += [
             _message({"Event": "CoreShowChannel", "ActionID": action_id, **channel})
-            for channel in self.channels
+            for channel in channels
         ]
         parts.append(
             _message(
@@ -225,7 +229,7 @@ class AmiReplayServer:
                     "Event": "CoreShowChannelsComplete",
                     "ActionID": action_id,
                     "EventList": "Complete",
-                    "ListItems": str(len(self.channels)),
+                    "ListItems": str(len(channels)),
                 }
             )
         )
@@ -244,6 +248,7 @@ class AmiReplayServer:
             delay = started + at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            self.up.follow(data)
             client.write(data)
             with contextlib.suppress(ConnectionError):
                 await client.writer.drain()
@@ -254,6 +259,58 @@ class AmiReplayServer:
         client.logged_in = False
         if not client.writer.is_closing():
             client.writer.close()
+
+
+class ChannelsUp:
+    """The channels a stream of events leaves up: what ``CoreShowChannels`` answers.
+
+    Reads only the events that create, change or end a channel, so following
+    a benchmark's megabytes costs little.
+    """
+
+    _WATCHED = (
+        b"Event: Newchannel\r\n",
+        b"Event: NewCallerid\r\n",
+        b"Event: Newstate\r\n",
+        b"Event: Hangup\r\n",
+        b"Event: BridgeEnter\r\n",
+        b"Event: BridgeLeave\r\n",
+    )
+
+    def __init__(self) -> None:
+        self._up: dict[str, dict[str, str]] = {}
+        self._pending = b""
+
+    def follow(self, data: bytes) -> None:
+        blocks = (self._pending + data).split(END)
+        self._pending = blocks.pop()
+        for block in blocks:
+            block = block.lstrip(b"\r\n") + b"\r\n"
+            if block.startswith(self._WATCHED):
+                self._apply(parse_action(block))
+
+    def channels(self) -> list[dict[str, str]]:
+        return list(self._up.values())
+
+    def _apply(self, event: Action) -> None:
+        uniqueid = str(event.get("Uniqueid", ""))
+        name = event.get("Event")
+        if name == "Newchannel":
+            fields = ("Channel", "Uniqueid", "Linkedid", "Context", "ChannelState", "CallerIDNum")
+            self._up[uniqueid] = {key: str(event.get(key, "")) for key in fields}
+            self._up[uniqueid]["Extension"] = str(event.get("Exten", ""))
+        elif name == "Hangup":
+            self._up.pop(uniqueid, None)
+        elif uniqueid in self._up:
+            channel = self._up[uniqueid]
+            if name == "Newstate":
+                channel["ChannelState"] = str(event.get("ChannelState", ""))
+            elif name == "NewCallerid":
+                channel["CallerIDNum"] = str(event.get("CallerIDNum", ""))
+            elif name == "BridgeEnter":
+                channel["BridgeId"] = str(event.get("BridgeUniqueid", ""))
+            else:
+                channel.pop("BridgeId", None)
 
 
 def parse_action(message: bytes) -> Action:

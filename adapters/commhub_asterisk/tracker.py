@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from commhub.channels import CallOffered, CallUpdated, InboundEvent
+from commhub.channels import CallOffered, CallsInProgress, CallUpdated, InboundEvent
 from commhub.domain.interactions import Direction, Status
 from commhub_asterisk.calls import Call, Leg
 from commhub_asterisk.dialplan import Dialplan, Role, presented
@@ -124,6 +124,10 @@ class CallTracker:
                 self.bridges.setdefault(bridge, set()).add(uniqueid)
         for members in bridged.values():
             self._connect_members(members, now)
+        up = frozenset(f"{self.pbx}:{call.linkedid}" for call in self.calls.values())
+        self._out.append(
+            CallsInProgress(source=self.source, prefix=f"{self.pbx}:", external_ids=up, at=now)
+        )
         return self._drain()
 
     def expect_originate(

@@ -80,7 +80,24 @@ class CallOffered:
     extension: str
 
 
-InboundEvent = CallUpdated | CallOffered
+@dataclass(frozen=True, slots=True)
+class CallsInProgress:
+    """The calls a PBX has up right now, reported each time its link (re)connects.
+
+    Every call whose ``external_id`` starts with ``prefix`` that the log still
+    shows in progress, that began before ``at`` and is not in
+    ``external_ids``, ended while nobody listened (the hub was stopped, or the
+    link was down and the PBX forgot it): the core closes it at ``at`` with
+    its end marked approximate, so no call stays "in progress" for ever.
+    """
+
+    source: str
+    prefix: str
+    external_ids: frozenset[str]
+    at: datetime
+
+
+InboundEvent = CallUpdated | CallOffered | CallsInProgress
 
 EventSink = Callable[[InboundEvent], None]
 """Takes an event and returns at once; the core queues the slow work."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.channels import CallUpdated
+from commhub.channels import CallsInProgress, CallUpdated
 from commhub.domain import phones
 from commhub.domain.contacts import name_key
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
@@ -185,6 +185,59 @@ async def _follow_up(
         await store.close_missed_by_call(
             session, match_key=match_key, before=row.occurred_at, call_id=row.id
         )
+
+
+UNSEEN_END_REASON = "ended while the hub was not listening; outcome unknown"
+_SNAPSHOT_KEYS = frozenset({"source", "operators", "rang", "caller_name", "request_id"})
+"""Keys of ``Interaction.extra`` that a snapshot sets from its own fields."""
+
+
+async def calls_ended_unseen(session: AsyncSession, report: CallsInProgress) -> list[CallUpdated]:
+    """Final snapshots for this PBX's calls still open in the log but no longer up.
+
+    Answered calls end at ``report.at`` with the talk time up to then; calls
+    nobody was seen answering end as missed (inbound: so someone calls back)
+    or unanswered (outbound), with the reason. Each is marked
+    ``approximate_end_s`` like a call closed after a link drop, and goes
+    through :func:`record_calls` like any snapshot (one row, follow-ups, feed).
+    """
+    rows = await store.open_calls(session, prefix=report.prefix, before=report.at)
+    return [
+        _ended_unseen(row, report) for row in rows if row.external_id not in report.external_ids
+    ]
+
+
+def _ended_unseen(row: Interaction, report: CallsInProgress) -> CallUpdated:
+    extra = row.extra or {}
+    inbound = row.direction == Direction.INBOUND.value
+    detail = {k: v for k, v in extra.items() if k not in _SNAPSHOT_KEYS}
+    detail["approximate_end_s"] = None
+    answered = row.answered_at
+    if answered is not None:
+        status, talk = Status.ANSWERED, max(0, round((report.at - answered).total_seconds()))
+    else:
+        status, talk = (Status.MISSED if inbound else Status.NO_ANSWER), 0
+        detail["reason"] = UNSEEN_END_REASON
+    return CallUpdated(
+        source=str(extra.get("source", report.source)),
+        external_id=row.external_id,
+        direction=Direction(row.direction),
+        status=status,
+        ended=True,
+        started_at=row.occurred_at,
+        number=row.from_address if inbound else row.to_address,
+        caller_name=str(extra.get("caller_name", "")),
+        did=row.to_address if inbound else row.from_address,
+        answered_at=answered,
+        ended_at=report.at,
+        duration_s=talk,
+        operators=tuple(extra.get("operators", ())),
+        rang=tuple(extra.get("rang", ())),
+        queue=row.queue,
+        recording=row.recording_ref,
+        request_id=extra.get("request_id"),
+        detail=detail,
+    )
 
 
 _creating: dict[str, asyncio.Lock] = {}

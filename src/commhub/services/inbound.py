@@ -24,9 +24,14 @@ from typing import Final
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from commhub.channels import CallOffered, CallUpdated, InboundEvent
+from commhub.channels import CallOffered, CallsInProgress, CallUpdated, InboundEvent
 from commhub.services import live
-from commhub.services.calls import RecordedCall, caller_number, record_calls
+from commhub.services.calls import (
+    RecordedCall,
+    caller_number,
+    calls_ended_unseen,
+    record_calls,
+)
 from commhub.services.screen_pop import call_summary, screen_pop
 from commhub.store import calls as store
 from commhub.store.engine import SessionFactory
@@ -37,6 +42,7 @@ BATCH: Final = 200
 MAX_PENDING: Final = 100_000
 OFFER_QUEUE: Final = 1_000
 POP_WORKERS: Final = 4
+RETRY_MIN_S: Final = 0.5
 RETRY_MAX_S: Final = 30.0
 TRANSIENT: Final = (OperationalError, InterfaceError, OSError, TimeoutError)
 """The database is down or the connection broke: retry the batch later, whole."""
@@ -61,6 +67,8 @@ class InboundProcessor:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._reports: list[CallsInProgress] = []
+        self._delay = RETRY_MIN_S
         self._offers: asyncio.Queue[CallOffered] = asyncio.Queue(maxsize=OFFER_QUEUE)
         self._tasks: list[asyncio.Task[None]] = []
         self.recorded = 0
@@ -73,6 +81,11 @@ class InboundProcessor:
         """The :data:`~commhub.channels.EventSink` handed to every adapter; returns at once."""
         if isinstance(event, CallOffered):
             self._offer(event)
+            return
+        if isinstance(event, CallsInProgress):
+            self._reports.append(event)
+            self._idle.clear()
+            self._wake.set()
             return
         pending = self._pending
         if event.external_id in pending:
@@ -123,36 +136,69 @@ class InboundProcessor:
         return len(self._pending)
 
     async def _write_loop(self) -> None:
-        delay = 0.5
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                keys = list(itertools.islice(self._pending, BATCH))
-                batch = [self._pending.pop(key) for key in keys]
-                try:
-                    try:
-                        recorded = await self._record(batch)
-                    except TRANSIENT:
-                        raise
-                    except Exception as exc:  # one bad snapshot must not stop the call log
-                        recorded = await self._record_each(batch, exc)
-                except TRANSIENT as exc:
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.error(
-                        "recording %d calls failed, retrying in %.1fs: %s", len(batch), delay, exc
-                    )
-                    for update in batch:
-                        self._pending.setdefault(update.external_id, update)
-                    await asyncio.sleep(delay)
-                    delay = min(max(delay, 0.5) * 2, RETRY_MAX_S)
-                    continue
-                if delay > 0.5:  # the database is back
-                    delay = 0.5
-                    self.last_error = None
-                self.recorded += len(recorded)
-                self._publish(recorded)
+            while self._pending or self._reports:
+                if self._pending:
+                    await self._write_batch()
+                else:
+                    await self._close_unseen(self._reports[0])
             self._idle.set()
+
+    async def _write_batch(self) -> None:
+        """Store the oldest pending snapshots; on a database outage put them back and wait."""
+        keys = list(itertools.islice(self._pending, BATCH))
+        batch = [self._pending.pop(key) for key in keys]
+        try:
+            try:
+                recorded = await self._record(batch)
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # one bad snapshot must not stop the call log
+                recorded = await self._record_each(batch, exc)
+        except TRANSIENT as exc:
+            for update in batch:
+                self._pending.setdefault(update.external_id, update)
+            await self._back_off(exc, f"recording {len(batch)} calls")
+            return
+        self._recovered()
+        self.recorded += len(recorded)
+        self._publish(recorded)
+
+    async def _close_unseen(self, report: CallsInProgress) -> None:
+        """After a (re)connect: end the calls the log shows open that the PBX no longer has."""
+        try:
+            async with self._sessions() as session:
+                ended = await calls_ended_unseen(session, report)
+        except TRANSIENT as exc:
+            await self._back_off(exc, f"checking {report.source}'s open calls")
+            return
+        except Exception:
+            log.exception("checking %s's open calls failed; they stay open", report.source)
+            ended = []
+        self._reports.remove(report)
+        self._recovered()
+        if ended:
+            log.warning(
+                "%s: %d calls ended while the hub was not listening; closed at %s",
+                report.source,
+                len(ended),
+                report.at.isoformat(),
+            )
+        for update in ended:
+            self.sink(update)
+
+    async def _back_off(self, exc: BaseException, what: str) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("%s failed, retrying in %.1fs: %s", what, self._delay, exc)
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, RETRY_MAX_S)
+
+    def _recovered(self) -> None:
+        if self._delay > RETRY_MIN_S:  # the database is back
+            self._delay = RETRY_MIN_S
+            self.last_error = None
 
     async def _record_each(
         self, batch: Sequence[CallUpdated], error: Exception

@@ -122,6 +122,22 @@ async def link_request(session: AsyncSession, request_id: str, call: Interaction
     )
 
 
+async def open_calls(
+    session: AsyncSession, *, prefix: str, before: datetime
+) -> Sequence[Interaction]:
+    """Calls of one PBX (external ids starting with ``prefix``) begun before ``before``
+    and not ended (read through the partial index on open interactions)."""
+    rows = await session.scalars(
+        select(Interaction).where(
+            Interaction.ended_at.is_(None),
+            Interaction.channel == Channel.CALL.value,
+            Interaction.occurred_at <= before,
+            Interaction.external_id.startswith(prefix, autoescape=True),
+        )
+    )
+    return rows.all()
+
+
 async def live_calls(session: AsyncSession, *, limit: int = 500) -> Sequence[Interaction]:
     """Calls not yet ended, newest first: the manager's "now" view."""
     rows = await session.scalars(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -220,6 +221,14 @@ class Interaction(Base):
         Index("ix_interactions_card", "contact_id", "occurred_at", "id"),
         Index("ix_interactions_occurred_at", "occurred_at", "id"),
         Index("ix_interactions_operator", "operator_id", "occurred_at"),
+        # Only calls in progress: the live view and the after-reconnect sweep read a
+        # handful of rows, not the whole log.
+        Index(
+            "ix_interactions_open",
+            "occurred_at",
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

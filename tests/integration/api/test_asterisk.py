@@ -535,3 +535,56 @@ async def test_operators_cannot_see_channel_health(
     client, _ = await hub_client()
     denied = await client.get("/api/v1/channels", headers=accounts[Role.OPERATOR].auth)
     assert denied.status == 403
+
+
+@pytest.mark.parametrize(
+    ("cut_before", "status", "reason"),
+    [
+        ("Event: Hangup", "answered", None),
+        ("Event: DialEnd", "missed", "ended while the hub was not listening; outcome unknown"),
+    ],
+    ids=["talking", "ringing"],
+)
+async def test_a_call_that_ended_while_the_hub_was_stopped_is_closed_when_it_reconnects(
+    hub_client: HubClient,
+    pbx: AmiReplayServer,
+    accounts: dict[Role, Any],
+    cut_before: str,
+    status: str,
+    reason: str | None,
+) -> None:
+    blocks = split_blocks(recording("inbound_answered_ru_trunk_prefix").body)
+    cut = next(i for i, b in enumerate(blocks) if b.startswith(cut_before.encode()))
+    pbx.script.append(Playback(data=b"".join(blocks[:cut])))
+    first, hub = await hub_client()
+    await pbx.wait_logins(1)
+    await _until(lambda: _open_calls(hub), 1)
+    await first.close()  # the hub stops mid-call
+    await pbx.send(b"".join(blocks[cut:]))  # and the call ends while nobody listens
+    client, hub = await hub_client()  # a new start: the PBX reports no channels up
+    await settle(hub, calls=1)
+    [row] = await log_rows(client, accounts[Role.MANAGER].auth)
+    assert row["status"] == status and row["ended_at"] is not None
+    assert "approximate_end_s" in row["extra"] and row["extra"].get("reason") == reason
+    assert row["extra"]["number_as_presented"] == "89161234567"
+    assert row["from_address"] == "+79161234567"
+    missed = await (
+        await client.get("/api/v1/calls/missed", headers=accounts[Role.OPERATOR].auth)
+    ).json()
+    assert len(missed["items"]) == (1 if status == "missed" else 0)
+
+
+async def _open_calls(hub: Hub) -> int:
+    async with hub.sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Interaction).where(Interaction.ended_at.is_(None))
+        )
+    return int(count or 0)
+
+
+async def _until(count: Callable[[], Awaitable[int]], expected: int, timeout: float = 10) -> None:
+    async def poll() -> None:
+        while await count() != expected:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)

@@ -1,4 +1,4 @@
-"""calls: missed-call follow-up and click-to-call requests
+"""calls: missed-call follow-up, click-to-call requests, an index of calls in progress
 
 Revision ID: 0002
 Revises: 0001
@@ -21,6 +21,14 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_interactions_open",
+        "interactions",
+        ["occurred_at"],
+        unique=False,
+        sqlite_where=sa.text("ended_at IS NULL"),
+        postgresql_where=sa.text("ended_at IS NULL"),
+    )
     op.create_table(
         "missed_calls",
         sa.Column("id", ID, nullable=False),
@@ -111,3 +119,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_missed_calls_match_key")
         batch_op.drop_index("ix_missed_calls_state")
     op.drop_table("missed_calls")
+    op.drop_index("ix_interactions_open", table_name="interactions")
