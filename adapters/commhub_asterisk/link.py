@@ -19,7 +19,7 @@ import random
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
@@ -29,6 +29,7 @@ from commhub.channels import (
     ChannelHealth,
     ChannelUnavailable,
     EventSink,
+    InboundEvent,
     OriginateCall,
     OriginateRejected,
 )
@@ -43,6 +44,9 @@ SWEEP_INTERVAL_S = 0.5
 ACTION_TIMEOUT_S = 10.0
 STABLE_AFTER_S = 30.0
 """A session that lasted this long resets the reconnect backoff."""
+CHANNELS_LISTED: Final = "CoreShowChannelsComplete"
+LISTED_CHANNEL: Final = b"Event: CoreShowChannel\r\n"
+LIST_COMPLETE: Final = b"Event: CoreShowChannelsComplete\r\n"
 
 
 class LoginRefused(Exception):
@@ -70,6 +74,12 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         self.reader.feed(data)
 
     def _other(self, raw: bytes) -> None:
+        if raw.startswith(LISTED_CHANNEL):
+            self.link.listed.setdefault(_action_id(raw), []).append(parse_headers(raw))
+        elif raw.startswith(LIST_COMPLETE):
+            # In the event queue at its place in the stream: the tracker compares the
+            # list with what it knew at that moment, not with events read after it.
+            self.link.received(CHANNELS_LISTED, {"ActionID": _action_id(raw)})
         message = Message.from_line(raw.decode("utf-8", "replace").strip())
         if message is not None:
             self.handle_message(message)
@@ -119,12 +129,15 @@ class AmiChannel:
         self.lost_at: datetime | None = None
         self.error: str | None = None
         self.dropped = 0
+        self.listed: dict[str, list[Headers]] = {}
+        """``CoreShowChannel`` events by ActionID, until their list is complete."""
         # What panoramisk's protocol asks of its factory.
         self.forgetable_actions: tuple[str, ...] = (
             "ping",
             "login",
             "originate",
             "coreshowchannels",
+            "logoff",
         )
         self.awaiting_actions: deque[Any] = deque()
 
@@ -230,11 +243,19 @@ class AmiChannel:
         assert sink is not None
         while True:
             name, headers, at = await queue.get()
-            self._apply(tracker.handle(name, headers, at), sink)
+            self._apply(self._step(tracker, name, headers, at), sink)
             for _ in range(queue.qsize()):
                 name, headers, at = queue.get_nowait()
-                self._apply(tracker.handle(name, headers, at), sink)
+                self._apply(self._step(tracker, name, headers, at), sink)
             self.last_event_at = at
+
+    def _step(
+        self, tracker: CallTracker, name: str, headers: Headers, at: datetime
+    ) -> list[InboundEvent]:
+        if name != CHANNELS_LISTED:
+            return tracker.handle(name, headers, at)
+        channels = self.listed.pop(headers["ActionID"], [])
+        return tracker.reconcile(channels, at, lost_at=self.lost_at)
 
     @staticmethod
     def _apply(events: Iterable[Any], sink: EventSink) -> None:
@@ -328,21 +349,23 @@ class AmiChannel:
         self.connected_since = None
 
     async def _reconcile(self, protocol: _Protocol) -> None:
-        """Ask which channels are up and let the tracker settle calls that spanned a drop."""
-        replies = await self._send(
-            {"Action": "CoreShowChannels", "ActionID": f"channels-{self._sessions}"},
+        """Ask which channels are up, so the tracker settles calls that spanned a drop.
+
+        The list arrives as events; the tracker takes it at its place in the
+        stream (see ``_Protocol._other``). An AMI user without ``write =
+        reporting`` is refused: said once per connect, and the link goes on.
+        """
+        response = await self._send(
+            {"Action": "CoreShowChannels", "ActionID": f"channels-{next(self._action_ids)}"},
             protocol=protocol,
-            as_list=True,
         )
-        channels = [
-            parse_headers(str(_message_text(reply)).encode())
-            for reply in (replies if isinstance(replies, list) else [replies])
-            if reply.event == "CoreShowChannel"
-        ]
-        await self.drained()
-        assert self._sink is not None
-        now = datetime.now(UTC)
-        self._apply(self.tracker.reconcile(channels, now, lost_at=self.lost_at), self._sink)
+        if not response.success:
+            log.warning(
+                "PBX %s refused CoreShowChannels (%s): calls that spanned a link drop cannot "
+                "be checked; give the AMI user 'write = reporting'",
+                self._name,
+                response.message or "no reason given",
+            )
 
     async def _send(
         self, fields: dict[str, Any], *, protocol: _Protocol | None = None, as_list: bool = False
@@ -360,8 +383,9 @@ class AmiChannel:
             ) from None
 
 
-def _message_text(message: Message) -> str:
-    return "\r\n".join(f"{key}: {value}" for key, value in message.items())
+def _action_id(raw: bytes) -> str:
+    _, found, rest = raw.partition(b"\r\nActionID: ")
+    return rest.split(b"\r\n", 1)[0].decode("utf-8", "replace") if found else ""
 
 
 def _clean(value: str) -> str:

@@ -84,6 +84,8 @@ class AmiReplayServer:
         self.on_originate: bytes | None = None
         """Events to play after accepting an ``Originate`` (a recorded call); its
         responses are dropped and its ``ActionID`` becomes the action's own."""
+        self.denied: set[str] = set()
+        """Actions answered "Permission denied", as for an AMI user without the right."""
         self.reject_originate: str | None = None
         """When set, ``Originate`` is refused with this message."""
         self.actions: list[Action] = []
@@ -175,7 +177,7 @@ class AmiReplayServer:
         action_id = str(action.get("ActionID", ""))
         if name == "login":
             return await self._login(client, action, action_id)
-        if not client.logged_in:
+        if not client.logged_in or name in {d.lower() for d in self.denied}:
             client.write(_response("Error", action_id, Message="Permission denied"))
             return True
         if name == "logoff":

@@ -47,7 +47,7 @@ from panoramisk.message import Message
 from sqlalchemy import func, select
 
 from commhub.bootstrap import open_hub
-from commhub.channels import CallUpdated, InboundEvent
+from commhub.channels import CallOffered, CallUpdated, InboundEvent
 from commhub.config import Settings
 from commhub.domain.interactions import Status
 from commhub.store.schema import Interaction
@@ -100,8 +100,9 @@ class CallRecords:
     all_ended: asyncio.Event | None = None
 
     def sink(self, event: InboundEvent) -> None:
-        if not isinstance(event, CallUpdated):
+        if isinstance(event, CallOffered):
             self.offers += 1
+        if not isinstance(event, CallUpdated):
             return
         self.latest[event.external_id] = event
         if event.ended:

@@ -588,3 +588,19 @@ async def _until(count: Callable[[], Awaitable[int]], expected: int, timeout: fl
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+async def test_an_ami_user_without_reporting_rights_still_logs_every_call(
+    hub_client: HubClient,
+    pbx: AmiReplayServer,
+    accounts: dict[Role, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pbx.denied.add("CoreShowChannels")
+    pbx.script.append(Playback.from_recording(recording("inbound_burst_10")))
+    client, hub = await hub_client()
+    await settle(hub, calls=10)
+    health = await (await client.get("/api/v1/channels", headers=accounts[Role.ADMIN].auth)).json()
+    assert health["items"][0]["connected"] is True
+    assert health["items"][0]["reconnects"] == 0
+    assert "give the AMI user 'write = reporting'" in caplog.text
