@@ -10,7 +10,9 @@ call records and never makes an adapter's reader wait:
   dropped until :data:`MAX_PENDING` calls wait, and then loudly, with the
   event in the log;
 * offers (a phone started ringing) go to a few screen-pop workers, and only
-  when the operator at that extension has the live feed open.
+  when the operator at that extension has the live feed open. While a pop is
+  being built the writer waits (up to :data:`POP_FIRST_S`), so the two do not
+  share the database's time at the moment the operator is waiting.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ BATCH: Final = 200
 MAX_PENDING: Final = 100_000
 OFFER_QUEUE: Final = 1_000
 POP_WORKERS: Final = 4
+POP_FIRST_S: Final = 0.05
+"""How long the call-log writer waits for screen pops in progress before it writes."""
 RETRY_MIN_S: Final = 0.5
 RETRY_MAX_S: Final = 30.0
 TRANSIENT: Final = (OperationalError, InterfaceError, OSError, TimeoutError)
@@ -70,6 +74,9 @@ class InboundProcessor:
         self._reports: list[CallsInProgress] = []
         self._delay = RETRY_MIN_S
         self._offers: asyncio.Queue[CallOffered] = asyncio.Queue(maxsize=OFFER_QUEUE)
+        self._popping = 0
+        self._pops_done = asyncio.Event()
+        self._pops_done.set()
         self._tasks: list[asyncio.Task[None]] = []
         self.recorded = 0
         self.not_recorded = 0
@@ -106,6 +113,9 @@ class InboundProcessor:
             self._offers.put_nowait(event)
         except asyncio.QueueFull:
             log.warning("screen pop for %s skipped: pop workers behind", event.extension)
+            return
+        self._popping += 1
+        self._pops_done.clear()
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._write_loop(), name="call-log writer")]
@@ -140,6 +150,10 @@ class InboundProcessor:
             await self._wake.wait()
             self._wake.clear()
             while self._pending or self._reports:
+                if self._popping:
+                    # A phone is ringing: its pop goes first, the log a moment later.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._pops_done.wait(), POP_FIRST_S)
                 if self._pending:
                     await self._write_batch()
                 else:
@@ -257,6 +271,10 @@ class InboundProcessor:
             except Exception:
                 # The call is still logged by the writer; only this pop is lost, and said so.
                 log.exception("screen pop for extension %s failed", offer.extension)
+            finally:
+                self._popping -= 1
+                if not self._popping:
+                    self._pops_done.set()
 
     async def _pop(self, offer: CallOffered) -> None:
         async with self._sessions() as session:
