@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import phonenumbers
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from commhub.domain.phones import Phone, PhoneError, parse_phone
 
@@ -95,6 +97,27 @@ def trunk_form(country: Country, national: str) -> str:
     if country.region == "RU":
         return f"8 {national[:3]} {national[3:6]}-{national[6:8]}-{national[8:]}"
     return f"0{national[:4]} {national[4:]}"
+
+
+async def unknown_numbers(
+    database: AsyncSession | AsyncConnection, count: int, rng: random.Random
+) -> list[Number]:
+    """``count`` valid numbers whose match key no contact in ``database`` has."""
+    found: list[Number] = []
+    while len(found) < count:
+        candidates = [draw_number(rng) for _ in range(count - len(found))]
+        taken = set(
+            (
+                await database.execute(
+                    text(
+                        "SELECT match_key FROM contact_points WHERE match_key IN :keys"
+                    ).bindparams(bindparam("keys", expanding=True)),
+                    {"keys": [n.phone.match_key for n in candidates]},
+                )
+            ).scalars()
+        )
+        found += [n for n in candidates if n.phone.match_key not in taken]
+    return found
 
 
 def number_of(e164: str) -> Number:

@@ -24,7 +24,7 @@ from typing import Final
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from load import fill
-from phonebook import HOME_REGION, draw_number, non_canonical_forms, number_of
+from phonebook import HOME_REGION, non_canonical_forms, number_of, unknown_numbers
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,27 +91,12 @@ def rewritten(stored: list[Lookup], rng: random.Random) -> list[Lookup]:
     return lookups
 
 
-async def unknown_numbers(session: AsyncSession, count: int, rng: random.Random) -> list[Lookup]:
+async def unknown_lookups(session: AsyncSession, count: int, rng: random.Random) -> list[Lookup]:
     """Valid numbers whose match key no contact has."""
-    lookups: list[Lookup] = []
-    while len(lookups) < count:
-        candidates = [draw_number(rng) for _ in range(count - len(lookups))]
-        taken = set(
-            (
-                await session.execute(
-                    text(
-                        "SELECT match_key FROM contact_points WHERE match_key IN :keys"
-                    ).bindparams(bindparam("keys", expanding=True)),
-                    {"keys": [n.phone.match_key for n in candidates]},
-                )
-            ).scalars()
-        )
-        lookups += [
-            Lookup(n.phone.e164, HOME_REGION, n.phone.match_key, None)
-            for n in candidates
-            if n.phone.match_key not in taken
-        ]
-    return lookups
+    return [
+        Lookup(n.phone.e164, HOME_REGION, n.phone.match_key, None)
+        for n in await unknown_numbers(session, count, rng)
+    ]
 
 
 async def service_lookup(session: AsyncSession, lookup: Lookup) -> bool:
@@ -213,7 +198,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
             cases = [
                 ("hit, E.164", stored),
                 ("hit, trunk/gateway formats", rewritten(stored, rng)),
-                ("miss, unknown number", await unknown_numbers(session, args.lookups, rng)),
+                ("miss, unknown number", await unknown_lookups(session, args.lookups, rng)),
             ]
             results = [await measure(session, label, lookups) for label, lookups in cases]
             sessions = session_factory(engine)

@@ -41,7 +41,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1] / "identify"))
 import aiohttp
 from aiohttp import WSMsgType, web
 from load import OPERATOR, CardShape, fill
-from phonebook import HOME_REGION, draw_number, non_canonical_forms, number_of
+from phonebook import HOME_REGION, non_canonical_forms, number_of, unknown_numbers
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -148,20 +148,7 @@ async def unknown_callers(
     """Valid numbers no contact has, in trunk form."""
     callers: list[Caller] = []
     while len(callers) < count:
-        candidates = [draw_number(rng) for _ in range(count - len(callers))]
-        taken = set(
-            (
-                await connection.execute(
-                    text(
-                        "SELECT match_key FROM contact_points WHERE match_key IN :keys"
-                    ).bindparams(bindparam("keys", expanding=True)),
-                    {"keys": [n.phone.match_key for n in candidates]},
-                )
-            ).scalars()
-        )
-        for candidate in candidates:
-            if candidate.phone.match_key in taken:
-                continue
+        for candidate in await unknown_numbers(connection, count - len(callers), rng):
             forms = [w for w, region in non_canonical_forms(candidate) if region == HOME_REGION]
             number = trunk_digits(rng.choice(forms))
             if read_number(number, HOME_REGION).match_key == candidate.phone.match_key:
