@@ -19,8 +19,9 @@ from aiohttp import WSMsgType, web
 
 from commhub.domain.roles import Permission, allows
 from commhub.services import live
+from commhub.web.api.calls import NOT_LISTENING
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import FEED, principal
+from commhub.web.keys import FEED, HUB, principal
 from commhub.web.problems import Problem, invalid
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ HEARTBEAT_S = 25.0
 )
 async def live_feed(request: web.Request) -> web.StreamResponse:
     caller = principal(request)
+    if not request.app[HUB].listening:
+        # A feed that would never carry a screen pop must say so, not stay silent.
+        raise Problem(503, NOT_LISTENING)
     watch = request.query.get("calls", "") == "all"
     if watch and not allows(caller.role, Permission.CALLS_WATCH):
         raise Problem(403, f"role {caller.role.value} may not watch all calls")

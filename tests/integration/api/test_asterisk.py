@@ -604,3 +604,31 @@ async def test_an_ami_user_without_reporting_rights_still_logs_every_call(
     assert health["items"][0]["connected"] is True
     assert health["items"][0]["reconnects"] == 0
     assert "give the AMI user 'write = reporting'" in caplog.text
+
+
+async def test_a_process_that_does_not_listen_never_connects_and_says_where_to_go(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    pbx: AmiReplayServer,
+    ivan: int,
+    accounts: dict[Role, Any],
+) -> None:
+    quiet = settings.model_copy(update={"listen": False})
+    channel = adapter(
+        name="main", options=pbx_options(pbx), context=ChannelContext(phone_region="RU")
+    )
+
+    async def opener() -> Hub:
+        return await open_hub(quiet, channels=[channel])
+
+    client = await aiohttp_client(create_app(opener))
+    operator = accounts[Role.OPERATOR].auth
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/api/v1/live", headers=operator)
+    assert refused.value.status == 503
+    placed = await client.post("/api/v1/calls", json={"contact_id": ivan}, headers=operator)
+    assert placed.status == 503
+    assert "COMMHUB_LISTEN=false" in (await placed.json())["detail"]
+    health = await (await client.get("/api/v1/channels", headers=accounts[Role.ADMIN].auth)).json()
+    assert health["listening"] is False
+    assert pbx.logins == 0

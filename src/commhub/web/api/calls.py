@@ -18,6 +18,10 @@ from commhub.web.keys import CHANNELS, HUB, SESSIONS, principal
 from commhub.web.problems import Problem, invalid
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+NOT_LISTENING = (
+    "this process does not own the PBX links (COMMHUB_LISTEN=false): "
+    "send /api/v1/calls and /api/v1/live to the process that does"
+)
 
 
 @endpoint(
@@ -60,6 +64,8 @@ def _telephony(request: web.Request, name: str | None) -> Telephony:
     }
     if not phones:
         raise ChannelUnavailable("no PBX is configured (COMMHUB_CHANNELS_FILE)")
+    if not request.app[HUB].listening:
+        raise ChannelUnavailable(NOT_LISTENING)
     if name is None:
         if len(phones) > 1:
             raise invalid("pbx", f"choose one of: {', '.join(sorted(phones))}")
