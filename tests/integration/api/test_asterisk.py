@@ -632,3 +632,31 @@ async def test_a_process_that_does_not_listen_never_connects_and_says_where_to_g
     health = await (await client.get("/api/v1/channels", headers=accounts[Role.ADMIN].auth)).json()
     assert health["listening"] is False
     assert pbx.logins == 0
+
+
+async def test_events_lost_to_a_full_queue_leave_no_call_open_for_ever(
+    hub_client: HubClient, pbx: AmiReplayServer, accounts: dict[Role, Any]
+) -> None:
+    # One read of the socket holds more call events than this queue: some are dropped,
+    # among them hang-ups; the link then asks the PBX what is still up.
+    client, hub = await hub_client(queue_size=100)
+    await pbx.wait_logins(1)
+    await pbx.wait_for_action("CoreShowChannels")
+    await pbx.send(scale_burst(recording("inbound_burst_10"), 5))
+
+    async def re_read() -> int:
+        return len([a for a in pbx.actions if a.get("Action") == "CoreShowChannels"])
+
+    async def open_after_writes() -> int:
+        channel = hub.channels["main"]
+        assert isinstance(channel, AmiChannel)
+        await channel.drained()
+        await hub.inbound.drained()
+        return await _open_calls(hub)
+
+    await _until(re_read, 2)
+    await _until(open_after_writes, 0)
+    health = await (await client.get("/api/v1/channels", headers=accounts[Role.ADMIN].auth)).json()
+    assert health["items"][0]["detail"]["dropped_events"] > 0
+    rows = await log_rows(client, accounts[Role.MANAGER].auth)
+    assert rows and all(row["ended_at"] is not None for row in rows)
