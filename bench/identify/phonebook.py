@@ -99,6 +99,21 @@ def trunk_form(country: Country, national: str) -> str:
     return f"0{national[:4]} {national[4:]}"
 
 
+async def stored_numbers(
+    database: AsyncSession | AsyncConnection, count: int, rng: random.Random
+) -> list[tuple[str, str, int]]:
+    """``count`` stored phone numbers at random: (E.164, match key, contact id)."""
+    highest = (await database.execute(text("SELECT max(id) FROM contact_points"))).scalar_one()
+    ids = rng.sample(range(1, highest + 1), min(count, highest))
+    rows = await database.execute(
+        text("SELECT value, match_key, contact_id FROM contact_points WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        ),
+        {"ids": ids},
+    )
+    return [(value, key, contact_id) for value, key, contact_id in rows]
+
+
 async def unknown_numbers(
     database: AsyncSession | AsyncConnection, count: int, rng: random.Random
 ) -> list[Number]:

@@ -24,7 +24,13 @@ from typing import Final
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from load import fill
-from phonebook import HOME_REGION, non_canonical_forms, number_of, unknown_numbers
+from phonebook import (
+    HOME_REGION,
+    non_canonical_forms,
+    number_of,
+    stored_numbers,
+    unknown_numbers,
+)
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,16 +71,7 @@ class Lookup:
 
 async def sample_stored(session: AsyncSession, count: int, rng: random.Random) -> list[Lookup]:
     """Random stored numbers (E.164) and a contact holding each, read back from the database."""
-    highest = (await session.execute(text("SELECT max(id) FROM contact_points"))).scalar_one()
-    ids = rng.sample(range(1, highest + 1), min(count, highest))
-    rows = (
-        await session.execute(
-            text(
-                "SELECT value, match_key, contact_id FROM contact_points WHERE id IN :ids"
-            ).bindparams(bindparam("ids", expanding=True)),
-            {"ids": ids},
-        )
-    ).all()
+    rows = await stored_numbers(session, count, rng)
     lookups = [Lookup(value, HOME_REGION, key, owner) for value, key, owner in rows]
     rng.shuffle(lookups)
     return lookups

@@ -41,7 +41,13 @@ sys.path.append(str(Path(__file__).resolve().parents[1] / "identify"))
 import aiohttp
 from aiohttp import WSMsgType, web
 from load import OPERATOR, CardShape, fill
-from phonebook import HOME_REGION, non_canonical_forms, number_of, unknown_numbers
+from phonebook import (
+    HOME_REGION,
+    non_canonical_forms,
+    number_of,
+    stored_numbers,
+    unknown_numbers,
+)
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -121,16 +127,7 @@ async def known_callers(
     8…, 810…, 00…, +… and, for a foreign number, without its country code;
     every form is checked to read back to the stored number's match key.
     """
-    highest = (await connection.execute(text("SELECT max(id) FROM contact_points"))).scalar_one()
-    ids = rng.sample(range(1, highest + 1), min(count, highest))
-    rows = (
-        await connection.execute(
-            text(
-                "SELECT value, match_key, contact_id FROM contact_points WHERE id IN :ids"
-            ).bindparams(bindparam("ids", expanding=True)),
-            {"ids": ids},
-        )
-    ).all()
+    rows = await stored_numbers(connection, count, rng)
     callers = []
     for e164, key, contact_id in rows:
         forms = [w for w, region in non_canonical_forms(number_of(e164)) if region == HOME_REGION]
