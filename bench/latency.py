@@ -9,8 +9,9 @@ travels between machines.
 from __future__ import annotations
 
 import math
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -72,6 +73,14 @@ class Comparison:
         if self.max_ratio is None:
             return True
         return p99 <= self.max_ratio * self.baseline.percentile_ms(0.99)
+
+
+def report(results: Sequence[Comparison]) -> None:
+    """Print the machine's load (a tail the baseline shows too is the machine's) and each line."""
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"  machine load average (1/5/15 min) after the run: {load}")
+    for result in results:
+        print(f"  {result.line()}")
 
 
 async def interleaved(

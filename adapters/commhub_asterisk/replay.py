@@ -108,11 +108,6 @@ class AmiReplayServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def drop_clients(self) -> None:
-        """Hang up on every client but keep listening (a network blip)."""
-        for client in list(self._clients):
-            self._hang_up(client)
-
     async def send(self, data: bytes) -> None:
         """Send bytes to every logged-in client now; with none, the calls still happen."""
         self.up.follow(data)

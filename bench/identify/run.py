@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import sys
 from collections.abc import Awaitable, Callable
@@ -47,7 +46,7 @@ from databases import (
     mark_built,
     recreate,
 )
-from latency import Comparison, Samples, interleaved
+from latency import Comparison, Samples, interleaved, report
 
 TARGET_P99_MS: Final = 2.0
 MAX_RATIO: Final = 3.0
@@ -211,10 +210,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
         await engine.dispose()
     if args.drop:
         await drop(database)
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"  machine load average (1/5/15 min) after the run: {load}")
-    for result in results:
-        print(f"  {result.line()}")
+    report(results)
     return results
 
 

@@ -22,7 +22,6 @@ import cProfile
 import gc
 import json
 import logging
-import os
 import pstats
 import random
 import re
@@ -72,7 +71,7 @@ from commhub_asterisk.recordings import (
 )
 from commhub_asterisk.replay import AmiReplayServer
 from databases import BACKENDS, BenchDatabase, bench_database, drop, is_built, mark_built, recreate
-from latency import Comparison, Samples
+from latency import Comparison, Samples, report
 
 TARGET_P99_MS: Final = 10.0
 WARMUP: Final = 200
@@ -483,11 +482,8 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
     if cases.wrong:
         print(f"  !! {cases.wrong} of {args.calls} screen pops disagree with the raw SELECT")
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"  machine load average (1/5/15 min) after the run: {load}")
     results = cases.comparisons()
-    for result in results:
-        print(f"  {result.line()}")
+    report(results)
     return results
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import sys
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from commhub.store.migrate import upgrade
 from commhub.store.pagination import Cursor
 from commhub.store.schema import Interaction, UTCDateTime
 from databases import BACKENDS, BenchDatabase, bench_database, drop, is_built, mark_built, recreate
-from latency import Comparison, Samples, interleaved
+from latency import Comparison, Samples, interleaved, report
 
 TARGET_P99_MS: Final = 5.0
 PAGE: Final = 50
@@ -178,10 +177,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
         await engine.dispose()
     if args.drop:
         await drop(database)
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"  machine load average (1/5/15 min) after the run: {load}")
-    for result in results:
-        print(f"  {result.line()}")
+    report(results)
     return results
 
 

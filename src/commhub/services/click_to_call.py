@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import ChannelUnavailable, OriginateCall, OriginateRejected, Telephony
@@ -109,7 +108,3 @@ def _parse(number: str, region: str) -> str:
         return phones.parse_phone(number, region).e164
     except phones.PhoneError as exc:
         raise InvalidInput("number", str(exc)) from None
-
-
-async def request_by_id(session: AsyncSession, request_id: str) -> CallRequest | None:
-    return await session.scalar(select(CallRequest).where(CallRequest.id == request_id))

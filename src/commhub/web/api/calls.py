@@ -169,21 +169,10 @@ async def live_calls(request: web.Request) -> web.StreamResponse:
 )
 async def channel_health(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
-    items = []
-    for channel in request.app[CHANNELS].values():
-        health = channel.health()
-        items.append(
-            schemas.ChannelHealthOut(
-                name=health.name,
-                kind=health.kind,
-                connected=health.connected,
-                last_event_at=health.last_event_at,
-                connected_since=health.connected_since,
-                reconnects=health.reconnects,
-                error=health.error,
-                detail=dict(health.detail),
-            )
-        )
+    items = [
+        schemas.ChannelHealthOut.model_validate(channel.health(), from_attributes=True)
+        for channel in request.app[CHANNELS].values()
+    ]
     return json_response(
         schemas.ChannelList(
             items=items,
