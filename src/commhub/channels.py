@@ -9,10 +9,17 @@ reader loop for every event.
 Call events are *snapshots*: each :class:`CallUpdated` carries the whole
 call as the PBX has shown it so far, so the core may keep only the newest
 one per call when its database lags, and a replayed snapshot changes nothing.
+
+Mail arrives as :class:`MailArrived`, the raw message with where it was
+found; the core parses, files and acknowledges it (``settled``) once it is
+stored, so the adapter flags or moves only what is safely on a card. The
+adapter sends what a :class:`Mailer` is given byte for byte: the core builds
+every message, its Message-ID and threading headers included.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,7 +104,38 @@ class CallsInProgress:
     at: datetime
 
 
-InboundEvent = CallUpdated | CallOffered | CallsInProgress
+@dataclass(frozen=True, slots=True)
+class MailCursor:
+    """How far a mailbox folder has been imported: its UIDVALIDITY and the last UID stored."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MailArrived:
+    """One message found in a watched mailbox folder, as the server holds it.
+
+    ``raw`` is the message's bytes; when it is larger than the channel's
+    limit, only its header (``truncated``) and ``size`` is the server's
+    RFC822.SIZE. The core stores the message (or, if it cannot be parsed,
+    keeps it raw with the error) and then resolves ``settled``; the adapter
+    acts on the message on the server only after that. The UID becomes the
+    folder's cursor in the same transaction, so a restart resumes after it.
+    """
+
+    source: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    raw: bytes
+    settled: asyncio.Future[None]
+    size: int = 0
+    truncated: bool = False
+    received_at: datetime | None = None
+
+
+InboundEvent = CallUpdated | CallOffered | CallsInProgress | MailArrived
 
 EventSink = Callable[[InboundEvent], None]
 """Takes an event and returns at once; the core queues the slow work."""
@@ -115,6 +153,35 @@ class OriginateCall:
     extension: str
     number: str
     display_name: str = ""
+
+
+class SendRejected(ChannelError):
+    """The server refused a message for good (unknown recipient, policy); the message is why."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEmail:
+    """A message the core has built, to hand to the mail server exactly as it is.
+
+    ``sender`` and ``recipients`` are the SMTP envelope (MAIL FROM, RCPT TO);
+    ``raw`` already holds every header. ``key`` is the outbox row's key, for
+    the adapter's logs.
+    """
+
+    key: str
+    sender: str
+    recipients: tuple[str, ...]
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The server took the message: its answer (e.g. ``250 2.0.0 Ok: queued as 4Xz``)."""
+
+    reply: str
+    accepted_at: datetime
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """Recipients the server refused while accepting the others, with its reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +225,46 @@ class Telephony(Channel, Protocol):
         """
 
 
+@runtime_checkable
+class Mailer(Channel, Protocol):
+    """A mailbox the hub can send from (and, when it watches folders, read)."""
+
+    @property
+    def address(self) -> str:
+        """The mailbox's own address: the From of what it sends."""
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message it sends or imports whole."""
+
+    async def send(self, message: OutboundEmail) -> SendResult:
+        """Hand ``message`` to the mail server.
+
+        Raises :class:`SendRejected` when the server refuses it for good and
+        :class:`ChannelUnavailable` for what a later try may cure (server
+        down, 4xx answers).
+        """
+
+
+class MailCursors(Protocol):
+    """The core's record of how far each watched folder was imported."""
+
+    async def cursor(self, source: str, folder: str) -> MailCursor | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelContext:
-    """What the hub tells an adapter it builds: hub-wide defaults it may fall back on."""
+    """What the hub tells an adapter it builds: hub-wide defaults, and the state it may read.
+
+    ``mail_cursors`` is ``None`` where the channel will only send (a worker
+    process): such a process never watches mailboxes.
+    """
 
     phone_region: str
+    mail_cursors: MailCursors | None = None
 
 
 class ChannelFactory(Protocol):

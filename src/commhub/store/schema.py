@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -327,4 +328,128 @@ class CallRequest(Base):
     interaction_id: Mapped[int | None] = mapped_column(
         ForeignKey("interactions.id", ondelete="SET NULL")
     )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Email(Base):
+    """The message behind an e-mail interaction: headers for threading, bodies, the original.
+
+    ``raw`` is the message exactly as received or sent (attachments are read
+    back out of it on download). ``thread_id`` is the id of the thread's first
+    message here; a reply finds it through In-Reply-To/References.
+    """
+
+    __tablename__ = "emails"
+    __table_args__ = (
+        Index("ix_emails_message_id", "message_id"),
+        Index("ix_emails_unmatched", "needs_assignment", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    mailbox: Mapped[str] = mapped_column(String(100))
+    message_id: Mapped[str] = mapped_column(String(500))
+    in_reply_to: Mapped[str] = mapped_column(String(500), default="")
+    references: Mapped[str] = mapped_column(Text, default="")
+    thread_id: Mapped[int | None] = mapped_column(Id, index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="message")
+    sender: Mapped[str] = mapped_column(String(500), default="")
+    recipients: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    folder: Mapped[str | None] = mapped_column(String(300))
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    needs_assignment: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outbox(Base):
+    """One message to send: written before it is sent, updated with what the server said.
+
+    It, not the job queue, says whether a message went: a job that runs twice
+    finds the row already ``sent`` and does nothing.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_outbox_campaign_contact"),
+        Index("ix_outbox_state", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100))
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    campaign_id: Mapped[int | None] = mapped_column(Id)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    sender: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class MailCursorRow(Base):
+    """How far a watched mailbox folder is imported (IMAP UIDVALIDITY and last UID)."""
+
+    __tablename__ = "mail_cursors"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(300), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MailFailure(Base):
+    """A message that could not be filed, kept raw with the reason for an admin to look at."""
+
+    __tablename__ = "mail_failures"
+    __table_args__ = (
+        UniqueConstraint(
+            "source", "folder", "uidvalidity", "uid", name="uq_mail_failures_location"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    folder: Mapped[str] = mapped_column(String(300))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    error: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
+class Suppression(Base):
+    """An address no message may go to on a channel (a hard bounce, an opt-out), and why."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        UniqueConstraint("channel", "address", name="uq_suppressions_channel_address"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
