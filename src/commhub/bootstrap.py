@@ -18,7 +18,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commhub.channels import Channel, ChannelConfigError, ChannelContext, ChannelFactory
+from commhub.channels import (
+    Channel,
+    ChannelConfigError,
+    ChannelContext,
+    ChannelFactory,
+    MailCursors,
+    Mailer,
+)
 from commhub.config import Settings
 from commhub.domain.roles import Role
 from commhub.jobs.arq_queue import ArqJobs
@@ -27,6 +34,8 @@ from commhub.jobs.queue import JobFunction, JobQueue, job_context
 from commhub.services import users
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
+from commhub.services.mail_inbox import StoredCursors
+from commhub.services.mail_sending import SEND_JOB, queued_rows
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
 from commhub.store.schema import User
@@ -40,8 +49,9 @@ ADAPTER_GROUP = "commhub.adapters"
 def job_functions() -> list[JobFunction]:
     """Every background job the hub knows, for both the in-process runner and arq workers."""
     from commhub.jobs.imports import run_import
+    from commhub.services.mail_sending import send_outbox
 
-    return [run_import]
+    return [run_import, send_outbox]
 
 
 @dataclass
@@ -87,15 +97,15 @@ async def open_hub(
     ``COMMHUB_CHANNELS_FILE`` unless given; they connect only when
     ``COMMHUB_LISTEN`` is on, so that one process owns each PBX link.
     """
-    if channels is None:
-        channels = load_channels(settings)
     engine = open_engine(settings.effective_database_url)
     try:
+        sessions = session_factory(engine)
+        if channels is None:
+            channels = load_channels(settings, cursors=StoredCursors(sessions))
         if settings.migrate_on_start:
             await upgrade(engine)
-        sessions = session_factory(engine)
         if jobs is None:
-            jobs = make_job_queue(settings, sessions)
+            jobs = make_job_queue(settings, sessions, channels)
         await jobs.start()
         feed = LiveFeed()
         inbound = InboundProcessor(
@@ -103,7 +113,11 @@ async def open_hub(
             feed=feed,
             region=settings.phone_region,
             create_unknown=settings.create_unknown_callers,
+            create_unknown_senders=settings.create_unknown_senders,
         )
+        for channel in channels:
+            if isinstance(channel, Mailer):
+                inbound.mail.add_mailbox(channel.name, channel.address)
         hub = Hub(
             settings=settings,
             engine=engine,
@@ -115,23 +129,36 @@ async def open_hub(
         )
         if settings.listen:
             await hub.listen()
+            await requeue_outbox(hub)
     except BaseException:
         await engine.dispose()
         raise
     return hub
 
 
-def load_channels(settings: Settings) -> list[Channel]:
+async def requeue_outbox(hub: Hub) -> None:
+    """Queue a send job for every message still waiting: in-process jobs die with the process."""
+    async with hub.sessions() as session:
+        waiting = await queued_rows(session)
+    for outbox_id in waiting:
+        await hub.jobs.enqueue(SEND_JOB, outbox_id, job_id=f"outbox:{outbox_id}")
+    if waiting:
+        log.info("%d messages waiting in the outbox were queued for sending", len(waiting))
+
+
+def load_channels(settings: Settings, *, cursors: MailCursors | None = None) -> list[Channel]:
     """Build the channels the channels file names, each by its adapter's entry point.
 
-    Raises :class:`ChannelConfigError` naming the file and entry at fault.
+    ``cursors`` lets mailbox channels resume where the last import stopped; a
+    process that only sends (a worker) passes none. Raises
+    :class:`ChannelConfigError` naming the file and entry at fault.
     """
     path = settings.channels_file
     if path is None:
         return []
     entries = _channel_entries(path)
     factories = {point.name: point for point in entry_points(group=ADAPTER_GROUP)}
-    context = ChannelContext(phone_region=settings.phone_region)
+    context = ChannelContext(phone_region=settings.phone_region, mail_cursors=cursors)
     built: list[Channel] = []
     for index, entry in enumerate(entries, start=1):
         options = dict(entry)
@@ -163,12 +190,17 @@ def _channel_entries(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def make_job_queue(settings: Settings, sessions: SessionFactory) -> JobQueue:
+def make_job_queue(
+    settings: Settings, sessions: SessionFactory, channels: Sequence[Channel] = ()
+) -> JobQueue:
     if settings.redis_url:
         return ArqJobs(redis_url=settings.redis_url, functions=job_functions())
-    return InProcessJobs(
-        functions=job_functions(), context=job_context(settings=settings, sessions=sessions)
+    context = job_context(
+        settings=settings,
+        sessions=sessions,
+        channels={channel.name: channel for channel in channels},
     )
+    return InProcessJobs(functions=job_functions(), context=context)
 
 
 async def ensure_first_admin(hub: Hub) -> str | None:

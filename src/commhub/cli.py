@@ -278,7 +278,8 @@ def worker() -> None:
             "COMMHUB_REDIS_URL is not set: workers take jobs from Redis "
             "(without it, the hub runs jobs in its own process)"
         )
-    from commhub.bootstrap import job_functions
+    from commhub.bootstrap import job_functions, load_channels
+    from commhub.channels import ChannelConfigError
     from commhub.jobs.queue import JobQueueError
     from commhub.jobs.worker import build_worker, run_worker
 
@@ -287,11 +288,12 @@ def worker() -> None:
     )
 
     async def go() -> None:
-        await run_worker(build_worker(settings, job_functions()))
+        channels = {channel.name: channel for channel in load_channels(settings)}
+        await run_worker(build_worker(settings, job_functions(), channels=channels))
 
     try:
         run(go)
-    except JobQueueError as exc:
+    except (JobQueueError, ChannelConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     create_unknown_callers: bool = Field(
         default=False, description="Create a contact for a caller whose number is unknown."
     )
+    create_unknown_senders: bool = Field(
+        default=False, description="Create a contact for an e-mail sender on no card."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."

@@ -18,7 +18,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from typing import Final, cast
+from typing import Final
 
 import html2text
 
@@ -95,7 +95,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     if not _HEADER_LINE.match(raw.lstrip(b"\r\n")):
         raise MailParseError("no header: the data does not start with a 'Name: value' field")
     try:
-        message = cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(raw))
+        message = BytesParser(policy=policy.default).parsebytes(raw)
         return _read(message)
     except MailParseError:
         raise
@@ -105,7 +105,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
 
 def parse_message(raw: bytes) -> EmailMessage:
     """The parsed tree, for taking an attachment back out of stored bytes."""
-    return cast(EmailMessage, BytesParser(policy=policy.default).parsebytes(raw))
+    return BytesParser(policy=policy.default).parsebytes(raw)
 
 
 def _read(message: EmailMessage) -> ParsedMail:

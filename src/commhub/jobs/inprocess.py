@@ -167,6 +167,7 @@ class InProcessJobs:
             **self._context,
             "job_id": job.job_id,
             "job_try": job_try,
+            "max_tries": self._max_tries,
             "enqueue_time": job.enqueue_time,
         }
         ref = f"{job.job_id} ({job.name})"

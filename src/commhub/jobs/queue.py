@@ -8,9 +8,10 @@ functions, give them the same context, retry the same way, and treat a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Protocol
 
+from commhub.channels import Channel
 from commhub.config import Settings
 from commhub.store.engine import SessionFactory
 
@@ -55,9 +56,15 @@ class JobQueue(Protocol):
         ...
 
 
-def job_context(*, settings: Settings, sessions: SessionFactory) -> dict[str, Any]:
-    """The ``ctx`` every job function receives, besides ``job_id`` and ``job_try``."""
-    return {"settings": settings, "sessions": sessions}
+def job_context(
+    *, settings: Settings, sessions: SessionFactory, channels: Mapping[str, Channel] | None = None
+) -> dict[str, Any]:
+    """The ``ctx`` every job function receives, besides ``job_id`` and ``job_try``.
+
+    ``channels`` are this process's channels by name: a send job hands its
+    message to one of them.
+    """
+    return {"settings": settings, "sessions": sessions, "channels": dict(channels or {})}
 
 
 def jobs_by_name(functions: Iterable[JobFunction]) -> dict[str, JobFunction]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from arq.worker import Function, Retry, Worker, func
 from redis.exceptions import RedisError
 
+from commhub.channels import Channel
 from commhub.config import Settings
 from commhub.jobs.arq_queue import redis_location, redis_settings
 from commhub.jobs.constants import (
@@ -55,22 +56,29 @@ def build_worker(
     retry_delay_s: float = RETRY_DELAY_S,
     job_timeout_s: float = JOB_TIMEOUT_S,
     poll_delay_s: float = POLL_DELAY_S,
+    channels: Mapping[str, Channel] | None = None,
 ) -> Worker:
     """An arq worker for ``functions`` on ``settings.redis_url``; call it inside the event loop.
 
     Startup opens the database from ``settings`` into ``ctx`` (``sessions``,
-    ``settings``); shutdown disposes of it. ``burst`` stops once the queue is
-    empty (tests, one-off runs).
+    ``settings``, and ``channels``: the mailboxes and gateways send jobs use,
+    which this process never starts listening on); shutdown disposes of it
+    and stops them. ``burst`` stops once the queue is empty (tests, one-off runs).
     """
+    channels = dict(channels or {})
     if not settings.redis_url:
         raise JobQueueError("COMMHUB_REDIS_URL is not set: an arq worker needs Redis")
 
     async def open_store(ctx: dict[str, Any]) -> None:
         engine = open_engine(settings.effective_database_url)
         ctx[_ENGINE] = engine
-        ctx.update(job_context(settings=settings, sessions=session_factory(engine)))
+        ctx.update(
+            job_context(settings=settings, sessions=session_factory(engine), channels=channels)
+        )
 
     async def close_store(ctx: dict[str, Any]) -> None:
+        for channel in channels.values():
+            await channel.stop()
         engine = ctx.pop(_ENGINE, None)
         if engine is not None:
             await engine.dispose()
@@ -120,7 +128,7 @@ def _retrying(
     @functools.wraps(function)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         try:
-            return await function(ctx, *args)
+            return await function({**ctx, "max_tries": max_tries}, *args)
         except Retry:
             raise
         except Exception as exc:

@@ -26,7 +26,7 @@ from typing import Final
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from commhub.channels import CallOffered, CallsInProgress, CallUpdated, InboundEvent
+from commhub.channels import CallOffered, CallsInProgress, CallUpdated, InboundEvent, MailArrived
 from commhub.services import live
 from commhub.services.calls import (
     RecordedCall,
@@ -34,6 +34,7 @@ from commhub.services.calls import (
     calls_ended_unseen,
     record_calls,
 )
+from commhub.services.mail_inbox import MailInbox
 from commhub.services.screen_pop import call_summary, screen_pop
 from commhub.store import calls as store
 from commhub.store.engine import SessionFactory
@@ -62,6 +63,7 @@ class InboundProcessor:
         feed: live.LiveFeed,
         region: str,
         create_unknown: bool = False,
+        create_unknown_senders: bool = False,
     ) -> None:
         self._sessions = sessions
         self._feed = feed
@@ -83,11 +85,22 @@ class InboundProcessor:
         """Call updates dropped (backlog full) or refused by the store; each one is logged."""
         self.last_error: str | None = None
         """The database's error while it is unreachable, or the last call it refused."""
+        self.mail = MailInbox(
+            sessions=sessions,
+            feed=feed,
+            region=region,
+            create_unknown=create_unknown_senders,
+            transient=TRANSIENT,
+        )
+        """Mail goes its own way: each message is settled back to its adapter once filed."""
 
     def sink(self, event: InboundEvent) -> None:
         """The :data:`~commhub.channels.EventSink` handed to every adapter; returns at once."""
         if isinstance(event, CallOffered):
             self._offer(event)
+            return
+        if isinstance(event, MailArrived):
+            self.mail.take(event)
             return
         if isinstance(event, CallsInProgress):
             self._reports.append(event)
@@ -118,6 +131,7 @@ class InboundProcessor:
         self._pops_done.clear()
 
     async def start(self) -> None:
+        await self.mail.start()
         self._tasks = [asyncio.create_task(self._write_loop(), name="call-log writer")]
         self._tasks += [
             asyncio.create_task(self._pop_loop(), name=f"screen pop {i}")
@@ -126,6 +140,7 @@ class InboundProcessor:
 
     async def stop(self, *, flush_timeout: float = 10.0) -> None:
         """Write what is pending (for up to ``flush_timeout`` seconds), then stop."""
+        await self.mail.stop(flush_timeout=flush_timeout)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drained(), flush_timeout)
         for task in self._tasks:

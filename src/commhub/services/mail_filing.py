@@ -1,0 +1,336 @@
+"""Filing one received e-mail: on the sender's card, in its thread, exactly once.
+
+The message's Message-ID is the interaction's external id, so the same mail
+found again — after a restart, a UIDVALIDITY change, in a second folder, or
+our own sent message coming back as a copy — is recognised and not logged
+twice. A bounce marks the message it reports on and suppresses a dead
+address; an auto-reply is marked so nothing answers it. What cannot be
+parsed is kept raw with the reason. The folder's cursor moves in the same
+transaction, so a restart resumes right after the last message stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.channels import MailArrived
+from commhub.domain.bounces import Bounce
+from commhub.domain.contacts import name_key
+from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.mail import MailParseError, ParsedMail, display, parse_mail
+from commhub.services.identify import Verdict, identify
+from commhub.store import contacts as contact_store
+from commhub.store import emails as store
+from commhub.store import interactions as interaction_store
+from commhub.store.schema import Contact, Email, Interaction, Outbox, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_EXTERNAL_ID: Final = 255
+OUTBOUND_OPEN: Final = ("queued", "sent", "failed")
+"""Statuses a bounce may replace (a failed send that later bounces is still a bounce)."""
+
+
+class MailKind(StrEnum):
+    MESSAGE = "message"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+
+
+class Filed(StrEnum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class FiledMail:
+    outcome: Filed
+    interaction_id: int | None = None
+    contact_id: int | None = None
+    owner_id: int | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """The mailbox a message was found in: its own address tells our copies from theirs."""
+
+    name: str
+    address: str
+
+
+def external_id(message_id: str, raw: bytes) -> str:
+    """The interaction's key: the Message-ID, or a digest of the bytes when there is none."""
+    if message_id and len(message_id) <= MAX_EXTERNAL_ID:
+        return message_id
+    basis = message_id.encode("utf-8", "replace") if message_id else raw
+    return "sha256:" + hashlib.sha256(basis).hexdigest()
+
+
+async def file_mail(
+    session: AsyncSession,
+    arrived: MailArrived,
+    mailbox: Mailbox,
+    *,
+    region: str,
+    create_unknown: bool,
+) -> FiledMail:
+    """Store ``arrived`` (or keep it as a failure) and advance its folder's cursor; commits."""
+    try:
+        parsed = parse_mail(arrived.raw)
+    except MailParseError as exc:
+        return await keep_unreadable(session, arrived, str(exc))
+    filed = await _file(session, arrived, parsed, mailbox, region, create_unknown)
+    await store.advance_cursor(
+        session, arrived.source, arrived.folder, uidvalidity=arrived.uidvalidity, uid=arrived.uid
+    )
+    await session.commit()
+    return filed
+
+
+async def keep_unreadable(session: AsyncSession, arrived: MailArrived, error: str) -> FiledMail:
+    """Keep the raw bytes with the reason for an admin; the cursor moves past it."""
+    log.warning(
+        "%s/%s uid %d kept as unreadable: %s", arrived.source, arrived.folder, arrived.uid, error
+    )
+    await session.rollback()
+    await store.keep_failure(
+        session,
+        source=arrived.source,
+        folder=arrived.folder,
+        uidvalidity=arrived.uidvalidity,
+        uid=arrived.uid,
+        raw=arrived.raw,
+        error=error,
+    )
+    await store.advance_cursor(
+        session, arrived.source, arrived.folder, uidvalidity=arrived.uidvalidity, uid=arrived.uid
+    )
+    await session.commit()
+    return FiledMail(Filed.FAILED, summary={"error": error})
+
+
+async def _file(
+    session: AsyncSession,
+    arrived: MailArrived,
+    parsed: ParsedMail,
+    mailbox: Mailbox,
+    region: str,
+    create_unknown: bool,
+) -> FiledMail:
+    key = external_id(parsed.message_id, arrived.raw)
+    known = await session.scalar(
+        select(Interaction.id).where(
+            Interaction.channel == Channel.EMAIL.value, Interaction.external_id == key
+        )
+    )
+    if known is not None:
+        return FiledMail(Filed.DUPLICATE, interaction_id=known)
+    sender = parsed.sender.address if parsed.sender else ""
+    ours = bool(sender) and sender == mailbox.address
+    kind = _kind(parsed)
+    parents = await store.by_message_ids(session, parsed.thread_ids)
+    parent = parents[0] if parents else None
+    contact_id: int | None = None
+    candidates: list[int] = []
+    if kind is MailKind.BOUNCE and parsed.bounce is not None:
+        contact_id = await _apply_bounce(session, parsed.bounce, key)
+    if contact_id is None:
+        counterpart = _counterpart(parsed, ours)
+        contact_id, candidates = await _contact(
+            session, counterpart, parsed, region, create=create_unknown and kind is MailKind.MESSAGE
+        )
+    if contact_id is None and parent is not None and not candidates:
+        contact_id = await _contact_of(session, parent)
+    interaction, created = await interaction_store.record(
+        session, _interaction(arrived, parsed, key, kind, ours, contact_id, candidates)
+    )
+    if not created:  # another folder's watcher filed it a moment ago
+        return FiledMail(Filed.DUPLICATE, interaction_id=interaction.id)
+    email = _email_row(arrived, parsed, mailbox, interaction.id, kind)
+    email.thread_id = parent.thread_id if parent is not None else None
+    email.needs_assignment = contact_id is None and kind is MailKind.MESSAGE and not ours
+    session.add(email)
+    await session.flush()
+    if email.thread_id is None:
+        email.thread_id = email.id
+    owner = None
+    if contact_id is not None:
+        owner = await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
+    return FiledMail(
+        Filed.NEW,
+        interaction_id=interaction.id,
+        contact_id=contact_id,
+        owner_id=owner,
+        summary=_summary(interaction, email, parsed),
+    )
+
+
+def _kind(parsed: ParsedMail) -> MailKind:
+    if parsed.bounce is not None:
+        return MailKind.BOUNCE
+    if parsed.auto_reply:
+        return MailKind.AUTO_REPLY
+    return MailKind.MESSAGE
+
+
+def _counterpart(parsed: ParsedMail, ours: bool) -> str:
+    """Whose card: the sender's, or for our own copy (a Sent folder), the first recipient's."""
+    if ours:
+        for recipient in (*parsed.to, *parsed.cc):
+            if recipient.valid:
+                return recipient.address
+        return ""
+    if parsed.reply_to and parsed.reply_to[0].valid and parsed.sender is None:
+        return parsed.reply_to[0].address
+    return parsed.sender.address if parsed.sender and parsed.sender.valid else ""
+
+
+async def _contact(
+    session: AsyncSession, address: str, parsed: ParsedMail, region: str, *, create: bool
+) -> tuple[int | None, list[int]]:
+    if not address:
+        return None, []
+    found = await identify(session, address, region=region)
+    if found.verdict is Verdict.MATCH:
+        return found.contact_ids[0], []
+    if found.verdict is Verdict.AMBIGUOUS:
+        return None, list(found.contact_ids)
+    if not create or found.normalized is None:
+        return None, []
+    name = parsed.sender.name if parsed.sender else ""
+    contact = Contact(name=" ".join(name.split()), name_key=name_key(name), extra={})
+    session.add(contact)
+    await session.flush()
+    await contact_store.add_points(session, contact.id, [], [found.normalized])
+    log.info("created contact %d for an unknown sender", contact.id)
+    return contact.id, []
+
+
+async def _contact_of(session: AsyncSession, parent: Email) -> int | None:
+    return await session.scalar(
+        select(Interaction.contact_id).where(Interaction.id == parent.interaction_id)
+    )
+
+
+async def _apply_bounce(session: AsyncSession, bounce: Bounce, key: str) -> int | None:
+    """Mark the message the bounce reports on; suppress addresses that failed for good."""
+    for recipient in bounce.recipients:
+        if recipient.permanent:
+            reason = " ".join(filter(None, (recipient.status, recipient.reason))) or "hard bounce"
+            await store.suppress(
+                session, Channel.EMAIL, recipient.address, reason=reason, source=f"bounce {key}"
+            )
+    if not bounce.original_message_id:
+        return None
+    originals = await store.by_message_ids(session, [bounce.original_message_id])
+    if not originals:
+        return None
+    original = originals[0]
+    row = await session.get(Interaction, original.interaction_id)
+    if row is None or row.direction != Direction.OUTBOUND.value:
+        return None
+    if bounce.permanent and row.status in OUTBOUND_OPEN:
+        row.status = Status.BOUNCED.value
+        row.extra = {**row.extra, "bounce": bounce.reason or "undeliverable", "bounced_by": key}
+        outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == row.id))
+        if outbox is not None:
+            outbox.state = "bounced"
+            outbox.last_error = bounce.reason or "undeliverable"
+    return row.contact_id
+
+
+def _interaction(
+    arrived: MailArrived,
+    parsed: ParsedMail,
+    key: str,
+    kind: MailKind,
+    ours: bool,
+    contact_id: int | None,
+    candidates: list[int],
+) -> NewInteraction:
+    extra: dict[str, Any] = {"kind": kind.value}
+    if candidates:
+        extra["candidates"] = candidates
+    if arrived.truncated:
+        extra["truncated"] = True
+    to = parsed.to[0].address if parsed.to else ""
+    return NewInteraction(
+        channel=Channel.EMAIL,
+        direction=Direction.OUTBOUND if ours else Direction.INBOUND,
+        status=Status.SENT if ours else Status.RECEIVED,
+        external_id=key,
+        occurred_at=_when(arrived, parsed, ours),
+        from_address=parsed.sender.address if parsed.sender else "",
+        to_address=to,
+        contact_id=contact_id,
+        subject=parsed.subject[:500],
+        summary=parsed.summary,
+        extra=extra,
+    )
+
+
+def _when(arrived: MailArrived, parsed: ParsedMail, ours: bool) -> datetime:
+    """When the server received it (a sender's Date may be anything); ours: when we wrote it."""
+    if ours and parsed.date is not None:
+        return parsed.date
+    return arrived.received_at or parsed.date or utcnow()
+
+
+def _email_row(
+    arrived: MailArrived, parsed: ParsedMail, mailbox: Mailbox, interaction_id: int, kind: MailKind
+) -> Email:
+    return Email(
+        interaction_id=interaction_id,
+        mailbox=mailbox.name,
+        message_id=parsed.message_id[:500],
+        in_reply_to=" ".join(parsed.in_reply_to)[:500],
+        references=" ".join(parsed.references),
+        kind=kind.value,
+        sender=display(parsed.sender)[:500] if parsed.sender else "",
+        recipients={
+            "to": [display(a) for a in parsed.to],
+            "cc": [display(a) for a in parsed.cc],
+            "reply_to": [display(a) for a in parsed.reply_to],
+        },
+        text=parsed.text,
+        html=parsed.html,
+        attachments={"items": [_attachment(a) for a in parsed.attachments]},
+        raw=arrived.raw,
+        size=arrived.size or len(arrived.raw),
+        truncated=arrived.truncated,
+        folder=arrived.folder,
+        uid=arrived.uid,
+    )
+
+
+def _attachment(item: Any) -> dict[str, Any]:
+    return {
+        "index": item.index,
+        "filename": item.filename,
+        "content_type": item.content_type,
+        "size": item.size,
+        "inline": item.inline,
+    }
+
+
+def _summary(interaction: Interaction, email: Email, parsed: ParsedMail) -> dict[str, Any]:
+    """What the live feed tells the contact's owner about a new message."""
+    return {
+        "interaction_id": interaction.id,
+        "contact_id": interaction.contact_id,
+        "thread_id": email.thread_id,
+        "kind": email.kind,
+        "from": email.sender,
+        "subject": parsed.subject,
+        "summary": interaction.summary[:200],
+    }
