@@ -29,6 +29,13 @@ class Permission(StrEnum):
     """Place calls (click-to-call), see and dismiss missed calls."""
     CALLS_WATCH = "calls.watch"
     """See every call in progress, on the live feed and in the live view."""
+    EMAIL_SEND = "email.send"
+    EMAIL_TRIAGE = "email.triage"
+    """Assign mail from senders on no card to a contact, or set it aside."""
+    MAIL_FAILURES = "mail.failures"
+    """Read messages that could not be filed, raw."""
+    SUPPRESSIONS = "suppressions"
+    """See and lift the addresses no message may go to."""
     CHANNELS_VIEW = "channels.view"
     """See whether the PBXs, mailboxes and gateways are connected."""
     TOKENS_MANAGE = "tokens.manage"
@@ -39,7 +46,13 @@ _EVERYONE: Final = frozenset({Permission.SESSION, Permission.CONTACTS_READ, Perm
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
     Role.OPERATOR: _EVERYONE
-    | {Permission.CONTACTS_WRITE, Permission.INTERACTIONS_WRITE, Permission.CALLS},
+    | {
+        Permission.CONTACTS_WRITE,
+        Permission.INTERACTIONS_WRITE,
+        Permission.CALLS,
+        Permission.EMAIL_SEND,
+        Permission.EMAIL_TRIAGE,
+    },
     Role.MARKETER: _EVERYONE | {Permission.INTERACTIONS_LOG},
     Role.MANAGER: _EVERYONE
     | {
@@ -52,6 +65,9 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.CALLS,
         Permission.CALLS_WATCH,
         Permission.CHANNELS_VIEW,
+        Permission.EMAIL_SEND,
+        Permission.EMAIL_TRIAGE,
+        Permission.SUPPRESSIONS,
     },
     Role.ADMIN: frozenset(Permission),
 }

@@ -86,13 +86,21 @@ def spec_of(handler: object) -> EndpointSpec | None:
     return found if isinstance(found, EndpointSpec) else None
 
 
-async def read_body(request: web.Request, model: type[M]) -> M:
-    """The JSON body validated as ``model``; 415/400/422 problems otherwise."""
+async def read_body(request: web.Request, model: type[M], *, max_bytes: int = MAX_JSON_BYTES) -> M:
+    """The JSON body validated as ``model``; 415/400/413/422 problems otherwise.
+
+    ``max_bytes`` may exceed the app's usual limit for a body that carries
+    files (an e-mail's attachments); it is read from the stream, bounded.
+    """
     if request.content_type != "application/json":
         raise Problem(415, "send the body as application/json")
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise Problem(413, f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
-    raw = await request.read()
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise Problem(413, f"JSON bodies are limited to {max_bytes} bytes")
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise Problem(413, f"JSON bodies are limited to {max_bytes} bytes")
     try:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

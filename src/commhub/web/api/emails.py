@@ -1,0 +1,422 @@
+"""E-mail: send from a mailbox, read a message and its thread, triage unmatched mail."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Final
+from urllib.parse import quote
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.channels import ChannelUnavailable, Mailer
+from commhub.domain.mail import attachment, parse_message
+from commhub.domain.mail_compose import Attachment, Recipient
+from commhub.domain.roles import Permission
+from commhub.services import mail_triage
+from commhub.services.errors import NotFound
+from commhub.services.mail_sending import SEND_JOB, EmailRequest, queue_email
+from commhub.store import emails as store
+from commhub.store.schema import Email, Interaction, Outbox
+from commhub.web.api import email_schemas as schemas
+from commhub.web.api.contacts import region_of
+from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
+from commhub.web.keys import CHANNELS, JOBS, SESSIONS, principal
+from commhub.web.problems import Problem, invalid
+
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+BASE64_GROWTH: Final = 4 / 3
+JSON_SLACK: Final = 2 * 1024 * 1024
+"""Room in a send request for the text, HTML and JSON around the attachments."""
+
+
+@endpoint(
+    "Send an e-mail from a mailbox to a contact. The message is on the card at once as "
+    "'queued' and is sent in the background; its status follows (sent, or failed with the "
+    "server's reason). Send an Idempotency-Key header to make a retry send once. With "
+    "reply_to_id it answers that message, with threading headers.",
+    permission=Permission.EMAIL_SEND,
+    tag="email",
+    body=schemas.EmailCreate,
+    response=schemas.OutboxOut,
+    status=202,
+)
+async def send_email(request: web.Request) -> web.StreamResponse:
+    mailers = _mailers(request)
+    limit = max(m.max_message_bytes for m in mailers.values())
+    body = await read_body(
+        request, schemas.EmailCreate, max_bytes=int(limit * BASE64_GROWTH) + JSON_SLACK
+    )
+    mailer = _mailer(mailers, body.mailbox)
+    key = request.headers.get(IDEMPOTENCY_HEADER, "")
+    if len(key) > 64 or not key.isprintable():
+        raise invalid(IDEMPOTENCY_HEADER, "at most 64 printable characters")
+    email_request = EmailRequest(
+        to=tuple(Recipient(r.address, r.name) for r in body.to),
+        cc=tuple(Recipient(r.address, r.name) for r in body.cc),
+        subject=body.subject,
+        text=body.text,
+        html=body.html,
+        attachments=tuple(_attachment(i, a) for i, a in enumerate(body.attachments)),
+        contact_id=body.contact_id,
+        reply_to_id=body.reply_to_id,
+        key=f"api:{principal(request).user_id}:{key}" if key else "",
+    )
+    async with request.app[SESSIONS]() as session:
+        row, created = await queue_email(
+            session,
+            mailer,
+            email_request,
+            user_id=principal(request).user_id,
+            region=region_of(request, None),
+        )
+    if created:
+        await request.app[JOBS].enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}")
+    return json_response(outbox_out(row), status=202 if created else 200)
+
+
+def _mailers(request: web.Request) -> dict[str, Mailer]:
+    mailers = {n: c for n, c in request.app[CHANNELS].items() if isinstance(c, Mailer)}
+    if not mailers:
+        raise ChannelUnavailable("no mailbox is configured (COMMHUB_CHANNELS_FILE)")
+    return mailers
+
+
+def _mailer(mailers: dict[str, Mailer], name: str | None) -> Mailer:
+    if name is None:
+        if len(mailers) > 1:
+            raise invalid("mailbox", f"choose one of: {', '.join(sorted(mailers))}")
+        return next(iter(mailers.values()))
+    found = mailers.get(name)
+    if found is None:
+        raise invalid("mailbox", f"no mailbox named {name!r}")
+    return found
+
+
+def _attachment(index: int, item: schemas.AttachmentIn) -> Attachment:
+    try:
+        data = base64.b64decode(item.content_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(f"attachments.{index}.content_base64", "not valid base64") from None
+    return Attachment(filename=item.filename, data=data, content_type=item.content_type)
+
+
+def outbox_out(row: Outbox) -> schemas.OutboxOut:
+    return schemas.OutboxOut(
+        id=row.id,
+        key=row.key,
+        state=row.state,
+        mailbox=row.source,
+        interaction_id=row.interaction_id,
+        contact_id=row.contact_id,
+        recipients=list(row.recipients.get("to", [])),
+        attempts=row.attempts,
+        last_error=row.last_error,
+        reply=row.reply,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )
+
+
+@endpoint(
+    "One e-mail as the card shows it: headers, text (HTML converted), the original HTML, "
+    "attachments with download links, delivery state, and the messages of its thread.",
+    permission=Permission.CONTACTS_READ,
+    tag="email",
+    response=schemas.EmailOut,
+)
+async def get_email(request: web.Request) -> web.StreamResponse:
+    interaction_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        email, interaction = await _load(session, interaction_id)
+        outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == interaction_id))
+        thread = await store.thread(session, email.thread_id) if email.thread_id else []
+    base = f"/api/v1/emails/{interaction_id}/attachments"
+    return json_response(
+        schemas.EmailOut(
+            interaction_id=interaction.id,
+            contact_id=interaction.contact_id,
+            direction=interaction.direction,
+            status=interaction.status,
+            kind=email.kind,
+            mailbox=email.mailbox,
+            message_id=email.message_id,
+            in_reply_to=email.in_reply_to,
+            references=email.references.split(),
+            thread_id=email.thread_id,
+            sender=email.sender,
+            to=list(email.recipients.get("to", [])),
+            cc=list(email.recipients.get("cc", [])),
+            reply_to=list(email.recipients.get("reply_to", [])),
+            subject=interaction.subject,
+            text=email.text,
+            html=email.html,
+            attachments=[
+                schemas.AttachmentOut(
+                    index=item.get("index"),
+                    filename=str(item.get("filename", "")),
+                    content_type=str(item.get("content_type", "")),
+                    size=int(item.get("size", 0)),
+                    url=f"{base}/{item['index']}" if item.get("index") is not None else None,
+                )
+                for item in email.attachments.get("items", [])
+            ],
+            size=email.size,
+            truncated=email.truncated,
+            occurred_at=interaction.occurred_at,
+            outbox=outbox_out(outbox) if outbox is not None else None,
+            thread=[
+                schemas.ThreadItem(
+                    interaction_id=i.id,
+                    direction=i.direction,
+                    status=i.status,
+                    sender=e.sender,
+                    subject=i.subject,
+                    occurred_at=i.occurred_at,
+                )
+                for e, i in thread
+            ],
+        )
+    )
+
+
+async def _load(session: AsyncSession, interaction_id: int) -> tuple[Email, Interaction]:
+    interaction = await session.get(Interaction, interaction_id)
+    email = await store.for_interaction(session, interaction_id)
+    if interaction is None or email is None:
+        raise NotFound("e-mail", interaction_id)
+    return email, interaction
+
+
+@endpoint(
+    "Download one attachment of an e-mail, taken from the message as it was received.",
+    permission=Permission.CONTACTS_READ,
+    tag="email",
+    content_type="application/octet-stream",
+)
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    interaction_id = path_id(request)
+    index = path_id(request, "index")
+    async with request.app[SESSIONS]() as session:
+        email, _ = await _load(session, interaction_id)
+    found = attachment(parse_message(email.raw), index)
+    if found is None:
+        raise Problem(404, f"e-mail {interaction_id} has no attachment {index}")
+    info, data = found
+    return web.Response(
+        body=data,
+        content_type="application/octet-stream",
+        headers={
+            "Content-Disposition": _disposition(info.filename),
+            "X-Content-Type-Options": "nosniff",
+            "X-Original-Content-Type": info.content_type,
+        },
+    )
+
+
+def _disposition(filename: str) -> str:
+    """An attachment header safe for any file name (RFC 6266 with an ASCII fallback)."""
+
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@endpoint(
+    "The e-mail exactly as received or sent (message/rfc822), for a mail program.",
+    permission=Permission.CONTACTS_READ,
+    tag="email",
+    content_type="message/rfc822",
+)
+async def get_raw(request: web.Request) -> web.StreamResponse:
+    interaction_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        email, _ = await _load(session, interaction_id)
+    return web.Response(
+        body=email.raw,
+        content_type="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="{interaction_id}.eml"'},
+    )
+
+
+@endpoint(
+    "Mail from senders on no card (or on several), newest first, waiting for a person "
+    "to assign it to a contact or set it aside.",
+    permission=Permission.EMAIL_TRIAGE,
+    tag="email",
+    query=schemas.PageQuery,
+    response=schemas.UnmatchedPage,
+)
+async def list_unmatched(request: web.Request) -> web.StreamResponse:
+    query = read_query(request, schemas.PageQuery)
+    async with request.app[SESSIONS]() as session:
+        rows = await store.unmatched(session, after_id=_id_cursor(query.cursor), limit=query.limit)
+    items = [
+        schemas.UnmatchedOut(
+            interaction_id=i.id,
+            sender=e.sender,
+            from_address=i.from_address,
+            subject=i.subject,
+            summary=i.summary,
+            occurred_at=i.occurred_at,
+            candidates=[int(c) for c in i.extra.get("candidates", [])],
+        )
+        for e, i in rows
+    ]
+    next_cursor = str(rows[-1][0].id) if len(rows) == query.limit else None
+    return json_response(schemas.UnmatchedPage(items=items, next_cursor=next_cursor))
+
+
+def _id_cursor(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise invalid("query.cursor", f"invalid cursor {text!r}")
+    return int(text)
+
+
+@endpoint(
+    "Put an unmatched e-mail (and the rest of its thread) on a contact's card; by default "
+    "the sender's address joins the card so their next mail finds it.",
+    permission=Permission.EMAIL_TRIAGE,
+    tag="email",
+    body=schemas.AssignIn,
+    response=schemas.EmailOut,
+)
+async def assign_email(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.AssignIn)
+    async with request.app[SESSIONS]() as session:
+        await mail_triage.assign(
+            session,
+            path_id(request),
+            body.contact_id,
+            add_address=body.add_address,
+        )
+    return await get_email(request)
+
+
+@endpoint(
+    "Set an unmatched e-mail aside (spam, not a customer): it leaves the unmatched list.",
+    permission=Permission.EMAIL_TRIAGE,
+    tag="email",
+    response=schemas.EmailOut,
+)
+async def dismiss_email(request: web.Request) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as session:
+        await mail_triage.dismiss(session, path_id(request))
+    return await get_email(request)
+
+
+@endpoint(
+    "Messages that could not be filed (unreadable MIME, refused by the store), kept raw "
+    "with the reason; newest first.",
+    permission=Permission.MAIL_FAILURES,
+    tag="email",
+    query=schemas.PageQuery,
+    response=schemas.MailFailurePage,
+)
+async def list_failures(request: web.Request) -> web.StreamResponse:
+    query = read_query(request, schemas.PageQuery)
+    async with request.app[SESSIONS]() as session:
+        rows = await store.failures(session, after_id=_id_cursor(query.cursor), limit=query.limit)
+    items = [
+        schemas.MailFailureOut(
+            id=row.id,
+            mailbox=row.source,
+            folder=row.folder,
+            uid=row.uid,
+            error=row.error,
+            size=row.size,
+            created_at=row.created_at,
+            resolved_at=row.resolved_at,
+        )
+        for row in rows
+    ]
+    next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
+    return json_response(schemas.MailFailurePage(items=items, next_cursor=next_cursor))
+
+
+@endpoint(
+    "The raw bytes of a message that could not be filed.",
+    permission=Permission.MAIL_FAILURES,
+    tag="email",
+    content_type="application/octet-stream",
+)
+async def get_failure_raw(request: web.Request) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as session:
+        row = await mail_triage.failure(session, path_id(request))
+    return web.Response(
+        body=row.raw,
+        content_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="failure-{row.id}.eml"'},
+    )
+
+
+@endpoint(
+    "Mark an unfiled message as dealt with: it leaves the failures list.",
+    permission=Permission.MAIL_FAILURES,
+    tag="email",
+    response=schemas.MailFailureOut,
+)
+async def resolve_failure(request: web.Request) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as session:
+        row = await mail_triage.resolve_failure(session, path_id(request))
+    return json_response(
+        schemas.MailFailureOut(
+            id=row.id,
+            mailbox=row.source,
+            folder=row.folder,
+            uid=row.uid,
+            error=row.error,
+            size=row.size,
+            created_at=row.created_at,
+            resolved_at=row.resolved_at,
+        )
+    )
+
+
+@endpoint(
+    "Addresses no message may go to (hard bounces, opt-outs), with the reason and source.",
+    permission=Permission.SUPPRESSIONS,
+    tag="email",
+    query=schemas.SuppressionQuery,
+    response=schemas.SuppressionPage,
+)
+async def list_suppressions(request: web.Request) -> web.StreamResponse:
+    query = read_query(request, schemas.SuppressionQuery)
+    async with request.app[SESSIONS]() as session:
+        rows = await mail_triage.suppressions(
+            session,
+            channel=query.channel,
+            address=query.address,
+            after_id=_id_cursor(query.cursor),
+            limit=query.limit,
+        )
+    items = [
+        schemas.SuppressionOut(
+            id=row.id,
+            channel=row.channel,
+            address=row.address,
+            reason=row.reason,
+            source=row.source,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
+    next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
+    return json_response(schemas.SuppressionPage(items=items, next_cursor=next_cursor))
+
+
+@endpoint(
+    "Lift a suppression: messages may go to the address again.",
+    permission=Permission.SUPPRESSIONS,
+    tag="email",
+    status=204,
+)
+async def lift_suppression(request: web.Request) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as session:
+        await mail_triage.lift(session, path_id(request))
+    return web.Response(status=204)
