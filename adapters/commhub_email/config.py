@@ -29,6 +29,9 @@ class SmtpSettings(BaseModel):
     password: SecretStr = SecretStr("")
     timeout_s: float = Field(default=30.0, gt=0)
     verify_certificate: bool = True
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the CA to trust instead of the system's."
+    )
     idle_close_s: float = Field(
         default=120.0, gt=0, description="Close the reused connection after this long unused."
     )

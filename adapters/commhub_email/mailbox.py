@@ -79,7 +79,9 @@ class MailboxChannel:
 
     async def send(self, message: OutboundEmail) -> SendResult:
         if self._sender is None:
-            raise ChannelUnavailable(f"mailbox {self._name!r} has no [smtp] settings: it only reads")
+            raise ChannelUnavailable(
+                f"mailbox {self._name!r} has no [smtp] settings: it only reads"
+            )
         return await self._sender.send(message)
 
     def health(self) -> ChannelHealth:

@@ -109,6 +109,7 @@ class SmtpSender:
             use_tls=settings.security == "tls",
             start_tls=settings.security == "starttls",
             validate_certs=settings.verify_certificate,
+            cert_bundle=settings.ca_file,
         )
         try:
             await client.connect()

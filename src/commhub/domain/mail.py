@@ -18,7 +18,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from typing import Final
+from typing import Any, Final
 
 import html2text
 
@@ -244,6 +244,17 @@ def _attachments(message: EmailMessage, body_parts: set[int]) -> Iterator[Attach
             size=size,
             inline=disposition == "inline",
         )
+
+
+def attachment_item(item: AttachmentInfo) -> dict[str, Any]:
+    """An attachment as stored with the message (JSON)."""
+    return {
+        "index": item.index,
+        "filename": item.filename,
+        "content_type": item.content_type,
+        "size": item.size,
+        "inline": item.inline,
+    }
 
 
 def attachment(message: Message, index: int) -> tuple[AttachmentInfo, bytes] | None:

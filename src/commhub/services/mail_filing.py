@@ -25,7 +25,7 @@ from commhub.channels import MailArrived
 from commhub.domain.bounces import Bounce
 from commhub.domain.contacts import name_key
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
-from commhub.domain.mail import MailParseError, ParsedMail, display, parse_mail
+from commhub.domain.mail import MailParseError, ParsedMail, attachment_item, display, parse_mail
 from commhub.services.identify import Verdict, identify
 from commhub.store import contacts as contact_store
 from commhub.store import emails as store
@@ -304,23 +304,13 @@ def _email_row(
         },
         text=parsed.text,
         html=parsed.html,
-        attachments={"items": [_attachment(a) for a in parsed.attachments]},
+        attachments={"items": [attachment_item(a) for a in parsed.attachments]},
         raw=arrived.raw,
         size=arrived.size or len(arrived.raw),
         truncated=arrived.truncated,
         folder=arrived.folder,
         uid=arrived.uid,
     )
-
-
-def _attachment(item: Any) -> dict[str, Any]:
-    return {
-        "index": item.index,
-        "filename": item.filename,
-        "content_type": item.content_type,
-        "size": item.size,
-        "inline": item.inline,
-    }
 
 
 def _summary(interaction: Interaction, email: Email, parsed: ParsedMail) -> dict[str, Any]:

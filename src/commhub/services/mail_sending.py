@@ -29,7 +29,7 @@ from commhub.channels import (
 )
 from commhub.domain.interactions import Channel as Medium
 from commhub.domain.interactions import Direction, NewInteraction, Status
-from commhub.domain.mail import MailAddress, display, html_to_text
+from commhub.domain.mail import MailAddress, attachment_item, display, html_to_text, parse_mail
 from commhub.domain.mail_compose import (
     Attachment,
     ComposedMail,
@@ -221,12 +221,7 @@ def _email_row(
         recipients={"to": shown(draft.to), "cc": shown(draft.cc), "reply_to": []},
         text=draft.text,
         html=draft.html,
-        attachments={
-            "items": [
-                {"filename": a.filename, "content_type": a.content_type, "size": len(a.data)}
-                for a in draft.attachments
-            ]
-        },
+        attachments={"items": [attachment_item(a) for a in parse_mail(composed.raw).attachments]},
         raw=composed.raw,
         size=len(composed.raw),
     )

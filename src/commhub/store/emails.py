@@ -45,7 +45,7 @@ async def thread(session: AsyncSession, thread_id: int) -> Sequence[tuple[Email,
         .where(Email.thread_id == thread_id)
         .order_by(Interaction.occurred_at, Email.id)
     )
-    return [(email, interaction) for email, interaction in rows.tuples()]
+    return [(email, interaction) for email, interaction in rows]
 
 
 async def unmatched(
@@ -60,7 +60,7 @@ async def unmatched(
     if after_id is not None:
         query = query.where(Email.id < after_id)
     rows = await session.execute(query.order_by(Email.id.desc()).limit(limit))
-    return [(email, interaction) for email, interaction in rows.tuples()]
+    return [(email, interaction) for email, interaction in rows]
 
 
 async def cursor(session: AsyncSession, source: str, folder: str) -> MailCursorRow | None:
