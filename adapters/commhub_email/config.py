@@ -52,6 +52,9 @@ class ImapSettings(BaseModel):
     folders: tuple[str, ...] = ("INBOX",)
     timeout_s: float = Field(default=30.0, gt=0)
     verify_certificate: bool = True
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the CA to trust instead of the system's."
+    )
     idle_renew_s: float = Field(
         default=25 * 60.0,
         gt=0,

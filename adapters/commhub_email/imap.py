@@ -225,7 +225,7 @@ class FolderWatcher:
         log.warning("%s/%s: %s", self._source, self._folder, self.error)
 
     def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self._settings.ca_file)
         if not self._settings.verify_certificate:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE

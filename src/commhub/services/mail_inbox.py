@@ -62,6 +62,7 @@ class MailInbox:
         self._transient = transient
         self._queue: asyncio.Queue[MailArrived] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._current: MailArrived | None = None
         self.filed = 0
         self.duplicates = 0
         self.failed = 0
@@ -82,6 +83,8 @@ class MailInbox:
         """File what is in hand (up to ``flush_timeout`` s); the rest stays on the server."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), flush_timeout)
+        if self._current is not None:  # cut off mid-filing: the adapter offers it again
+            self._current.settled.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -100,7 +103,9 @@ class MailInbox:
             try:
                 if event.settled.done():
                     continue  # the adapter gave up on it (its connection dropped)
+                self._current = event
                 filed = await self._file(event)
+                self._current = None
                 self._count(filed)
                 if not event.settled.done():
                     event.settled.set_result(None)
