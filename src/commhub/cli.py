@@ -123,7 +123,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = load_settings()
     try:
-        channels = load_channels(settings)
+        load_channels(settings)  # a wrong channels file stops here, before anything opens
     except ChannelConfigError as exc:
         raise click.ClickException(str(exc)) from None
     logging.basicConfig(
@@ -132,7 +132,7 @@ def serve(host: str | None, port: int | None) -> None:
     listen_host, listen_port = host or settings.host, port or settings.port
 
     async def opener() -> Hub:
-        hub = await open_hub(settings, channels=channels)
+        hub = await open_hub(settings)  # builds the channels again, with the mailbox cursors
         password = await ensure_first_admin(hub)
         if password is not None:
             click.echo(

@@ -13,6 +13,8 @@ from pathlib import Path
 import aiohttp
 
 from commhub_asterisk.replay import AmiReplayServer
+from dovecot import DovecotServer
+from smtp_sink import SmtpSink
 
 
 def _free_port() -> int:
@@ -215,3 +217,108 @@ async def test_a_bad_channels_file_stops_serve_with_the_setting_at_fault(tmp_pat
     channels.write_text('[[channels]]\nadapter = "fax"\nname = "x"\n')
     status, said = await _commhub("serve", env=env)
     assert status == 1 and "unknown adapter 'fax' (known: asterisk, email)" in said
+
+
+MAILBOX = """
+[[channels]]
+adapter = "email"
+name = "sales"
+address = "sales@example.com"
+
+[channels.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+
+[channels.imap]
+host = "127.0.0.1"
+port = {imap_port}
+security = "plain"
+username = "sales"
+password = "{password}"
+idle_renew_s = 60
+"""
+
+
+async def test_serve_sends_and_receives_mail_through_the_mailbox_in_the_channels_file(
+    tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    sink = SmtpSink()
+    await sink.start()
+    dovecot.add_user("sales", "imap secret never logged")
+    (tmp_path / "channels.toml").write_text(
+        MAILBOX.format(
+            smtp_port=sink.port, imap_port=dovecot.port, password="imap secret never logged"
+        )
+    )
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COMMHUB_")},
+        "COMMHUB_DATA_DIR": str(tmp_path / "var"),
+        "COMMHUB_PORT": str(port),
+        "COMMHUB_CHANNELS_FILE": str(tmp_path / "channels.toml"),
+        "COMMHUB_ADMIN_PASSWORD": "the admin's password",
+        "COMMHUB_CREATE_UNKNOWN_SENDERS": "true",
+    }
+    server = await _serve(env, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            login = await _login(http, base)
+            csrf = {"X-CSRF-Token": (await login.json())["csrf_token"]}
+            sent = await http.post(
+                f"{base}/api/v1/emails",
+                json={"to": [{"address": "ivan@client.example"}], "subject": "Hi", "text": "Hi"},
+                headers=csrf,
+            )
+            assert sent.status == 202, await sent.text()
+            [ours] = await sink.wait_for(1, timeout=30)
+            [message_id] = re.findall(rb"Message-ID: (<[^>]+>)", ours.data)
+            await dovecot.append(
+                "sales",
+                b"From: Ivan <ivan@client.example>\r\nTo: sales@example.com\r\n"
+                b"Subject: Re: Hi\r\nMessage-ID: <answer@client.example>\r\n"
+                b"In-Reply-To: " + message_id + b"\r\n\r\nThanks\r\n",
+            )
+            for _ in range(300):
+                log = await http.get(f"{base}/api/v1/interactions?channel=email")
+                items = (await log.json())["items"]
+                if len(items) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert sorted(item["direction"] for item in items) == ["in", "out"], await _said(server)
+            # Ivan was on no card: his reply made one, and our message joined it
+            [contact_id] = {item["contact_id"] for item in items}
+            assert contact_id is not None
+            async with http.get(f"{base}/api/v1/channels") as health:
+                [sales] = (await health.json())["items"]
+        assert sales["kind"] == "email" and sales["connected"] is True, sales
+    finally:
+        server.send_signal(signal.SIGINT)
+        await asyncio.wait_for(server.wait(), timeout=30)
+        await sink.close()
+    assert server.stdout is not None
+    output = (await server.stdout.read()).decode()
+    assert "imap secret never logged" not in output
+
+
+async def _login(http: aiohttp.ClientSession, base: str) -> aiohttp.ClientResponse:
+    for _ in range(100):
+        try:
+            login = await http.post(
+                f"{base}/api/v1/auth/login",
+                json={"username": "admin", "password": "the admin's password"},
+            )
+            assert login.status == 200
+            return login
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"commhub serve did not answer at {base}")
+
+
+async def _said(server: asyncio.subprocess.Process) -> str:
+    """What ``serve`` printed so far, for a failure message."""
+    server.send_signal(signal.SIGINT)
+    await asyncio.wait_for(server.wait(), timeout=30)
+    assert server.stdout is not None
+    return (await server.stdout.read()).decode()

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import MailArrived
@@ -163,6 +163,8 @@ async def _file(
     await session.flush()
     if email.thread_id is None:
         email.thread_id = email.id
+    elif contact_id is not None:
+        await _place_thread(session, email.thread_id, contact_id)
     owner = None
     if contact_id is not None:
         owner = await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
@@ -172,6 +174,19 @@ async def _file(
         contact_id=contact_id,
         owner_id=owner,
         summary=_summary(interaction, email, parsed),
+    )
+
+
+async def _place_thread(session: AsyncSession, thread_id: int, contact_id: int) -> None:
+    """Earlier messages of the thread that were on no card join this one (we wrote first)."""
+    members = select(Email.interaction_id).where(Email.thread_id == thread_id)
+    await session.execute(
+        update(Interaction)
+        .where(Interaction.id.in_(members), Interaction.contact_id.is_(None))
+        .values(contact_id=contact_id)
+    )
+    await session.execute(
+        update(Email).where(Email.thread_id == thread_id).values(needs_assignment=False)
     )
 
 

@@ -180,5 +180,9 @@ async def channel_health(request: web.Request) -> web.StreamResponse:
             call_backlog=hub.inbound.backlog,
             calls_not_recorded=hub.inbound.not_recorded,
             call_log_error=hub.inbound.last_error,
+            mail_backlog=hub.inbound.mail.backlog,
+            mail_filed=hub.inbound.mail.filed,
+            mail_unreadable=hub.inbound.mail.failed,
+            mail_error=hub.inbound.mail.last_error,
         )
     )

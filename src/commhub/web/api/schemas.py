@@ -352,3 +352,11 @@ class ChannelList(BaseModel):
         "each one is in the log with its reason."
     )
     call_log_error: str | None = Field(description="The call log's last error, if unresolved.")
+    mail_backlog: int = Field(default=0, description="Received messages waiting to be filed.")
+    mail_filed: int = Field(default=0, description="Messages filed on cards since start.")
+    mail_unreadable: int = Field(
+        default=0, description="Messages kept raw since start because they could not be filed."
+    )
+    mail_error: str | None = Field(
+        default=None, description="The mail filing's last error, if unresolved."
+    )
