@@ -253,7 +253,7 @@ async def get_raw(request: web.Request) -> web.StreamResponse:
 async def list_unmatched(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.PageQuery)
     async with request.app[SESSIONS]() as session:
-        rows = await store.unmatched(session, after_id=_id_cursor(query.cursor), limit=query.limit)
+        rows = await store.unmatched(session, after_id=id_cursor(query.cursor), limit=query.limit)
     items = [
         schemas.UnmatchedOut(
             interaction_id=i.id,
@@ -270,7 +270,7 @@ async def list_unmatched(request: web.Request) -> web.StreamResponse:
     return json_response(schemas.UnmatchedPage(items=items, next_cursor=next_cursor))
 
 
-def _id_cursor(text: str | None) -> int | None:
+def id_cursor(text: str | None) -> int | None:
     if text is None:
         return None
     if not text.isdigit() or len(text) > 18:
@@ -308,115 +308,3 @@ async def dismiss_email(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONS]() as session:
         await mail_triage.dismiss(session, path_id(request))
     return await get_email(request)
-
-
-@endpoint(
-    "Messages that could not be filed (unreadable MIME, refused by the store), kept raw "
-    "with the reason; newest first.",
-    permission=Permission.MAIL_FAILURES,
-    tag="email",
-    query=schemas.PageQuery,
-    response=schemas.MailFailurePage,
-)
-async def list_failures(request: web.Request) -> web.StreamResponse:
-    query = read_query(request, schemas.PageQuery)
-    async with request.app[SESSIONS]() as session:
-        rows = await store.failures(session, after_id=_id_cursor(query.cursor), limit=query.limit)
-    items = [
-        schemas.MailFailureOut(
-            id=row.id,
-            mailbox=row.source,
-            folder=row.folder,
-            uid=row.uid,
-            error=row.error,
-            size=row.size,
-            created_at=row.created_at,
-            resolved_at=row.resolved_at,
-        )
-        for row in rows
-    ]
-    next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
-    return json_response(schemas.MailFailurePage(items=items, next_cursor=next_cursor))
-
-
-@endpoint(
-    "The raw bytes of a message that could not be filed.",
-    permission=Permission.MAIL_FAILURES,
-    tag="email",
-    content_type="application/octet-stream",
-)
-async def get_failure_raw(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
-        row = await mail_triage.failure(session, path_id(request))
-    return web.Response(
-        body=row.raw,
-        content_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="failure-{row.id}.eml"'},
-    )
-
-
-@endpoint(
-    "Mark an unfiled message as dealt with: it leaves the failures list.",
-    permission=Permission.MAIL_FAILURES,
-    tag="email",
-    response=schemas.MailFailureOut,
-)
-async def resolve_failure(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
-        row = await mail_triage.resolve_failure(session, path_id(request))
-    return json_response(
-        schemas.MailFailureOut(
-            id=row.id,
-            mailbox=row.source,
-            folder=row.folder,
-            uid=row.uid,
-            error=row.error,
-            size=row.size,
-            created_at=row.created_at,
-            resolved_at=row.resolved_at,
-        )
-    )
-
-
-@endpoint(
-    "Addresses no message may go to (hard bounces, opt-outs), with the reason and source.",
-    permission=Permission.SUPPRESSIONS,
-    tag="email",
-    query=schemas.SuppressionQuery,
-    response=schemas.SuppressionPage,
-)
-async def list_suppressions(request: web.Request) -> web.StreamResponse:
-    query = read_query(request, schemas.SuppressionQuery)
-    async with request.app[SESSIONS]() as session:
-        rows = await mail_triage.suppressions(
-            session,
-            channel=query.channel,
-            address=query.address,
-            after_id=_id_cursor(query.cursor),
-            limit=query.limit,
-        )
-    items = [
-        schemas.SuppressionOut(
-            id=row.id,
-            channel=row.channel,
-            address=row.address,
-            reason=row.reason,
-            source=row.source,
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
-    next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
-    return json_response(schemas.SuppressionPage(items=items, next_cursor=next_cursor))
-
-
-@endpoint(
-    "Lift a suppression: messages may go to the address again.",
-    permission=Permission.SUPPRESSIONS,
-    tag="email",
-    status=204,
-)
-async def lift_suppression(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
-        await mail_triage.lift(session, path_id(request))
-    return web.Response(status=204)
