@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Channel
@@ -70,17 +70,26 @@ async def cursor(session: AsyncSession, source: str, folder: str) -> MailCursorR
 async def advance_cursor(
     session: AsyncSession, source: str, folder: str, *, uidvalidity: int, uid: int
 ) -> None:
-    """Move a folder's cursor to ``uid``; a new UIDVALIDITY starts it afresh, never backwards."""
-    row = await session.get(MailCursorRow, (source, folder))
-    if row is None:
-        session.add(
-            MailCursorRow(source=source, folder=folder, uidvalidity=uidvalidity, last_uid=uid)
+    """Move a folder's cursor to ``uid``; a new UIDVALIDITY starts it afresh, never backwards.
+
+    One upsert, not a read and a write: it runs once for every message filed.
+    """
+    statement = upsert_insert(session, MailCursorRow).values(
+        source=source, folder=folder, uidvalidity=uidvalidity, last_uid=uid, updated_at=utcnow()
+    )
+    current = MailCursorRow.__table__.c
+    new = statement.excluded
+    moved = or_(current.uidvalidity != new.uidvalidity, new.last_uid > current.last_uid)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["source", "folder"],
+            set_={
+                "last_uid": case((moved, new.last_uid), else_=current.last_uid),
+                "uidvalidity": new.uidvalidity,
+                "updated_at": new.updated_at,
+            },
         )
-    elif row.uidvalidity != uidvalidity:
-        row.uidvalidity = uidvalidity
-        row.last_uid = uid
-    elif uid > row.last_uid:
-        row.last_uid = uid
+    )
 
 
 async def keep_failure(

@@ -33,7 +33,8 @@ async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interactio
 
     Returns the row and whether it was created. Uses the database's own
     ``ON CONFLICT DO NOTHING`` so two processes racing on one event still
-    write one row. The caller commits.
+    write one row; a new row comes back from its own ``RETURNING``, so only
+    a conflict costs a second query. The caller commits.
     """
     values = asdict(new)
     values["channel"] = new.channel.value
@@ -43,9 +44,11 @@ async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interactio
         upsert_insert(session, Interaction)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(Interaction.id)
+        .returning(Interaction)
     )
-    inserted = (await session.execute(statement)).scalar_one_or_none()
+    inserted = await session.scalar(statement)
+    if inserted is not None:
+        return inserted, True
     row = await session.scalar(
         select(Interaction).where(
             Interaction.channel == new.channel.value,
@@ -53,7 +56,7 @@ async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interactio
         )
     )
     assert row is not None, "row vanished between insert and select"
-    return row, inserted is not None
+    return row, False
 
 
 async def timeline(
