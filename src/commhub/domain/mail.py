@@ -47,7 +47,8 @@ class _ReadingPolicy(_Policy):
     The library parses a header again on every access, and reading one
     message asks for its parts' Content-Type a dozen times (body search,
     charsets, attachments): that re-parsing was almost half of the parse.
-    Parsed headers are immutable strings, so sharing them is safe.
+    Parsed headers are immutable strings, so sharing them is safe; the cache
+    holds a few messages' worth (a parsed header with its tree is kilobytes).
     """
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
@@ -58,7 +59,7 @@ class _ReadingPolicy(_Policy):
         return _parsed_header(self, name, value)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _parsed_header(reading: _ReadingPolicy, name: str, value: str) -> Any:
     return EmailPolicy.header_fetch_parse(reading, name, value)
 
