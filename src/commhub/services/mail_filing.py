@@ -30,6 +30,7 @@ from commhub.services.identify import Verdict, identify
 from commhub.store import contacts as contact_store
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
+from commhub.store import suppressions
 from commhub.store.schema import Contact, Email, Interaction, Outbox, utcnow
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ async def _apply_bounce(session: AsyncSession, bounce: Bounce, key: str) -> int 
     for recipient in bounce.recipients:
         if recipient.permanent:
             reason = " ".join(filter(None, (recipient.status, recipient.reason))) or "hard bounce"
-            await store.suppress(
+            await suppressions.suppress(
                 session, Channel.EMAIL, recipient.address, reason=reason, source=f"bounce {key}"
             )
     if not bounce.original_message_id:

@@ -43,6 +43,7 @@ from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
+from commhub.store import suppressions
 from commhub.store.schema import Email, Interaction, Outbox, utcnow
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ def _draft(
 
 
 async def _check_suppressed(session: AsyncSession, recipients: Sequence[str]) -> None:
-    listed = await store.suppressed(session, Medium.EMAIL, recipients)
+    listed = await suppressions.suppressed(session, Medium.EMAIL, recipients)
     for address, entry in listed.items():
         raise DraftError(
             "to", f"{address} is on the e-mail suppression list ({entry.reason or entry.source})"

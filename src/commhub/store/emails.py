@@ -1,4 +1,4 @@
-"""E-mail queries: messages by Message-ID, threads, folder cursors, failures, suppressions."""
+"""E-mail queries: messages by Message-ID, threads, folder cursors, failures."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from datetime import datetime
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.interactions import Channel
 from commhub.store.dialect import upsert_insert
 from commhub.store.schema import (
     Email,
     Interaction,
     MailCursorRow,
     MailFailure,
-    Suppression,
     utcnow,
 )
 
@@ -128,38 +126,6 @@ async def failures(
     if after_id is not None:
         query = query.where(MailFailure.id < after_id)
     return (await session.scalars(query.order_by(MailFailure.id.desc()).limit(limit))).all()
-
-
-async def suppress(
-    session: AsyncSession, channel: Channel, address: str, *, reason: str, source: str
-) -> None:
-    """Put ``address`` on the channel's suppression list; the first reason stays."""
-    await session.execute(
-        upsert_insert(session, Suppression)
-        .values(
-            channel=channel.value,
-            address=address,
-            reason=reason,
-            source=source,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["channel", "address"])
-    )
-
-
-async def suppressed(
-    session: AsyncSession, channel: Channel, addresses: Iterable[str]
-) -> dict[str, Suppression]:
-    """The addresses among ``addresses`` that are on the list, with their entry."""
-    wanted = list(dict.fromkeys(addresses))
-    if not wanted:
-        return {}
-    rows = await session.scalars(
-        select(Suppression).where(
-            Suppression.channel == channel.value, Suppression.address.in_(wanted)
-        )
-    )
-    return {row.address: row for row in rows}
 
 
 async def set_status(

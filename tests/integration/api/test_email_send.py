@@ -32,7 +32,7 @@ from commhub.domain.contacts import ContactDraft
 from commhub.domain.interactions import Channel
 from commhub.domain.roles import Role
 from commhub.services import contacts
-from commhub.store import emails as email_store
+from commhub.store import suppressions
 from commhub.store.engine import SessionFactory
 from commhub.store.schema import Outbox
 from commhub.web.app import create_app
@@ -373,7 +373,7 @@ async def test_an_address_on_the_suppression_list_is_refused_with_the_reason(
     anna: int,
 ) -> None:
     async with sessions() as session:
-        await email_store.suppress(
+        await suppressions.suppress(
             session,
             Channel.EMAIL,
             "anna@client.example",
