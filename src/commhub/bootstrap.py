@@ -25,8 +25,10 @@ from commhub.channels import (
     ChannelFactory,
     MailCursors,
     Mailer,
+    SmsGateway,
 )
 from commhub.config import Settings
+from commhub.domain.opt_outs import Keywords
 from commhub.domain.roles import Role
 from commhub.jobs.arq_queue import ArqJobs
 from commhub.jobs.inprocess import InProcessJobs
@@ -36,6 +38,7 @@ from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.services.mail_inbox import StoredCursors
 from commhub.services.mail_sending import SEND_JOB, queued_rows
+from commhub.services.sms_sender import SmsSender
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
 from commhub.store.schema import User
@@ -66,16 +69,35 @@ class Hub:
     inbound: InboundProcessor
     channels: dict[str, Channel] = field(default_factory=dict)
     listening: bool = False
+    sms_senders: dict[str, SmsSender] = field(default_factory=dict)
+    """One per SMS gateway, in the listening process: it owns the gateways' pace."""
+
+    @property
+    def sms_gateways(self) -> list[SmsGateway]:
+        return [c for c in self.channels.values() if isinstance(c, SmsGateway)]
 
     async def listen(self) -> None:
         """Start the inbound processor and connect every channel (the owner process only)."""
         await self.inbound.start()
         for channel in self.channels.values():
             await channel.start(self.inbound.sink)
+        for gateway in self.sms_gateways:
+            sender = SmsSender(gateway, sessions=self.sessions, feed=self.feed)
+            await sender.start()
+            self.sms_senders[gateway.name] = sender
         self.listening = True
+
+    def sms_queued(self, gateway: str) -> None:
+        """A message was queued for ``gateway``: its sender (if it is here) looks at once."""
+        sender = self.sms_senders.get(gateway)
+        if sender is not None:
+            sender.wake()
 
     async def close(self) -> None:
         if self.listening:
+            for sender in self.sms_senders.values():
+                await sender.stop()
+            self.sms_senders.clear()
             for channel in self.channels.values():
                 await channel.stop()
             await self.inbound.stop()
@@ -114,6 +136,7 @@ async def open_hub(
             region=settings.phone_region,
             create_unknown=settings.create_unknown_callers,
             create_unknown_senders=settings.create_unknown_senders,
+            sms_keywords=sms_keywords(settings),
         )
         for channel in channels:
             if isinstance(channel, Mailer):
@@ -158,7 +181,11 @@ def load_channels(settings: Settings, *, cursors: MailCursors | None = None) -> 
         return []
     entries = _channel_entries(path)
     factories = {point.name: point for point in entry_points(group=ADAPTER_GROUP)}
-    context = ChannelContext(phone_region=settings.phone_region, mail_cursors=cursors)
+    context = ChannelContext(
+        phone_region=settings.phone_region,
+        mail_cursors=cursors,
+        public_url=settings.public_url or None,
+    )
     built: list[Channel] = []
     for index, entry in enumerate(entries, start=1):
         options = dict(entry)
@@ -221,3 +248,12 @@ async def ensure_first_admin(hub: Hub) -> str | None:
         await session.commit()
     log.info("created the first admin user %r", FIRST_ADMIN)
     return None if configured is not None else password
+
+
+def sms_keywords(settings: Settings) -> Keywords:
+    try:
+        return Keywords.of(settings.sms_stop_words, settings.sms_start_words)
+    except ValueError as exc:
+        raise ChannelConfigError(
+            f"COMMHUB_SMS_STOP_WORDS / COMMHUB_SMS_START_WORDS: {exc}"
+        ) from None

@@ -15,6 +15,12 @@ found; the core parses, files and acknowledges it (``settled``) once it is
 stored, so the adapter flags or moves only what is safely on a card. The
 adapter sends what a :class:`Mailer` is given byte for byte: the core builds
 every message, its Message-ID and threading headers included.
+
+An SMS gateway (:class:`SmsGateway`) sends one :class:`OutboundSms` at a time
+(the core keeps its rate) and reports :class:`SmsReceived` and
+:class:`SmsReport` events. Gateways that call back over HTTP also implement
+:class:`WebhookReceiver`: the web app hands them each request under
+``/hooks/{channel}/`` and the adapter checks its signature or secret.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from commhub.domain.interactions import Direction, Status
@@ -135,7 +142,61 @@ class MailArrived:
     received_at: datetime | None = None
 
 
-InboundEvent = CallUpdated | CallOffered | CallsInProgress | MailArrived
+@dataclass(frozen=True, slots=True, eq=False)
+class SmsReceived:
+    """An SMS someone sent to one of our numbers, whole (the gateway joined its parts).
+
+    ``external_id`` is the gateway's id for it (Twilio's MessageSid, Kannel's
+    or the SMSC's message id): the same message delivered twice is one. When
+    ``settled`` is given the core resolves it once the message is stored (or
+    sets an exception when it could not be): an adapter acknowledges to its
+    gateway only then (HTTP 200, ``deliver_sm_resp``), so a failure makes the
+    gateway deliver it again instead of losing it.
+    """
+
+    source: str
+    external_id: str
+    sender: str
+    """The number as the gateway gave it; the core normalises it like a caller's."""
+    recipient: str
+    text: str
+    received_at: datetime
+    parts: int = 1
+    settled: asyncio.Future[None] | None = None
+
+
+class DeliveryState(StrEnum):
+    """Where a sent SMS is, as its gateway reports; ``rank`` only ever rises."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+
+    @property
+    def rank(self) -> int:
+        """queued < sent < a final state; a report never moves a message backwards."""
+        return {"queued": 0, "sent": 1}.get(self.value, 2)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SmsReport:
+    """A delivery report on one part of a message we sent, by the id the gateway gave it.
+
+    ``settled`` as for :class:`SmsReceived`.
+    """
+
+    source: str
+    gateway_id: str
+    state: DeliveryState
+    at: datetime
+    reason: str = ""
+    """The gateway's or the network's words for a failure (``30003 Unreachable``)."""
+    settled: asyncio.Future[None] | None = None
+
+
+InboundEvent = CallUpdated | CallOffered | CallsInProgress | MailArrived | SmsReceived | SmsReport
 
 EventSink = Callable[[InboundEvent], None]
 """Takes an event and returns at once; the core queues the slow work."""
@@ -182,6 +243,73 @@ class SendResult:
     accepted_at: datetime
     refused: Mapping[str, str] = field(default_factory=dict)
     """Recipients the server refused while accepting the others, with its reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSms:
+    """An SMS to hand to a gateway: already checked against opt-outs, counted and timed.
+
+    ``key`` is the outbox row's key: a gateway that takes an idempotency key
+    gets it, and a log line names it.
+    """
+
+    key: str
+    sender: str
+    """Our number (E.164) or alphanumeric sender id; empty: the gateway's default."""
+    recipient: str
+    """E.164."""
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmsAccepted:
+    """The gateway took the message: its id for each part it will report on."""
+
+    gateway_ids: tuple[str, ...]
+    accepted_at: datetime
+    state: DeliveryState = DeliveryState.SENT
+    """``queued`` where the gateway only queued it (Twilio's first answer)."""
+
+
+class SendThrottled(ChannelUnavailable):
+    """The gateway asked us to slow down; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An HTTP request a gateway made to ``/hooks/{channel}/{path}``, read whole.
+
+    ``url`` is the URL the gateway called: built from the hub's public base
+    URL where one is configured (behind a TLS proxy the request itself shows
+    the proxy's hop), else as the request arrived. Signatures are checked on it.
+    """
+
+    method: str
+    url: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    form: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    status: int = 200
+    body: str = ""
+    content_type: str = "text/plain"
+
+
+class WebhookRefused(ChannelError):
+    """A webhook request is not the gateway's (bad signature or secret): 403, logged."""
+
+
+class WebhookInvalid(ChannelError):
+    """A webhook request is the gateway's but cannot be read (a field missing): 400."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +377,42 @@ class Mailer(Channel, Protocol):
         """
 
 
+@runtime_checkable
+class SmsGateway(Channel, Protocol):
+    """A gateway that sends and receives SMS."""
+
+    @property
+    def numbers(self) -> tuple[str, ...]:
+        """Our numbers (E.164) and sender ids it sends from; the first is its default."""
+
+    @property
+    def purposes(self) -> frozenset[str]:
+        """What the admin chose it for (``transactional``, ``marketing``); empty: anything."""
+
+    @property
+    def rate(self) -> float:
+        """Messages per second the core may hand it (the gateway's or the contract's limit)."""
+
+    async def send(self, message: OutboundSms) -> SmsAccepted:
+        """Submit ``message``; returns once the gateway has taken it.
+
+        Raises :class:`SendRejected` for what no retry cures (invalid number,
+        blocked), :class:`SendThrottled` when the gateway asks us to slow
+        down and :class:`ChannelUnavailable` for other temporary failures.
+        """
+
+
+@runtime_checkable
+class WebhookReceiver(Protocol):
+    """A channel the outside system calls over HTTP (delivery reports, inbound SMS)."""
+
+    async def webhook(self, request: WebhookRequest) -> WebhookResponse:
+        """Check and read ``request``, pass its events to the sink, answer the gateway.
+
+        Raises :class:`WebhookRefused` (403) or :class:`WebhookInvalid` (400).
+        """
+
+
 class MailCursors(Protocol):
     """The core's record of how far each watched folder was imported."""
 
@@ -265,6 +429,8 @@ class ChannelContext:
 
     phone_region: str
     mail_cursors: MailCursors | None = None
+    public_url: str | None = None
+    """The hub's public base URL (``https://hub.example.com``): webhooks are built on it."""
 
 
 class ChannelFactory(Protocol):

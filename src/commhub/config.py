@@ -13,6 +13,8 @@ import phonenumbers
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from commhub.domain.opt_outs import START_WORDS, STOP_WORDS
+
 DEFAULT_DATA_DIR = Path("var")
 
 
@@ -62,6 +64,19 @@ class Settings(BaseSettings):
     create_unknown_callers: bool = Field(
         default=False, description="Create a contact for a caller whose number is unknown."
     )
+    public_url: str = Field(
+        default="",
+        description="The hub's URL as gateways reach it (https://hub.example.com): their "
+        "callbacks are addressed and their signatures checked on it; empty: as requested.",
+    )
+    sms_stop_words: list[str] = Field(
+        default_factory=lambda: list(STOP_WORDS),
+        description="An SMS consisting of one of these words opts its sender out of SMS.",
+    )
+    sms_start_words: list[str] = Field(
+        default_factory=lambda: list(START_WORDS),
+        description="An SMS consisting of one of these words opts its sender back in.",
+    )
     create_unknown_senders: bool = Field(
         default=False, description="Create a contact for an e-mail sender on no card."
     )
@@ -69,6 +84,14 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        url = value.strip().rstrip("/")
+        if url and not url.startswith(("https://", "http://")):
+            raise ValueError(f"public_url must start with https:// (got {value!r})")
+        return url
 
     @field_validator("phone_region")
     @classmethod

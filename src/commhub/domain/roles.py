@@ -32,6 +32,7 @@ class Permission(StrEnum):
     EMAIL_SEND = "email.send"
     EMAIL_TRIAGE = "email.triage"
     """Assign mail from senders on no card to a contact, or set it aside."""
+    SMS_SEND = "sms.send"
     MAIL_FAILURES = "mail.failures"
     """Read messages that could not be filed, raw."""
     SUPPRESSIONS = "suppressions"
@@ -52,6 +53,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.CALLS,
         Permission.EMAIL_SEND,
         Permission.EMAIL_TRIAGE,
+        Permission.SMS_SEND,
     },
     Role.MARKETER: _EVERYONE | {Permission.INTERACTIONS_LOG},
     Role.MANAGER: _EVERYONE
@@ -67,6 +69,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.CHANNELS_VIEW,
         Permission.EMAIL_SEND,
         Permission.EMAIL_TRIAGE,
+        Permission.SMS_SEND,
         Permission.SUPPRESSIONS,
     },
     Role.ADMIN: frozenset(Permission),

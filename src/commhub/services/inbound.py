@@ -26,7 +26,16 @@ from typing import Final
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from commhub.channels import CallOffered, CallsInProgress, CallUpdated, InboundEvent, MailArrived
+from commhub.channels import (
+    CallOffered,
+    CallsInProgress,
+    CallUpdated,
+    InboundEvent,
+    MailArrived,
+    SmsReceived,
+    SmsReport,
+)
+from commhub.domain.opt_outs import Keywords
 from commhub.services import live
 from commhub.services.calls import (
     RecordedCall,
@@ -36,6 +45,7 @@ from commhub.services.calls import (
 )
 from commhub.services.mail_inbox import MailInbox
 from commhub.services.screen_pop import call_summary, screen_pop
+from commhub.services.sms_inbox import SmsInbox
 from commhub.store import calls as store
 from commhub.store.engine import SessionFactory
 
@@ -64,6 +74,7 @@ class InboundProcessor:
         region: str,
         create_unknown: bool = False,
         create_unknown_senders: bool = False,
+        sms_keywords: Keywords | None = None,
     ) -> None:
         self._sessions = sessions
         self._feed = feed
@@ -93,6 +104,15 @@ class InboundProcessor:
             transient=TRANSIENT,
         )
         """Mail goes its own way: each message is settled back to its adapter once filed."""
+        self.sms = SmsInbox(
+            sessions=sessions,
+            feed=feed,
+            region=region,
+            keywords=sms_keywords,
+            create_unknown=create_unknown,
+            transient=TRANSIENT,
+        )
+        """SMS and delivery reports too, each settled back to its gateway once filed."""
 
     def sink(self, event: InboundEvent) -> None:
         """The :data:`~commhub.channels.EventSink` handed to every adapter; returns at once."""
@@ -101,6 +121,9 @@ class InboundProcessor:
             return
         if isinstance(event, MailArrived):
             self.mail.take(event)
+            return
+        if isinstance(event, SmsReceived | SmsReport):
+            self.sms.take(event)
             return
         if isinstance(event, CallsInProgress):
             self._reports.append(event)
@@ -132,6 +155,7 @@ class InboundProcessor:
 
     async def start(self) -> None:
         await self.mail.start()
+        await self.sms.start()
         self._tasks = [asyncio.create_task(self._write_loop(), name="call-log writer")]
         self._tasks += [
             asyncio.create_task(self._pop_loop(), name=f"screen pop {i}")
@@ -141,6 +165,7 @@ class InboundProcessor:
     async def stop(self, *, flush_timeout: float = 10.0) -> None:
         """Write what is pending (for up to ``flush_timeout`` seconds), then stop."""
         await self.mail.stop(flush_timeout=flush_timeout)
+        await self.sms.stop(flush_timeout=flush_timeout)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drained(), flush_timeout)
         for task in self._tasks:

@@ -369,6 +369,44 @@ class Email(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SmsMessage(Base):
+    """The text behind an SMS interaction, with its shape (encoding, segments) and gateway."""
+
+    __tablename__ = "sms_messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    gateway: Mapped[str] = mapped_column(String(100))
+    sender: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    encoding: Mapped[str] = mapped_column(String(8))
+    segments: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    """Why it failed or was not delivered, in the gateway's or the network's words."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SmsPart(Base):
+    """One id a gateway gave a sent message (one per segment on SMPP): reports name these."""
+
+    __tablename__ = "sms_parts"
+    __table_args__ = (UniqueConstraint("gateway", "gateway_id", name="uq_sms_parts_gateway_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sms_id: Mapped[int] = mapped_column(
+        ForeignKey("sms_messages.id", ondelete="CASCADE"), index=True
+    )
+    gateway: Mapped[str] = mapped_column(String(100))
+    gateway_id: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Outbox(Base):
     """One message to send: written before it is sent, updated with what the server said.
 

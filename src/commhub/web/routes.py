@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commhub.web import live, pages
+from commhub.web import hooks, live, pages
 from commhub.web.api import (
     calls,
     contacts,
@@ -15,6 +15,7 @@ from commhub.web.api import (
     interactions,
     mail_admin,
     session,
+    sms,
     users,
 )
 from commhub.web.openapi import openapi_document
@@ -66,7 +67,12 @@ def add_routes(app: web.Application) -> None:
             web.post(f"{API}/emails/{{id}}/dismiss", emails.dismiss_email),
             web.get(f"{API}/suppressions", mail_admin.list_suppressions),
             web.delete(f"{API}/suppressions/{{id}}", mail_admin.lift_suppression),
+            web.post(f"{API}/sms", sms.send_sms),
+            web.post(f"{API}/sms/preview", sms.preview_sms),
+            web.get(f"{API}/sms/{{id}}", sms.get_sms),
             web.get(f"{API}/live", live.live_feed),
+            web.post("/hooks/{channel}/{path:.*}", hooks.gateway_callback),
+            web.get("/hooks/{channel}/{path:.*}", hooks.gateway_callback),
             web.get("/", pages.home),
             web.get("/login", pages.login_form),
             web.post("/login", pages.login_submit),

@@ -1,0 +1,284 @@
+"""One sender per SMS gateway: takes its queued messages and hands them over at its rate.
+
+The rate is kept on an absolute schedule (the n-th message of a backlog
+starts at ``t0 + n / rate``), so a slow answer does not slow the rate and a
+fast one does not let a burst through; up to ``window`` sends are in flight
+at once, as gateways allow (SMPP's window, Twilio's concurrency). A message
+is marked ``sending`` before it is handed over, so a crash cannot send it a
+second time: on the next start such messages are failed with a reason a
+person can act on, not resent blindly. Throttling and temporary failures
+are retried with backoff; a permanent refusal fails the message at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.channels import (
+    ChannelUnavailable,
+    DeliveryState,
+    OutboundSms,
+    SendRejected,
+    SendThrottled,
+    SmsAccepted,
+    SmsGateway,
+)
+from commhub.domain.interactions import Channel
+from commhub.services import live
+from commhub.store import sms as store
+from commhub.store.engine import SessionFactory
+from commhub.store.schema import Contact, Interaction, Outbox, utcnow
+
+log = logging.getLogger(__name__)
+
+SMS_STATUS: Final = "sms.status"
+MAX_ATTEMPTS: Final = 8
+BACKOFF_MIN_S: Final = 2.0
+BACKOFF_MAX_S: Final = 300.0
+POLL_S: Final = 1.0
+"""How often a sender looks for messages queued by another process."""
+BATCH: Final = 200
+INTERRUPTED: Final = "the hub stopped while sending it: not known whether the gateway took it"
+
+
+class Pacer:
+    """Start times ``1/rate`` apart on an absolute schedule; an idle gap does not bank a burst."""
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        if self._next < now - self.interval:
+            self._next = now  # idle: start afresh, no catching up
+        delay = self._next - now
+        self._next += self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    outbox_id: int
+    interaction_id: int
+    message: OutboundSms
+    attempts: int
+
+
+class SmsSender:
+    """Sends one gateway's queued messages, at its rate, recording each answer."""
+
+    def __init__(
+        self,
+        gateway: SmsGateway,
+        *,
+        sessions: SessionFactory,
+        feed: live.LiveFeed,
+        window: int = 10,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self._gateway = gateway
+        self._sessions = sessions
+        self._feed = feed
+        self._pacer = Pacer(gateway.rate)
+        self._slots = asyncio.Semaphore(window)
+        self._poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self.sent = 0
+        self.failed = 0
+        self.retried = 0
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        """A message was queued for this gateway: look now, not at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        async with self._sessions() as session:
+            interrupted = await _fail_interrupted(session, self._gateway.name)
+        if interrupted:
+            log.error(
+                "%s: %d messages were cut off mid-send: %s", self.name, interrupted, INTERRUPTED
+            )
+        self._task = asyncio.create_task(self._loop(), name=f"sms sender {self.name}")
+
+    async def stop(self, *, flush_timeout: float = 10.0) -> None:
+        """Stop taking messages; let those in flight finish (up to ``flush_timeout`` s)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=flush_timeout)
+        for task in self._sending:
+            task.cancel()
+
+    @property
+    def name(self) -> str:
+        return self._gateway.name
+
+    async def _loop(self) -> None:
+        while True:
+            claimed = await self._claim_due()
+            for item in claimed:
+                await self._slots.acquire()
+                await self._pacer.wait()
+                task = asyncio.create_task(self._send(item), name=f"sms {item.message.key}")
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+            if len(claimed) < BATCH:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+
+    async def _claim_due(self) -> list[Claimed]:
+        """The next due messages, marked ``sending`` in one transaction."""
+        try:
+            async with self._sessions() as session:
+                return await _claim(session, self._gateway.name, BATCH)
+        except (OSError, TimeoutError) as exc:
+            self.last_error = f"database: {exc}"
+            log.error("%s: cannot read the outbox: %s", self.name, exc)
+            return []
+
+    async def _send(self, item: Claimed) -> None:
+        try:
+            try:
+                accepted = await self._gateway.send(item.message)
+            except SendRejected as exc:
+                await self._record(item, failed=str(exc))
+            except ChannelUnavailable as exc:
+                await self._retry(item, exc)
+            else:
+                await self._record(item, accepted=accepted)
+        finally:
+            self._slots.release()
+
+    async def _retry(self, item: Claimed, exc: ChannelUnavailable) -> None:
+        reason = str(exc) or type(exc).__name__
+        self.last_error = reason
+        if item.attempts >= MAX_ATTEMPTS:
+            await self._record(item, failed=f"gave up after {item.attempts} tries: {reason}")
+            return
+        delay = min(BACKOFF_MIN_S * 2 ** (item.attempts - 1), BACKOFF_MAX_S)
+        if isinstance(exc, SendThrottled) and exc.retry_after:
+            delay = max(delay, exc.retry_after)
+        self.retried += 1
+        log.warning(
+            "%s: %s not sent (%s), retrying in %.0fs", self.name, item.message.key, reason, delay
+        )
+        async with self._sessions() as session:
+            await session.execute(
+                update(Outbox)
+                .where(Outbox.id == item.outbox_id)
+                .values(
+                    state="queued",
+                    last_error=reason,
+                    next_attempt_at=utcnow() + timedelta(seconds=delay),
+                )
+            )
+            await session.commit()
+
+    async def _record(
+        self, item: Claimed, *, accepted: SmsAccepted | None = None, failed: str | None = None
+    ) -> None:
+        async with self._sessions() as session:
+            outbox = await session.get(Outbox, item.outbox_id)
+            interaction = await session.get(Interaction, item.interaction_id)
+            message = await store.message_of(session, item.interaction_id)
+            if outbox is None or interaction is None or message is None:
+                return  # deleted meanwhile (the contact was erased)
+            if accepted is not None:
+                outbox.state = "sent"
+                outbox.sent_at = accepted.accepted_at
+                outbox.reply = " ".join(accepted.gateway_ids)[:1000]
+                await store.add_parts(session, message, accepted.gateway_ids, accepted.state.value)
+                if accepted.state.rank > DeliveryState(interaction.status).rank:
+                    interaction.status = accepted.state.value
+                self.sent += 1
+            else:
+                outbox.state = "failed"
+                outbox.last_error = failed
+                message.reason = failed
+                interaction.status = DeliveryState.FAILED.value
+                interaction.extra = {**interaction.extra, "reason": failed}
+                self.failed += 1
+                log.warning("%s: %s failed: %s", self.name, item.message.key, failed)
+            contact_id, status = interaction.contact_id, interaction.status
+            await session.commit()
+        if contact_id is not None and self._feed.anyone:
+            owner = await self._owner(contact_id)
+            if owner is not None:
+                data = {"interaction_id": item.interaction_id, "contact_id": contact_id}
+                self._feed.publish(SMS_STATUS, {**data, "status": status}, users=[owner])
+
+    async def _owner(self, contact_id: int) -> int | None:
+        async with self._sessions() as session:
+            return await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
+
+
+async def _claim(session: AsyncSession, gateway: str, limit: int) -> list[Claimed]:
+    now = utcnow()
+    rows = (
+        await session.scalars(
+            select(Outbox)
+            .where(
+                Outbox.channel == Channel.SMS.value,
+                Outbox.source == gateway,
+                Outbox.state == "queued",
+                or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
+            )
+            .order_by(Outbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    claimed = []
+    for row in rows:
+        message = await store.message_of(session, row.interaction_id)
+        if message is None:
+            continue
+        row.state = "sending"
+        row.attempts += 1
+        outbound = OutboundSms(
+            key=row.key, sender=row.sender, recipient=message.recipient, text=message.text
+        )
+        claimed.append(Claimed(row.id, row.interaction_id, outbound, row.attempts))
+    await session.commit()
+    return claimed
+
+
+async def _fail_interrupted(session: AsyncSession, gateway: str) -> int:
+    rows = (
+        await session.scalars(
+            select(Outbox).where(
+                Outbox.channel == Channel.SMS.value,
+                Outbox.source == gateway,
+                Outbox.state == "sending",
+            )
+        )
+    ).all()
+    for row in rows:
+        row.state = "failed"
+        row.last_error = INTERRUPTED
+        interaction = await session.get(Interaction, row.interaction_id)
+        if interaction is not None and interaction.status == DeliveryState.QUEUED.value:
+            interaction.status = DeliveryState.FAILED.value
+            interaction.extra = {**interaction.extra, "reason": INTERRUPTED}
+    await session.commit()
+    return len(rows)

@@ -1,0 +1,135 @@
+"""SMS: preview a text's encoding and segments, send to a contact, read a message's status."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.roles import Permission
+from commhub.domain.sms_text import MAX_SEGMENTS, SmsTextError
+from commhub.services.errors import NotFound
+from commhub.services.sms_sending import SmsRequest, preview, queue_sms
+from commhub.store.schema import Interaction, Outbox, SmsMessage
+from commhub.web.api import sms_schemas as schemas
+from commhub.web.api.contacts import region_of
+from commhub.web.endpoints import endpoint, json_response, path_id, read_body
+from commhub.web.keys import HUB, SESSIONS, principal
+from commhub.web.problems import invalid
+
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+
+
+@endpoint(
+    "How a text goes out: GSM-7 or UCS-2 (any Cyrillic forces UCS-2), how many segments, "
+    "and how much room is left in the last one. The same count is stored with the message.",
+    permission=Permission.SMS_SEND,
+    tag="sms",
+    body=schemas.SmsPreviewIn,
+    response=schemas.SmsPreviewOut,
+)
+async def preview_sms(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.SmsPreviewIn)
+    try:
+        shape = preview(body.text)
+    except SmsTextError as exc:
+        raise invalid("text", str(exc)) from None
+    return json_response(
+        schemas.SmsPreviewOut(
+            encoding=shape.encoding.value,
+            characters=shape.characters,
+            units=shape.units,
+            segments=shape.segments,
+            per_segment=shape.per_segment,
+            remaining=shape.remaining,
+            max_segments=MAX_SEGMENTS,
+        )
+    )
+
+
+@endpoint(
+    "Send an SMS to a number or a contact. It is on the card at once as 'queued' and goes "
+    "out at its gateway's rate; its status follows the gateway's reports (sent, delivered, "
+    "undelivered, failed with the reason). A number that texted STOP is refused. Send an "
+    "Idempotency-Key header to make a retry send once.",
+    permission=Permission.SMS_SEND,
+    tag="sms",
+    body=schemas.SmsCreate,
+    response=schemas.SmsOut,
+    status=202,
+)
+async def send_sms(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.SmsCreate)
+    key = request.headers.get(IDEMPOTENCY_HEADER, "")
+    if len(key) > 64 or not key.isprintable():
+        raise invalid(IDEMPOTENCY_HEADER, "at most 64 printable characters")
+    user_id = principal(request).user_id
+    hub = request.app[HUB]
+    sms_request = SmsRequest(
+        text=body.text,
+        to=body.to,
+        contact_id=body.contact_id,
+        sender=body.sender,
+        purpose=body.purpose,
+        key=f"api:{user_id}:{key}" if key else "",
+    )
+    async with request.app[SESSIONS]() as session:
+        try:
+            row, created = await queue_sms(
+                session,
+                hub.sms_gateways,
+                sms_request,
+                user_id=user_id,
+                region=region_of(request, None),
+            )
+        except SmsTextError as exc:
+            raise invalid("text", str(exc)) from None
+        out = await _sms_out(session, row.interaction_id)
+    if created:
+        hub.sms_queued(row.source)
+    return json_response(out, status=202 if created else 200)
+
+
+@endpoint(
+    "One SMS as the card shows it: text, encoding and segments, gateway, delivery status.",
+    permission=Permission.CONTACTS_READ,
+    tag="sms",
+    response=schemas.SmsOut,
+)
+async def get_sms(request: web.Request) -> web.StreamResponse:
+    interaction_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        return json_response(await _sms_out(session, interaction_id))
+
+
+async def _sms_out(session: AsyncSession, interaction_id: int) -> schemas.SmsOut:
+    row = (
+        await session.execute(
+            select(Interaction, SmsMessage, Outbox)
+            .join(SmsMessage, SmsMessage.interaction_id == Interaction.id)
+            .outerjoin(Outbox, Outbox.interaction_id == Interaction.id)
+            .where(Interaction.id == interaction_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("SMS", interaction_id)
+    interaction, message, outbox = row
+    return schemas.SmsOut(
+        id=interaction.id,
+        key=outbox.key if outbox is not None else interaction.external_id,
+        state=outbox.state if outbox is not None else "received",
+        status=interaction.status,
+        gateway=message.gateway,
+        sender=message.sender,
+        recipient=message.recipient,
+        contact_id=interaction.contact_id,
+        text=message.text,
+        encoding=message.encoding,
+        segments=message.segments,
+        reason=message.reason,
+        attempts=outbox.attempts if outbox is not None else 0,
+        created_at=message.created_at,
+        sent_at=outbox.sent_at if outbox is not None else None,
+    )
