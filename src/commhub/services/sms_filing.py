@@ -88,8 +88,9 @@ async def file_received(
         ),
     )
     if not created:
-        await session.rollback()
-        return Filed(Outcome.DUPLICATE, interaction.id)
+        known = interaction.id
+        await session.rollback()  # expires the row: its id is read first
+        return Filed(Outcome.DUPLICATE, known)
     message = SmsMessage(
         interaction_id=interaction.id,
         gateway=event.source,
@@ -134,8 +135,9 @@ async def apply_report(session: AsyncSession, report: SmsReport) -> Filed:
         return Filed(Outcome.UNMATCHED)
     part, message, interaction = found
     if report.state.rank <= DeliveryState(part.state).rank:
-        await session.rollback()
-        return Filed(Outcome.UNCHANGED, interaction.id)
+        known = interaction.id
+        await session.rollback()  # expires the rows: the id is read first
+        return Filed(Outcome.UNCHANGED, known)
     part.state = report.state.value
     part.reason = report.reason or None
     parts = await store.parts_of(session, message.id)
