@@ -132,6 +132,10 @@ class SmsSender:
     def name(self) -> str:
         return self._gateway.name
 
+    @property
+    def rate(self) -> float:
+        return 1.0 / self._pacer.interval
+
     async def _loop(self) -> None:
         while True:
             claimed = await self._claim_due()

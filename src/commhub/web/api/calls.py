@@ -184,5 +184,20 @@ async def channel_health(request: web.Request) -> web.StreamResponse:
             mail_filed=hub.inbound.mail.filed,
             mail_unreadable=hub.inbound.mail.failed,
             mail_error=hub.inbound.mail.last_error,
+            sms_received=hub.inbound.sms.received,
+            sms_reports=hub.inbound.sms.reports,
+            sms_unmatched_reports=hub.inbound.sms.unmatched,
+            sms_error=hub.inbound.sms.last_error,
+            sms_senders=[
+                schemas.SmsSenderOut(
+                    gateway=name,
+                    rate=sender.rate,
+                    sent=sender.sent,
+                    failed=sender.failed,
+                    retried=sender.retried,
+                    last_error=sender.last_error,
+                )
+                for name, sender in hub.sms_senders.items()
+            ],
         )
     )

@@ -343,6 +343,15 @@ class ChannelHealthOut(BaseModel):
     detail: dict[str, Any]
 
 
+class SmsSenderOut(BaseModel):
+    gateway: str
+    rate: float = Field(description="Messages per second it hands the gateway")
+    sent: int
+    failed: int
+    retried: int
+    last_error: str | None
+
+
 class ChannelList(BaseModel):
     items: list[ChannelHealthOut]
     listening: bool = Field(description="Whether this process owns the channels' connections.")
@@ -360,3 +369,10 @@ class ChannelList(BaseModel):
     mail_error: str | None = Field(
         default=None, description="The mail filing's last error, if unresolved."
     )
+    sms_received: int = Field(default=0, description="SMS filed on cards since start.")
+    sms_reports: int = Field(default=0, description="Delivery reports that moved a status.")
+    sms_unmatched_reports: int = Field(
+        default=0, description="Delivery reports on message ids never sent from here."
+    )
+    sms_error: str | None = Field(default=None, description="SMS filing's last error.")
+    sms_senders: list[SmsSenderOut] = Field(default_factory=list)
