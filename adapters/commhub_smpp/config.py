@@ -1,0 +1,153 @@
+"""One SMPP account's settings, as an admin writes them in the channels file.
+
+The SMSC operator hands out the host, port, system_id and password (and
+sometimes a system_type, an address_range or a service_type), says which
+TON/NPI it wants for numbers, short codes and alphanumeric senders, and how
+many messages per second and in flight the account may use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from commhub.channels import ChannelConfigError
+from commhub_smpp.receipts import ReceiptIds
+
+_E164: Final = re.compile(r"\+[1-9]\d{6,14}")
+_SHORT_CODE: Final = re.compile(r"\d{3,8}")
+_ALPHANUMERIC_ID: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 .&_-]{1,11}")
+"""Up to 11 characters (TS 23.040 §9.1.2.5: 11 septets in 10 octets), one letter at least."""
+
+SenderKind = Literal["number", "short_code", "alphanumeric"]
+
+
+class SmppSettings(BaseModel):
+    """An ESME account on one SMSC, bound as a transceiver."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=2775, ge=1, le=65535)
+    system_id: str = Field(min_length=1, max_length=15)
+    password: SecretStr = SecretStr("")
+    system_type: str = Field(default="", max_length=12)
+    address_range: str = Field(default="", max_length=40)
+    service_type: str = Field(default="", max_length=5)
+    numbers: tuple[str, ...] = Field(
+        default=(), description="Our numbers (E.164), short codes or sender ids; first: default."
+    )
+    purposes: frozenset[str] = Field(default=frozenset())
+    rate: float = Field(default=10.0, gt=0, le=10_000)
+    window: int = Field(default=10, ge=1, le=1000)
+    source_ton: int = Field(default=1, ge=0, le=6)
+    source_npi: int = Field(default=1, ge=0, le=18)
+    short_code_ton: int = Field(default=3, ge=0, le=6)
+    short_code_npi: int = Field(default=0, ge=0, le=18)
+    alphanumeric_ton: int = Field(default=5, ge=0, le=6)
+    alphanumeric_npi: int = Field(default=0, ge=0, le=18)
+    dest_ton: int = Field(default=1, ge=0, le=6)
+    dest_npi: int = Field(default=1, ge=0, le=18)
+    registered_delivery: bool = True
+    receipt_ids: ReceiptIds = "as_submitted"
+    retry_statuses: tuple[int, ...] = Field(
+        default=(), description="Vendor command statuses to treat as temporary (e.g. 0x401)."
+    )
+    enquire_link_s: float = Field(default=30.0, gt=0, le=3600)
+    response_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    settle_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="How long a deliver_sm waits for the hub to store it before a retry is asked.",
+    )
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=3600)
+    reconnect_max_s: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("system_id", "system_type", "address_range", "service_type")
+    @classmethod
+    def _ascii(cls, value: str) -> str:
+        if not value.isascii() or not value.isprintable():
+            raise ValueError("must be printable ASCII")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if not secret.isascii() or "\0" in secret or len(secret) > 64:
+            raise ValueError("must be ASCII, at most 64 characters (SMPP 3.4 itself allows 8)")
+        return value
+
+    @field_validator("numbers", "purposes", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError('must be a list, e.g. ["+79161234567"]')
+        return value
+
+    @field_validator("numbers")
+    @classmethod
+    def _senders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        senders = tuple(sender.strip() for sender in value)
+        for sender in senders:
+            sender_kind(sender)
+        duplicates = sorted({s for s in senders if senders.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"{', '.join(duplicates)} given twice")
+        return senders
+
+    @field_validator("purposes")
+    @classmethod
+    def _purposes(cls, value: frozenset[str]) -> frozenset[str]:
+        if not all(item.strip() for item in value):
+            raise ValueError("must be non-empty names")
+        return frozenset(item.strip().lower() for item in value)
+
+    @field_validator("retry_statuses")
+    @classmethod
+    def _statuses(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not all(0 < status <= 0xFFFFFFFF for status in value):
+            raise ValueError("must be command statuses such as 0x401")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff(self) -> SmppSettings:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must not be below reconnect_min_s")
+        return self
+
+
+def sender_kind(value: str) -> SenderKind:
+    """Which TON/NPI pair a sender takes; ValueError for what no SMSC would accept."""
+    if _E164.fullmatch(value):
+        return "number"
+    if _SHORT_CODE.fullmatch(value):
+        return "short_code"
+    if _ALPHANUMERIC_ID.fullmatch(value):
+        return "alphanumeric"
+    raise ValueError(
+        f"{value!r} is neither a number in E.164 (+79161234567), a short code (3–8 digits), "
+        "nor an alphanumeric sender id (up to 11 ASCII letters and digits, one letter at least)"
+    )
+
+
+def read_settings(name: str, options: Mapping[str, Any]) -> SmppSettings:
+    """Validate ``options``; the error names the channel and the setting, never a secret."""
+    try:
+        return SmppSettings.model_validate(dict(options))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ChannelConfigError(f"SMPP channel {name!r}: {where}: {first['msg']}") from None
