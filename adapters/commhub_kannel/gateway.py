@@ -58,6 +58,9 @@ from commhub_kannel.config import KannelSettings
 
 log = logging.getLogger(__name__)
 
+WINDOW: Final = 10
+"""sendsms requests in flight at once; smsbox queues them for bearerbox."""
+
 KIND: Final = "kannel"
 UCS2_CODING: Final = "2"
 """sendsms ``coding``: 0 GSM 7-bit (Kannel's default), 1 8-bit, 2 UCS-2."""
@@ -105,6 +108,10 @@ class KannelGateway:
     @property
     def rate(self) -> float:
         return self._settings.rate
+
+    @property
+    def window(self) -> int:
+        return WINDOW
 
     def sms_service_url(self) -> str:
         """The ``post-url`` for kannel.conf's ``sms-service``, secret included: keep it private."""

@@ -133,6 +133,10 @@ class SmppGateway:
     def rate(self) -> float:
         return self.settings.rate
 
+    @property
+    def window(self) -> int:
+        return self.settings.window
+
     async def start(self, sink: EventSink) -> None:
         self._deliveries = Deliveries(source=self._name, settings=self.settings, sink=sink)
         self._stopping = False

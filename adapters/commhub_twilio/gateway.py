@@ -47,6 +47,8 @@ from commhub_twilio.config import TWILIO_API_URL, TwilioSettings
 log = logging.getLogger(__name__)
 
 KIND: Final = "twilio"
+WINDOW: Final = 10
+"""Requests in flight at once: far below the concurrency Twilio allows an account."""
 THROTTLE_CODES: Final = frozenset({20429, 21611})
 """Too many requests; the sender's queue is full (Twilio queues at most 4 hours of sends)."""
 CONFIG_STATUSES: Final = frozenset({401, 403, 404})
@@ -157,6 +159,10 @@ class TwilioGateway:
     @property
     def rate(self) -> float:
         return self._settings.rate
+
+    @property
+    def window(self) -> int:
+        return WINDOW
 
     @property
     def status_callback(self) -> str:

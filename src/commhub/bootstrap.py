@@ -82,7 +82,9 @@ class Hub:
         for channel in self.channels.values():
             await channel.start(self.inbound.sink)
         for gateway in self.sms_gateways:
-            sender = SmsSender(gateway, sessions=self.sessions, feed=self.feed)
+            sender = SmsSender(
+                gateway, sessions=self.sessions, feed=self.feed, window=gateway.window
+            )
             await sender.start()
             self.sms_senders[gateway.name] = sender
         self.listening = True

@@ -393,6 +393,10 @@ class SmsGateway(Channel, Protocol):
     def rate(self) -> float:
         """Messages per second the core may hand it (the gateway's or the contract's limit)."""
 
+    @property
+    def window(self) -> int:
+        """How many sends may be in flight at once (SMPP's window, an API's concurrency)."""
+
     async def send(self, message: OutboundSms) -> SmsAccepted:
         """Submit ``message``; returns once the gateway has taken it.
 
