@@ -18,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+import commhub_smpp
 import commhub_twilio
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
@@ -29,6 +30,7 @@ from commhub.services import contacts
 from commhub.store.engine import SessionFactory
 from commhub.store.schema import Interaction, Suppression
 from commhub.web.app import create_app
+from smsc import Smsc
 from twilio_api import TwilioApi, new_sid, sign
 
 Client = TestClient[Any, Any]
@@ -310,3 +312,78 @@ async def test_a_text_too_long_or_a_number_nobody_can_text_is_refused_with_the_f
     assert long.status == 422 and "segments" in await long.text()
     bad = await client.post("/api/v1/sms", json={"to": "12", "text": "Hi"}, headers=auth)
     assert bad.status == 422 and "to" in await bad.text()
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[Smsc]:
+    server = Smsc(receipt_delay_s=0.05)
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def smpp_hub(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    accounts: dict[Role, Any],
+    smsc: Smsc,
+) -> tuple[Client, Hub]:
+    gateway = commhub_smpp.adapter(
+        name="smsc",
+        options={
+            "host": "127.0.0.1",
+            "port": smsc.port,
+            "system_id": smsc.system_id,
+            "password": smsc.password,
+            "numbers": ["+79001234567"],
+            "rate": 100,
+            "reconnect_min_s": 0.05,
+        },
+        context=ChannelContext(phone_region="RU"),
+    )
+    opened: list[Hub] = []
+
+    async def opener() -> Hub:
+        opened.append(await open_hub(settings, channels=[gateway]))
+        return opened[0]
+
+    client = await aiohttp_client(create_app(opener))
+    await smsc.wait_until(lambda: smsc.bound == 1)
+    return client, opened[0]
+
+
+async def test_a_long_sms_over_smpp_is_delivered_when_the_receipts_of_all_its_parts_are(
+    smpp_hub: tuple[Client, Hub], smsc: Smsc, accounts: dict[Role, Any], anna: int
+) -> None:
+    client, _ = smpp_hub
+    auth = accounts[Role.OPERATOR].auth
+    text = "Dear Anna, " + "your order is ready for pickup at our Tverskaya store. " * 4
+    response = await client.post(
+        "/api/v1/sms", json={"contact_id": anna, "text": text}, headers=auth
+    )
+    sms = await response.json()
+    assert (sms["encoding"], sms["segments"]) == ("gsm7", 2)
+
+    async def delivered() -> bool:
+        return (await read_sms(client, auth, sms["id"]))["status"] == "delivered"
+
+    await until(delivered)
+    assert len(smsc.submits) == 2
+    assert "".join(part.text for part in smsc.submits) == text
+
+
+async def test_an_sms_from_a_phone_over_smpp_lands_on_the_card(
+    smpp_hub: tuple[Client, Hub], smsc: Smsc, anna: int, sessions: SessionFactory
+) -> None:
+    smsc.send_mo("Перезвоните после обеда", sender="79161234567", parts=2)
+
+    async def filed() -> bool:
+        async with sessions() as session:
+            row = await session.scalar(select(Interaction).where(Interaction.channel == "sms"))
+        return row is not None and row.contact_id == anna
+
+    await until(filed)
+    async with sessions() as session:
+        [row] = (await session.scalars(select(Interaction))).all()
+    assert row.summary == "Перезвоните после обеда"
