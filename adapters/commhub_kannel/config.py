@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from commhub.channels import ChannelConfigError
+from commhub.config import base_url
+from commhub.domain import sms_senders
 
 SECRET_MIN_LENGTH: Final = 32
 _SECRET: Final = re.compile(r"[A-Za-z0-9_-]+")
 """URL-safe: the secret stands as it is in kannel.conf and in URLs, where a ``%`` would be
 read as one of Kannel's escape codes."""
-_E164: Final = re.compile(r"\+[1-9]\d{6,14}")
-_SHORT_CODE: Final = re.compile(r"\d{3,8}")
-_ALPHANUMERIC_ID: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 _SMSC_ID: Final = re.compile(r"[A-Za-z0-9._-]+")
 DLR_BITS: Final = 1 | 2 | 4 | 8 | 16
 """Kannel's dlr-mask: 1 delivered, 2 undelivered, 4 buffered, 8 SMSC accepted, 16 SMSC rejected."""
@@ -44,10 +51,12 @@ class KannelSettings(BaseModel):
     smsc: str | None = Field(
         default=None, description="The smsc-id to route through; Kannel's choice when unset."
     )
-    numbers: tuple[str, ...] = Field(
+    # Alphanumeric ids without punctuation (sms_senders' default): which punctuation the SMSC
+    # behind Kannel passes on is not known here.
+    numbers: Annotated[tuple[str, ...], BeforeValidator(sms_senders.sender_ids)] = Field(
         default=(), description="Our numbers (E.164), short codes or sender ids; first: default."
     )
-    purposes: frozenset[str] = Field(
+    purposes: Annotated[frozenset[str], BeforeValidator(sms_senders.purposes)] = Field(
         default=frozenset(), description="What this gateway sends; empty: anything."
     )
     rate: float = Field(
@@ -122,37 +131,10 @@ class KannelSettings(BaseModel):
             raise ValueError("replace the sample value with a random one")
         return value
 
-    @field_validator("numbers", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError('must be a list, e.g. ["+15017122661"]')
-        return value
-
-    @field_validator("numbers")
-    @classmethod
-    def _senders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        senders = tuple(_sender(number) for number in value)
-        duplicates = sorted({s for s in senders if senders.count(s) > 1})
-        if duplicates:
-            raise ValueError(f"{', '.join(duplicates)} given twice")
-        return senders
-
-    @field_validator("purposes", mode="before")
-    @classmethod
-    def _purposes(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError('must be a list, e.g. ["transactional"]')
-        if isinstance(value, list | tuple | set | frozenset):
-            if not all(isinstance(item, str) and item.strip() for item in value):
-                raise ValueError("must be non-empty names")
-            return frozenset(str(item).strip().lower() for item in value)
-        return value
-
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
-        return None if value is None else _base_url(value)
+        return None if value is None else base_url(value)
 
 
 def read_settings(
@@ -177,34 +159,10 @@ def read_settings(
                 "Kannel must be able to call the hub back with reports and received messages"
             )
         try:
-            public_url = _base_url(hub_public_url)
+            public_url = base_url(hub_public_url)
         except ValueError as exc:
             raise ChannelConfigError(
                 f"Kannel channel {name!r}: the hub's public URL: {exc}"
             ) from None
         settings = settings.model_copy(update={"public_url": public_url})
     return settings
-
-
-def _base_url(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL such as https://hub.example.com")
-    if parts.query or parts.fragment:
-        raise ValueError("a base URL has no query or fragment")
-    return value.strip().rstrip("/")
-
-
-def _sender(value: str) -> str:
-    """A number in E.164 (spaces, dashes and brackets dropped), a short code or a sender id."""
-    text = value.strip()
-    if text.startswith("+"):
-        digits = "+" + re.sub(r"[\s\-().]", "", text[1:])
-        if _E164.fullmatch(digits):
-            return digits
-    elif _SHORT_CODE.fullmatch(text) or _ALPHANUMERIC_ID.fullmatch(text):
-        return text
-    raise ValueError(
-        f"{value!r} is neither a number in E.164 (+15017122661), a short code, "
-        "nor an alphanumeric sender id (up to 11 letters, digits and spaces)"
-    )

@@ -8,12 +8,13 @@ many messages per second and in flight the account may use.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from functools import partial
+from typing import Annotated, Any, Final
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -23,14 +24,14 @@ from pydantic import (
 )
 
 from commhub.channels import ChannelConfigError
+from commhub.domain import sms_senders
+from commhub.domain.sms_senders import SenderKind
 from commhub_smpp.receipts import ReceiptIds
 
-_E164: Final = re.compile(r"\+[1-9]\d{6,14}")
-_SHORT_CODE: Final = re.compile(r"\d{3,8}")
-_ALPHANUMERIC_ID: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 .&_-]{1,11}")
-"""Up to 11 characters (TS 23.040 §9.1.2.5: 11 septets in 10 octets), one letter at least."""
-
-SenderKind = Literal["number", "short_code", "alphanumeric"]
+_ID_PUNCTUATION: Final = ".&_-"
+"""What a sender id may hold here besides letters, digits and spaces. Twilio takes none of it,
+but an SMSC carries an alphanumeric source_addr (TON 5) as GSM 7-bit text (TS 23.040
+§9.1.2.5), so ids an operator registered with these (``M&S``, ``shop.ru``) go through."""
 
 
 class SmppSettings(BaseModel):
@@ -45,10 +46,15 @@ class SmppSettings(BaseModel):
     system_type: str = Field(default="", max_length=12)
     address_range: str = Field(default="", max_length=40)
     service_type: str = Field(default="", max_length=5)
-    numbers: tuple[str, ...] = Field(
+    numbers: Annotated[
+        tuple[str, ...],
+        BeforeValidator(partial(sms_senders.sender_ids, punctuation=_ID_PUNCTUATION)),
+    ] = Field(
         default=(), description="Our numbers (E.164), short codes or sender ids; first: default."
     )
-    purposes: frozenset[str] = Field(default=frozenset())
+    purposes: Annotated[frozenset[str], BeforeValidator(sms_senders.purposes)] = Field(
+        default=frozenset()
+    )
     rate: float = Field(default=10.0, gt=0, le=10_000)
     window: int = Field(default=10, ge=1, le=1000)
     source_ton: int = Field(default=1, ge=0, le=6)
@@ -90,31 +96,6 @@ class SmppSettings(BaseModel):
             raise ValueError("must be ASCII, at most 64 characters (SMPP 3.4 itself allows 8)")
         return value
 
-    @field_validator("numbers", "purposes", mode="before")
-    @classmethod
-    def _lists(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError('must be a list, e.g. ["+79161234567"]')
-        return value
-
-    @field_validator("numbers")
-    @classmethod
-    def _senders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        senders = tuple(sender.strip() for sender in value)
-        for sender in senders:
-            sender_kind(sender)
-        duplicates = sorted({s for s in senders if senders.count(s) > 1})
-        if duplicates:
-            raise ValueError(f"{', '.join(duplicates)} given twice")
-        return senders
-
-    @field_validator("purposes")
-    @classmethod
-    def _purposes(cls, value: frozenset[str]) -> frozenset[str]:
-        if not all(item.strip() for item in value):
-            raise ValueError("must be non-empty names")
-        return frozenset(item.strip().lower() for item in value)
-
     @field_validator("retry_statuses")
     @classmethod
     def _statuses(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -131,16 +112,7 @@ class SmppSettings(BaseModel):
 
 def sender_kind(value: str) -> SenderKind:
     """Which TON/NPI pair a sender takes; ValueError for what no SMSC would accept."""
-    if _E164.fullmatch(value):
-        return "number"
-    if _SHORT_CODE.fullmatch(value):
-        return "short_code"
-    if _ALPHANUMERIC_ID.fullmatch(value):
-        return "alphanumeric"
-    raise ValueError(
-        f"{value!r} is neither a number in E.164 (+79161234567), a short code (3–8 digits), "
-        "nor an alphanumeric sender id (up to 11 ASCII letters and digits, one letter at least)"
-    )
+    return sms_senders.sender_kind(value, punctuation=_ID_PUNCTUATION)
 
 
 def read_settings(name: str, options: Mapping[str, Any]) -> SmppSettings:

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from commhub.channels import ChannelConfigError
+from commhub.config import base_url
+from commhub.domain import sms_senders
 
 TWILIO_API_URL: Final = "https://api.twilio.com"
 """Where the SDK sends REST requests unless ``api_base_url`` says otherwise."""
 
 _SID_HEX: Final = r"[0-9a-fA-F]{32}"
-_E164: Final = re.compile(r"\+[1-9]\d{6,14}")
-_SHORT_CODE: Final = re.compile(r"\d{3,8}")
-_ALPHANUMERIC_ID: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
-"""Twilio's alphanumeric sender ids: up to 11 letters, digits and spaces, one letter at least."""
 
 
 class TwilioSettings(BaseModel):
@@ -36,11 +41,12 @@ class TwilioSettings(BaseModel):
     auth_token: SecretStr
     api_key_sid: str | None = None
     api_key_secret: SecretStr | None = None
-    numbers: tuple[str, ...] = Field(
+    # Twilio takes alphanumeric sender ids of letters, digits and spaces only: no punctuation.
+    numbers: Annotated[tuple[str, ...], BeforeValidator(sms_senders.sender_ids)] = Field(
         default=(), description="Our numbers (E.164), short codes or sender ids; first: default."
     )
     messaging_service_sid: str | None = None
-    purposes: frozenset[str] = Field(
+    purposes: Annotated[frozenset[str], BeforeValidator(sms_senders.purposes)] = Field(
         default=frozenset(), description="What this account sends; empty: anything."
     )
     rate: float = Field(
@@ -83,44 +89,10 @@ class TwilioSettings(BaseModel):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("numbers", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError('must be a list, e.g. ["+15017122661"]')
-        return value
-
-    @field_validator("numbers")
-    @classmethod
-    def _senders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        senders = tuple(_sender(number) for number in value)
-        duplicates = sorted({s for s in senders if senders.count(s) > 1})
-        if duplicates:
-            raise ValueError(f"{', '.join(duplicates)} given twice")
-        return senders
-
-    @field_validator("purposes", mode="before")
-    @classmethod
-    def _purposes(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError('must be a list, e.g. ["transactional"]')
-        if isinstance(value, list | tuple | set | frozenset):
-            if not all(isinstance(item, str) and item.strip() for item in value):
-                raise ValueError("must be non-empty names")
-            return frozenset(str(item).strip().lower() for item in value)
-        return value
-
     @field_validator("public_url", "api_base_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL such as https://hub.example.com")
-        if parts.query or parts.fragment:
-            raise ValueError("a base URL has no query or fragment")
-        return value.strip().rstrip("/")
+        return None if value is None else base_url(value)
 
     def credentials(self) -> tuple[str, str]:
         """The REST API's Basic auth: the API key where one is given, else the Auth Token."""
@@ -169,18 +141,3 @@ def _sid(value: str, prefix: str, what: str) -> str:
     if not re.fullmatch(prefix + _SID_HEX, value):
         raise ValueError(f"must be {what}: {prefix!r} and 32 hex digits")
     return value
-
-
-def _sender(value: str) -> str:
-    """A number in E.164 (spaces, dashes and brackets dropped), a short code or a sender id."""
-    text = value.strip()
-    if text.startswith("+"):
-        digits = "+" + re.sub(r"[\s\-().]", "", text[1:])
-        if _E164.fullmatch(digits):
-            return digits
-    elif _SHORT_CODE.fullmatch(text) or _ALPHANUMERIC_ID.fullmatch(text):
-        return text
-    raise ValueError(
-        f"{value!r} is neither a number in E.164 (+15017122661), a short code, "
-        "nor an alphanumeric sender id (up to 11 letters, digits and spaces)"
-    )

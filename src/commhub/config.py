@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import Field, SecretStr, field_validator
@@ -16,6 +17,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from commhub.domain.opt_outs import START_WORDS, STOP_WORDS
 
 DEFAULT_DATA_DIR = Path("var")
+
+
+def base_url(text: str) -> str:
+    """A URL the hub is reached on, without the trailing slash paths are joined on.
+
+    One rule for the hub's ``public_url`` and every gateway's own: an http(s)
+    URL with a host, and no query or fragment, which a path appended to it
+    would leave stranded in the middle.
+    """
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s) URL such as https://hub.example.com")
+    if parts.query or parts.fragment:
+        raise ValueError("a base URL has no query or fragment")
+    return text.strip().rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -87,11 +103,8 @@ class Settings(BaseSettings):
 
     @field_validator("public_url")
     @classmethod
-    def _base_url(cls, value: str) -> str:
-        url = value.strip().rstrip("/")
-        if url and not url.startswith(("https://", "http://")):
-            raise ValueError(f"public_url must start with https:// (got {value!r})")
-        return url
+    def _public_url(cls, value: str) -> str:
+        return base_url(value) if value.strip() else ""
 
     @field_validator("phone_region")
     @classmethod
