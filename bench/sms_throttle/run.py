@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 import kannel as kannel_peer
 from commhub.channels import ChannelContext, ChannelFactory, InboundEvent, SmsGateway
 from commhub.services.live import LiveFeed
-from commhub.services.sms_sender import SmsSender
+from commhub.services.sms_sender import BATCH, SmsSender
 from commhub.services.sms_sending import SmsRequest, queue_sms
 from commhub.store.engine import open_engine, session_factory
 from commhub.store.migrate import upgrade
@@ -76,10 +76,12 @@ NOWHERE: Final = "http://127.0.0.1:9"
 TEXT: Final = "Bench {number:05d}: your order is ready for pickup at the shop."
 TEXT_NUMBER: Final = re.compile(r"Bench (\d+):")
 BIND_S: Final = 10.0
-STALL_S: Final = 15.0
+GIVE_UP_S: Final = 15.0
 """No message reached the peer for this long: the rest are taken as lost."""
 GRACE_S: Final = 0.5
 """After the last answer, how long to keep listening for a message arriving twice."""
+PAUSE_MS: Final = 100.0
+"""A pause between two arrivals this long is counted (and matched against the claim batches)."""
 NUDGE_S: Final = 0.002
 """How often fakesmsc is woken to read what Kannel sent it."""
 
@@ -399,6 +401,12 @@ class Run:
         gaps = sorted(((at[i] - at[i - 1], i) for i in range(1, len(at))), reverse=True)
         return sorted((index, gap * 1e3) for gap, index in gaps[:top])
 
+    def stalls(self) -> tuple[int, int]:
+        """Pauses over ``PAUSE_MS`` between two arrivals; how many came as a claim batch began."""
+        at = [arrival.at for arrival in self.arrivals]
+        long = [i for i in range(1, len(at)) if (at[i] - at[i - 1]) * 1e3 > PAUSE_MS]
+        return len(long), sum(1 for index in long if index % BATCH == 0)
+
     def problems(self) -> list[str]:
         numbers = Counter(arrival.number for arrival in self.arrivals if arrival.number is not None)
         strangers = len(self.arrivals) - sum(numbers.values())
@@ -414,7 +422,7 @@ class Run:
         if self.failed or self.outbox.get("sent", 0) != self.count:
             found.append(f"outbox states {self.outbox}; sender failed {self.failed}")
         if self.timed_out:
-            found.append(f"gave up: nothing new reached the peer for {STALL_S:g} s")
+            found.append(f"gave up: nothing new reached the peer for {GIVE_UP_S:g} s")
         return found
 
     def met(self) -> bool:
@@ -465,7 +473,7 @@ async def run_once(
             now = len(peer.arrivals()) - before
             if now != seen:
                 last_seen, seen = time.monotonic(), now
-            elif time.monotonic() - last_seen > STALL_S:
+            elif time.monotonic() - last_seen > GIVE_UP_S:
                 result.timed_out = True
                 break
         result.cpu_s = time.process_time() - cpu
@@ -516,7 +524,11 @@ def lines(runs: Sequence[Run]) -> list[str]:
         distinct = len({arrival.number for arrival in run.arrivals} - {None})
         span = run.arrivals[-1].at - run.started_at if run.arrivals else 0.0
         cpu_us = run.cpu_s / received * 1e6 if received else 0.0
-        out.append(f"    longest pauses between arrivals: {pauses}")
+        stalls, at_batch = run.stalls()
+        out.append(
+            f"    longest pauses between arrivals: {pauses}; {stalls} over {PAUSE_MS:g} ms, "
+            f"{at_batch} of them before message #{BATCH}·k (the sender claims {BATCH} at a time)"
+        )
         out.append(
             f"    peer got {received:,} ({distinct:,} distinct) of {run.count:,}, the last "
             f"{span:.1f} s after the sender started (window {run.window}); sender sent "
