@@ -36,7 +36,7 @@ from commhub.domain.interactions import Channel
 from commhub.services import live
 from commhub.store import sms as store
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Contact, Interaction, Outbox, utcnow
+from commhub.store.schema import Contact, Interaction, Outbox, SmsMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,15 @@ class Pacer:
         self._next += self.interval
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A queued message, read ahead of its turn."""
+
+    outbox_id: int
+    interaction_id: int
+    message: OutboundSms
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,31 +146,47 @@ class SmsSender:
         return 1.0 / self._pacer.interval
 
     async def _loop(self) -> None:
-        while True:
-            claimed = await self._claim_due()
-            for item in claimed:
-                await self._slots.acquire()
-                await self._pacer.wait()
-                task = asyncio.create_task(self._send(item), name=f"sms {item.message.key}")
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
-            if len(claimed) < BATCH:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+        after = 0
+        ahead: asyncio.Task[list[Due]] | None = None
+        try:
+            while True:
+                batch = await (ahead or asyncio.create_task(self._read_due(after)))
+                ahead = None
+                if len(batch) == BATCH:  # read the next page while this one goes out
+                    after = batch[-1].outbox_id
+                    ahead = asyncio.create_task(self._read_due(after))
+                for due in batch:
+                    await self._slots.acquire()
+                    await self._pacer.wait()
+                    task = asyncio.create_task(self._send(due), name=f"sms {due.message.key}")
+                    self._sending.add(task)
+                    task.add_done_callback(self._sending.discard)
+                if ahead is None:
+                    after = 0  # from the start again: retries fall due behind the cursor
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._poll_s)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
-    async def _claim_due(self) -> list[Claimed]:
-        """The next due messages, marked ``sending`` in one transaction."""
+    async def _read_due(self, after: int) -> list[Due]:
+        """The next due messages after outbox id ``after``; reading claims nothing."""
         try:
             async with self._sessions() as session:
-                return await _claim(session, self._gateway.name, BATCH)
+                return await _due(session, self._gateway.name, after, BATCH)
         except (OSError, TimeoutError) as exc:
             self.last_error = f"database: {exc}"
             log.error("%s: cannot read the outbox: %s", self.name, exc)
             return []
 
-    async def _send(self, item: Claimed) -> None:
+    async def _send(self, due: Due) -> None:
         try:
+            async with self._sessions() as session:
+                attempts = await _mark_sending(session, due.outbox_id)
+            if attempts is None:
+                return  # no longer queued (taken care of meanwhile)
+            item = Claimed(due.outbox_id, due.interaction_id, due.message, attempts)
             try:
                 accepted = await self._gateway.send(item.message)
             except SendRejected as exc:
@@ -236,35 +261,42 @@ class SmsSender:
             return await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
 
 
-async def _claim(session: AsyncSession, gateway: str, limit: int) -> list[Claimed]:
+async def _due(session: AsyncSession, gateway: str, after: int, limit: int) -> list[Due]:
+    """Queued messages of ``gateway`` due now, in the order they were queued: one query."""
     now = utcnow()
-    rows = (
-        await session.scalars(
-            select(Outbox)
-            .where(
-                Outbox.channel == Channel.SMS.value,
-                Outbox.source == gateway,
-                Outbox.state == "queued",
-                or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
-            )
-            .order_by(Outbox.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    rows = await session.execute(
+        select(Outbox.id, Outbox.interaction_id, Outbox.key, Outbox.sender, SmsMessage)
+        .join(SmsMessage, SmsMessage.interaction_id == Outbox.interaction_id)
+        .where(
+            Outbox.channel == Channel.SMS.value,
+            Outbox.source == gateway,
+            Outbox.state == "queued",
+            Outbox.id > after,
+            or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
         )
-    ).all()
-    claimed = []
-    for row in rows:
-        message = await store.message_of(session, row.interaction_id)
-        if message is None:
-            continue
-        row.state = "sending"
-        row.attempts += 1
-        outbound = OutboundSms(
-            key=row.key, sender=row.sender, recipient=message.recipient, text=message.text
-        )
-        claimed.append(Claimed(row.id, row.interaction_id, outbound, row.attempts))
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    return [
+        Due(outbox_id, interaction_id, OutboundSms(key, sender, sms.recipient, sms.text))
+        for outbox_id, interaction_id, key, sender, sms in rows
+    ]
+
+
+async def _mark_sending(session: AsyncSession, outbox_id: int) -> int | None:
+    """Mark one message ``sending`` just before it is handed over; its attempt number.
+
+    Only the message about to go is marked, so a crash can leave at most
+    the ones in flight in doubt, never a whole page read ahead.
+    """
+    attempts = await session.scalar(
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.state == "queued")
+        .values(state="sending", attempts=Outbox.attempts + 1)
+        .returning(Outbox.attempts)
+    )
     await session.commit()
-    return claimed
+    return attempts
 
 
 async def _fail_interrupted(session: AsyncSession, gateway: str) -> int:
