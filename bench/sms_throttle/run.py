@@ -527,7 +527,7 @@ def lines(runs: Sequence[Run]) -> list[str]:
         stalls, at_batch = run.stalls()
         out.append(
             f"    longest pauses between arrivals: {pauses}; {stalls} over {PAUSE_MS:g} ms, "
-            f"{at_batch} of them before message #{BATCH}·k (the sender claims {BATCH} at a time)"
+            f"{at_batch} of them before message #{BATCH}·k (the sender reads {BATCH} at a time)"
         )
         out.append(
             f"    peer got {received:,} ({distinct:,} distinct) of {run.count:,}, the last "
