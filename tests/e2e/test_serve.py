@@ -216,7 +216,10 @@ async def test_a_bad_channels_file_stops_serve_with_the_setting_at_fault(tmp_pat
     ]
     channels.write_text('[[channels]]\nadapter = "fax"\nname = "x"\n')
     status, said = await _commhub("serve", env=env)
-    assert status == 1 and "unknown adapter 'fax' (known: asterisk, email)" in said
+    assert (
+        status == 1
+        and "unknown adapter 'fax' (known: asterisk, email, kannel, smpp, twilio)" in said
+    )
 
 
 MAILBOX = """
