@@ -6,8 +6,11 @@ fast one does not let a burst through; up to ``window`` sends are in flight
 at once, as gateways allow (SMPP's window, Twilio's concurrency). A message
 is marked ``sending`` before it is handed over, so a crash cannot send it a
 second time: on the next start such messages are failed with a reason a
-person can act on, not resent blindly. Throttling and temporary failures
-are retried with backoff; a permanent refusal fails the message at once.
+person can act on, not resent blindly. The gateway's acceptances are
+written in batches a few tens of milliseconds apart (so a crash in that
+moment also leaves those few in doubt, never resent). Throttling and
+temporary failures are retried with backoff; a permanent refusal fails the
+message at once.
 """
 
 from __future__ import annotations
