@@ -47,6 +47,8 @@ SMS_STATUS: Final = "sms.status"
 MAX_ATTEMPTS: Final = 8
 BACKOFF_MIN_S: Final = 2.0
 BACKOFF_MAX_S: Final = 300.0
+CATCH_UP_S: Final = 0.1
+"""A stall this short (a database write) is made up by the schedule; a longer gap is idleness."""
 RECORD_EVERY_S: Final = 0.05
 """Acceptances are written together at most this long after they came."""
 RETRY_WRITE_MIN_S: Final = 0.5
@@ -57,7 +59,11 @@ INTERRUPTED: Final = "the hub stopped while sending it: not known whether the ga
 
 
 class Pacer:
-    """Start times ``1/rate`` apart on an absolute schedule; an idle gap does not bank a burst."""
+    """Start times ``1/rate`` apart on an absolute schedule; an idle gap does not bank a burst.
+
+    Falling behind by up to ``CATCH_UP_S`` is caught up (at most that many
+    seconds' worth of messages go back to back); more counts as idle.
+    """
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:
@@ -67,7 +73,7 @@ class Pacer:
 
     async def wait(self) -> None:
         now = time.monotonic()
-        if self._next < now - self.interval:
+        if self._next < now - max(self.interval, CATCH_UP_S):
             self._next = now  # idle: start afresh, no catching up
         delay = self._next - now
         self._next += self.interval
