@@ -119,6 +119,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     from commhub.bootstrap import Hub, ensure_first_admin, load_channels, open_hub
     from commhub.channels import ChannelConfigError
+    from commhub.web.access_log import PathOnlyAccessLogger
     from commhub.web.app import create_app
 
     settings = load_settings()
@@ -156,7 +157,13 @@ def serve(host: str | None, port: int | None) -> None:
         return hub
 
     try:
-        web.run_app(create_app(opener), host=listen_host, port=listen_port, print=None)
+        web.run_app(
+            create_app(opener),
+            host=listen_host,
+            port=listen_port,
+            print=None,
+            access_log_class=PathOnlyAccessLogger,
+        )
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {listen_host}:{listen_port}: {exc}") from None
 

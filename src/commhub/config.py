@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import Field, SecretStr, field_validator
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from commhub.domain.opt_outs import START_WORDS, STOP_WORDS
 
 DEFAULT_DATA_DIR = Path("var")
+CONSOLE_LANGUAGES = ("en", "ru")
 
 
 def base_url(text: str) -> str:
@@ -96,6 +98,16 @@ class Settings(BaseSettings):
     create_unknown_senders: bool = Field(
         default=False, description="Create a contact for an e-mail sender on no card."
     )
+    time_zone: str = Field(
+        default="UTC",
+        description="IANA time zone the console shows times in for users who chose none "
+        "(Europe/Moscow); reports count days in it.",
+    )
+    language: str = Field(
+        default="",
+        description="The console's language for users who chose none (en, ru); empty: "
+        "the browser's.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."
@@ -105,6 +117,24 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url(cls, value: str) -> str:
         return base_url(value) if value.strip() else ""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Moscow)"
+            ) from None
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value and value not in CONSOLE_LANGUAGES:
+            raise ValueError(f"the console speaks {', '.join(CONSOLE_LANGUAGES)}, not {value!r}")
+        return value
 
     @field_validator("phone_region")
     @classmethod

@@ -80,6 +80,21 @@ class Phone:
         return phonenumbers.format_number(phonenumbers.parse(self.e164), PhoneNumberFormat.NATIONAL)
 
 
+def display_number(number: str, region: str) -> str:
+    """A stored number written for a person in ``region``: national format for a number
+    of that country, international otherwise, and as given when it is no E.164 number
+    (an extension, a short code, a withheld caller)."""
+    if not number.startswith("+"):
+        return number
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return number
+    same_country = phonenumbers.region_code_for_number(parsed) == region
+    style = PhoneNumberFormat.NATIONAL if same_country else PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(parsed, style)
+
+
 @dataclass(frozen=True, slots=True)
 class PhoneQuery:
     """An incoming number read for lookup: what to search by and how strictly.

@@ -25,6 +25,11 @@ class Permission(StrEnum):
     IDENTIFY = "identify"
     INTERACTIONS_WRITE = "interactions.write"
     INTERACTIONS_LOG = "interactions.log"
+    """Read every interaction: the log, filtered."""
+    INTERACTIONS_EXPORT = "interactions.export"
+    """Download the filtered log as CSV or XLSX."""
+    TEAM_RESULTS = "team.results"
+    """See every operator's results: the dashboard."""
     CALLS = "calls"
     """Place calls (click-to-call), see and dismiss missed calls."""
     CALLS_WATCH = "calls.watch"
@@ -63,6 +68,8 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.CONTACTS_IMPORT,
         Permission.INTERACTIONS_WRITE,
         Permission.INTERACTIONS_LOG,
+        Permission.INTERACTIONS_EXPORT,
+        Permission.TEAM_RESULTS,
         Permission.TOKENS_MANAGE,
         Permission.CALLS,
         Permission.CALLS_WATCH,

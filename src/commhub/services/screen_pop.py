@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallUpdated
-from commhub.domain.phones import Phone
+from commhub.domain.phones import display_number
 from commhub.services.calls import caller_number, contact_for_caller, identify_number
 from commhub.services.identify import Verdict
 from commhub.store import contacts as contact_store
@@ -93,12 +93,6 @@ def call_summary(call: CallUpdated, e164: str | None, region: str) -> dict[str, 
         "operators": list(call.operators),
         "recording": call.recording,
     }
-
-
-def display_number(e164: str, region: str) -> str:
-    """National format for a number of the hub's own country, international otherwise."""
-    phone = Phone(e164=e164, match_key="")
-    return phone.national() if phone.region == region else phone.international()
 
 
 def contact_summary(view: ContactView) -> dict[str, Any]:

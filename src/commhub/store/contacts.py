@@ -316,3 +316,12 @@ async def count_live(session: AsyncSession) -> int:
         )
         or 0
     )
+
+
+async def names_of(session: AsyncSession, contact_ids: Iterable[int | None]) -> dict[int, str]:
+    """Contact names by id, for lists that show whose each row is."""
+    wanted = {i for i in contact_ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(wanted)))
+    return {contact_id: name for contact_id, name in rows.all()}

@@ -83,6 +83,10 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))
     extension: Mapped[str | None] = mapped_column(String(32), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str | None] = mapped_column(String(10))
+    """The console's language; ``None`` follows the browser."""
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    """IANA zone the console shows times in; ``None`` uses the hub's."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -491,3 +495,33 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FollowUp(Base):
+    """Something an operator owes a contact by a date (call back, send the offer)."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        Index(
+            "ix_follow_ups_open",
+            "user_id",
+            "due_at",
+            sqlite_where=text("done_at IS NULL"),
+            postgresql_where=text("done_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(Text, default="")
+    interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+    done_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

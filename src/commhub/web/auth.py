@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -45,7 +46,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     principal = await _principal(request)
     if principal is None:
         if not request.path.startswith("/api/"):
-            raise web.HTTPSeeOther("/login")
+            back = request.path_qs if request.method == "GET" and request.path != "/" else ""
+            raise web.HTTPSeeOther("/login" + (f"?{urlencode({'next': back})}" if back else ""))
         raise Problem(
             401,
             "log in or send an API token (Authorization: Bearer …)",

@@ -62,6 +62,12 @@ class Problem(Exception):
         self.extra = extra
 
     def response(self, request: web.Request) -> web.Response:
+        if _wants_page(request):
+            from commhub.web.ui.errors import error_page  # the console renders its own
+
+            return error_page(
+                request, self.status, _TITLES.get(self.status, "Error"), self.detail, self.headers
+            )
         body: dict[str, Any] = {
             "type": "about:blank",
             "title": _TITLES.get(self.status, "Error"),
@@ -78,6 +84,13 @@ class Problem(Exception):
             content_type=PROBLEM_JSON,
             headers=self.headers,
         )
+
+
+def _wants_page(request: web.Request) -> bool:
+    """A browser on a console page gets an HTML page; the API and scripts get JSON."""
+    if request.path.startswith(("/api/", "/hooks/", "/static/")):
+        return False
+    return "text/html" in request.headers.get("Accept", "")
 
 
 def invalid(field: str, message: str) -> Problem:

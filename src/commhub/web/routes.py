@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commhub.web import hooks, live, pages
+from commhub.web import hooks, live
 from commhub.web.api import (
     calls,
     contacts,
@@ -19,6 +19,7 @@ from commhub.web.api import (
     users,
 )
 from commhub.web.openapi import openapi_document
+from commhub.web.ui import actions, assets, home, login
 
 API = "/api/v1"
 
@@ -73,9 +74,14 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/live", live.live_feed),
             web.post("/hooks/{channel}/{path:.*}", hooks.gateway_callback),
             web.get("/hooks/{channel}/{path:.*}", hooks.gateway_callback),
-            web.get("/", pages.home),
-            web.get("/login", pages.login_form),
-            web.post("/login", pages.login_submit),
-            web.post("/logout", pages.logout_submit),
+            # The console (server-rendered pages; see docs/console.md).
+            web.get("/static/{name}", assets.static_file),
+            web.get("/login", login.login_form),
+            web.post("/login", login.login_submit),
+            web.post("/logout", login.logout_submit),
+            web.get("/", home.home),
+            web.post("/calls", actions.place_call),
+            web.post("/missed/{id}/dismiss", actions.dismiss_missed),
+            web.post("/follow-ups/{id}/done", actions.follow_up_done),
         ]
     )

@@ -71,10 +71,14 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/suppressions"): LEADS,
     ("DELETE", "/api/v1/suppressions/{id}"): LEADS,
     ("GET", "/api/v1/live"): ALL,
-    ("GET", "/"): ALL,
+    ("GET", "/static/{name}"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): ALL,
+    ("GET", "/"): ALL,
+    ("POST", "/calls"): WRITERS,
+    ("POST", "/missed/{id}/dismiss"): WRITERS,
+    ("POST", "/follow-ups/{id}/done"): WRITERS,
 }
 
 

@@ -43,7 +43,7 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     request_id = request.headers.get(IDEMPOTENCY_HEADER) or click_to_call.new_request_id()
     if not 1 <= len(request_id) <= 64 or not request_id.isprintable():
         raise invalid(IDEMPOTENCY_HEADER, "1 to 64 printable characters")
-    pbx = _telephony(request, body.pbx)
+    pbx = telephony_for(request, body.pbx)
     async with request.app[SESSIONS]() as session:
         call, created = await click_to_call.place_call(
             session,
@@ -58,7 +58,7 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     return json_response(_request_out(call), status=202 if created else 200)
 
 
-def _telephony(request: web.Request, name: str | None) -> Telephony:
+def telephony_for(request: web.Request, name: str | None) -> Telephony:
     phones: dict[str, Telephony] = {
         n: c for n, c in request.app[CHANNELS].items() if isinstance(c, Telephony)
     }

@@ -1,0 +1,129 @@
+"""Per-operator results over a period: the operator's home and the manager's dashboard.
+
+One grouped query over the interaction log (served by ``ix_interactions_operator``)
+and one over open missed calls; the same definitions everywhere, so the
+operator's own figures and the manager's table never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from commhub.domain.interactions import Channel, Direction, Status
+from commhub.store.calls import OPEN
+from commhub.store.schema import Interaction, MissedCall
+
+MISSED_STATUSES = (Status.MISSED.value, Status.ABANDONED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorResults:
+    """What one operator did in a period.
+
+    ``missed`` counts inbound calls that rang them and nobody answered;
+    ``missed_open`` those of them still waiting for a call back.
+    """
+
+    operator_id: int
+    calls_in: int = 0
+    calls_out: int = 0
+    answered: int = 0
+    missed: int = 0
+    talk_s: int = 0
+    sms_sent: int = 0
+    emails_sent: int = 0
+    missed_open: int = 0
+
+    @property
+    def average_handling_s(self) -> float | None:
+        """Mean talk time of the calls they answered or that were answered out."""
+        return self.talk_s / self.answered if self.answered else None
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+async def operator_results(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    until: datetime,
+    operator_ids: Sequence[int] | None = None,
+) -> dict[int, OperatorResults]:
+    """Results per operator for interactions in ``[since, until)``; absent: no interactions."""
+    call = Interaction.channel == Channel.CALL.value
+    answered = and_(call, Interaction.status == Status.ANSWERED.value)
+    query = (
+        select(
+            Interaction.operator_id,
+            _count(and_(call, Interaction.direction == Direction.INBOUND.value)),
+            _count(and_(call, Interaction.direction == Direction.OUTBOUND.value)),
+            _count(answered),
+            _count(
+                and_(
+                    call,
+                    Interaction.direction == Direction.INBOUND.value,
+                    Interaction.status.in_(MISSED_STATUSES),
+                )
+            ),
+            func.coalesce(func.sum(case((answered, Interaction.duration_s), else_=0)), 0),
+            _count(
+                and_(
+                    Interaction.channel == Channel.SMS.value,
+                    Interaction.direction == Direction.OUTBOUND.value,
+                )
+            ),
+            _count(
+                and_(
+                    Interaction.channel == Channel.EMAIL.value,
+                    Interaction.direction == Direction.OUTBOUND.value,
+                )
+            ),
+        )
+        .where(
+            Interaction.operator_id.is_not(None),
+            Interaction.occurred_at >= since,
+            Interaction.occurred_at < until,
+        )
+        .group_by(Interaction.operator_id)
+    )
+    if operator_ids is not None:
+        query = query.where(Interaction.operator_id.in_(list(operator_ids)))
+    results: dict[int, OperatorResults] = {}
+    for operator_id, c_in, c_out, ans, missed, talk, sms, emails in await session.execute(query):
+        results[operator_id] = OperatorResults(
+            operator_id=operator_id,
+            calls_in=int(c_in),
+            calls_out=int(c_out),
+            answered=int(ans),
+            missed=int(missed),
+            talk_s=int(talk or 0),
+            sms_sent=int(sms),
+            emails_sent=int(emails),
+        )
+    open_query = (
+        select(Interaction.operator_id, func.count())
+        .select_from(MissedCall)
+        .join(Interaction, Interaction.id == MissedCall.interaction_id)
+        .where(
+            MissedCall.state == OPEN,
+            MissedCall.occurred_at >= since,
+            MissedCall.occurred_at < until,
+            Interaction.operator_id.is_not(None),
+        )
+        .group_by(Interaction.operator_id)
+    )
+    if operator_ids is not None:
+        open_query = open_query.where(Interaction.operator_id.in_(list(operator_ids)))
+    for operator_id, count in await session.execute(open_query):
+        assert operator_id is not None
+        found = results.get(operator_id) or OperatorResults(operator_id=operator_id)
+        results[operator_id] = replace(found, missed_open=int(count))
+    return results

@@ -1,0 +1,75 @@
+"""Buttons found on several pages: call a number back, dismiss a missed call, finish a follow-up."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commhub.domain.roles import Permission
+from commhub.services import click_to_call
+from commhub.store import calls as call_store
+from commhub.store import follow_ups
+from commhub.store.schema import FollowUp
+from commhub.web.api.calls import telephony_for
+from commhub.web.endpoints import endpoint, path_id
+from commhub.web.keys import SESSIONS, SETTINGS, principal
+from commhub.web.ui import flash
+from commhub.web.ui.forms import back_to, read_form, refusals_shown_at
+
+
+@endpoint(
+    "Click-to-call from a page: ring my phone, then dial.", permission=Permission.CALLS, tag="pages"
+)
+async def place_call(request: web.Request) -> web.StreamResponse:
+    form = await read_form(request)
+    back = back_to(request, "/")
+    contact = form.get("contact_id", "")
+    number = form.get("number", "").strip() or None
+    # One id per rendered button: a double click on the same page dials once.
+    request_id = form.get("request_id") or click_to_call.new_request_id()
+    async with refusals_shown_at(back):
+        if not number and not contact.isdigit():
+            raise flash.redirect(back, "Give a number to call.", kind="error")
+        pbx = telephony_for(request, form.get("pbx") or None)
+        async with request.app[SESSIONS]() as session:
+            call, _created = await click_to_call.place_call(
+                session,
+                pbx,
+                request_id=request_id[:64],
+                caller_id=principal(request).user_id,
+                operator_id=principal(request).user_id,
+                contact_id=int(contact) if contact.isdigit() else None,
+                number=number,
+                region=request.app[SETTINGS].phone_region,
+            )
+    raise flash.redirect(
+        back,
+        "Calling %(number)s: pick up your phone (extension %(extension)s).",
+        number=call.number,
+        extension=call.extension,
+    )
+
+
+@endpoint("Dismiss a missed call from a page.", permission=Permission.CALLS, tag="pages")
+async def dismiss_missed(request: web.Request) -> web.StreamResponse:
+    missed_id = path_id(request)
+    back = back_to(request, "/")
+    async with request.app[SESSIONS]() as session:
+        row = await call_store.dismiss_missed(session, missed_id, principal(request).user_id)
+        await session.commit()
+    if row is None:
+        raise flash.redirect(back, "That missed call is gone.", kind="error")
+    raise flash.redirect(back, "Missed call dismissed.")
+
+
+@endpoint("Mark a follow-up done.", permission=Permission.INTERACTIONS_WRITE, tag="pages")
+async def follow_up_done(request: web.Request) -> web.StreamResponse:
+    follow_up_id = path_id(request)
+    back = back_to(request, "/")
+    async with request.app[SESSIONS]() as session:
+        row: FollowUp | None = await follow_ups.complete(
+            session, follow_up_id, principal(request).user_id
+        )
+        await session.commit()
+    if row is None:
+        raise flash.redirect(back, "That follow-up is gone.", kind="error")
+    raise flash.redirect(back, "Follow-up done.")
