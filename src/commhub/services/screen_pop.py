@@ -59,6 +59,14 @@ async def screen_pop(
                 session, views[0].id, after=None, limit=RECENT_INTERACTIONS
             )
             payload["recent"] = [interaction_summary(row) for row in recent]
+    elif verdict is Verdict.UNKNOWN and number.query.e164:
+        earlier = await interaction_store.unmatched_from(
+            session, number.query.e164, limit=RECENT_INTERACTIONS + 1
+        )
+        # The ringing call itself is already logged: show what came before it.
+        payload["recent"] = [
+            interaction_summary(row) for row in earlier if row.external_id != call.external_id
+        ][:RECENT_INTERACTIONS]
     elif verdict is Verdict.AMBIGUOUS:
         views = await contact_store.load_many(session, contact_ids[:MAX_CANDIDATES])
         payload["candidates"] = [contact_summary(view) for view in views]

@@ -13,12 +13,14 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commhub.config import CONSOLE_LANGUAGES
 from commhub.domain.roles import Role
 from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store import users as store
@@ -98,11 +100,28 @@ async def update_user(
     clear_extension: bool = False,
     active: bool | None = None,
     password: str | None = None,
+    locale: str | None = None,
+    time_zone: str | None = None,
 ) -> User:
-    """Change a user's fields; the caller commits."""
+    """Change a user's fields; the caller commits.
+
+    ``locale`` and ``time_zone`` are the console's language and zone for the
+    user; an empty string clears either (the hub's default applies). The last
+    active admin can be neither demoted nor deactivated: the hub would be left
+    with nobody able to manage users.
+    """
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user", user_id)
+    if locale is not None:
+        user.locale = _known_language(locale)
+    if time_zone is not None:
+        user.time_zone = _known_zone(time_zone)
+    if user.role == Role.ADMIN.value and user.active:
+        demoted = role is not None and role is not Role.ADMIN
+        if (demoted or active is False) and await _other_active_admins(session, user_id) == 0:
+            field = "role" if demoted else "active"
+            raise Conflict(field, f"{user.username} is the last active admin: make another first")
     if display_name is not None:
         user.display_name = display_name
     if role is not None:
@@ -149,6 +168,34 @@ async def change_own_password(
     keep = digest(keep_session_secret) if keep_session_secret else None
     await store.drop_sessions_of(session, user_id, keep_hash=keep)
     await session.flush()
+
+
+def _known_language(code: str) -> str | None:
+    if code and code not in CONSOLE_LANGUAGES:
+        known = ", ".join(CONSOLE_LANGUAGES)
+        raise InvalidInput("locale", f"unknown language {code!r} (known: {known})")
+    return code or None
+
+
+def _known_zone(name: str) -> str | None:
+    if not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            "time_zone", f"unknown time zone {name!r} (use an IANA name such as Europe/Moscow)"
+        ) from None
+    return name
+
+
+async def _other_active_admins(session: AsyncSession, user_id: int) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMIN.value, User.active.is_(True), User.id != user_id)
+    )
+    return count or 0
 
 
 def _check_password(password: str, *, field: str = "password") -> None:

@@ -1,15 +1,24 @@
-"""The backend differences the queries need: ``INSERT … ON CONFLICT`` builders and bulk writes."""
+"""The backend differences the queries need: ``INSERT … ON CONFLICT`` builders, bulk writes
+and case-insensitive text search that folds more than ASCII."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, String, Table, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import ValuesBase
+from sqlalchemy.sql.functions import FunctionElement
+
+SQLITE_LOWER: Final = "commhub_lower"
+"""The SQL function that SQLite connections get (see ``store/engine.py``): Python's
+``str.lower``, because SQLite's own ``lower()`` and ``LIKE`` fold ASCII letters only."""
+LIKE_ESCAPE: Final = "\\"
 
 
 def upsert_insert(session: AsyncSession, table: Any) -> Any:
@@ -64,3 +73,42 @@ async def write_rows(
         values.append(bound)
     connection = await session.connection()
     await connection.exec_driver_sql(compiled.string, values)
+
+
+class unicode_lower(FunctionElement[str]):
+    """``lower(text)`` that folds every script, Cyrillic included, on both backends."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(unicode_lower)
+def _lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL's lower() follows the database's LC_CTYPE, which folds Cyrillic
+    # under any UTF-8 locale (C.UTF-8, ru_RU.UTF-8, en_US.UTF-8).
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _lower_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
+def python_lower(text: str | None) -> str | None:
+    """The function registered on SQLite connections as ``SQLITE_LOWER``."""
+    return None if text is None else text.lower()
+
+
+def contains_text(columns: Sequence[Any], needle: str) -> ColumnElement[bool]:
+    """Any of ``columns`` holds ``needle``, ignoring case in any script.
+
+    ``%`` and ``_`` in ``needle`` are matched literally, not as wildcards.
+    """
+    escaped = (
+        needle.lower()
+        .replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+    pattern = f"%{escaped}%"
+    return or_(*(unicode_lower(column).like(pattern, escape=LIKE_ESCAPE) for column in columns))

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from commhub.store.dialect import SQLITE_LOWER, python_lower
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
@@ -21,7 +23,8 @@ def open_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``, with SQLite tuned for one writer and many readers.
 
     SQLite gets WAL (readers never wait for the writer), enforced foreign keys
-    and a busy timeout, so a long import does not make a screen pop fail.
+    and a busy timeout, so a long import does not make a screen pop fail, and
+    a ``lower()`` that folds Cyrillic for the log's text search.
     """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
@@ -45,6 +48,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    dbapi_connection.create_function(SQLITE_LOWER, 1, python_lower, deterministic=True)
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

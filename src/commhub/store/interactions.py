@@ -6,26 +6,34 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import NewInteraction
-from commhub.store.dialect import upsert_insert
+from commhub.store.dialect import contains_text, upsert_insert
 from commhub.store.pagination import Cursor
 from commhub.store.schema import Interaction
 
 
 @dataclass(frozen=True, slots=True)
 class InteractionFilter:
-    """The interaction log's filters; ``None`` means "any"."""
+    """The interaction log's filters; ``None`` means "any".
+
+    ``statuses`` matches any of several (a missed call is ``missed`` or
+    ``abandoned`` in a queue); ``text`` is a case-insensitive substring of the
+    subject or the summary.
+    """
 
     channel: str | None = None
     direction: str | None = None
     status: str | None = None
+    statuses: tuple[str, ...] | None = None
     operator_id: int | None = None
     contact_id: int | None = None
+    queue: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    text: str | None = None
 
 
 async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interaction, bool]:
@@ -67,10 +75,31 @@ async def timeline(
     return await _page(session, query, after=after, limit=limit)
 
 
+async def unmatched_from(
+    session: AsyncSession, address: str, *, limit: int
+) -> Sequence[Interaction]:
+    """The latest interactions with ``address`` that are on no card (an unknown caller's past)."""
+    query = select(Interaction).where(
+        Interaction.contact_id.is_(None),
+        or_(Interaction.from_address == address, Interaction.to_address == address),
+    )
+    return await _page(session, query, after=None, limit=limit)
+
+
 async def search(
     session: AsyncSession, filters: InteractionFilter, *, after: Cursor | None, limit: int
 ) -> Sequence[Interaction]:
     """One page of the interaction log with ``filters`` applied, newest first."""
+    return await _page(session, _filtered(filters), after=after, limit=limit)
+
+
+async def more_than(session: AsyncSession, filters: InteractionFilter, count: int) -> bool:
+    """Whether more than ``count`` interactions match: is an export cut short?"""
+    query = _filtered(filters).with_only_columns(Interaction.id).offset(count).limit(1)
+    return await session.scalar(query) is not None
+
+
+def _filtered(filters: InteractionFilter) -> Select[Interaction]:
     query = select(Interaction)
     for column, value in (
         (Interaction.channel, filters.channel),
@@ -78,14 +107,19 @@ async def search(
         (Interaction.status, filters.status),
         (Interaction.operator_id, filters.operator_id),
         (Interaction.contact_id, filters.contact_id),
+        (Interaction.queue, filters.queue),
     ):
         if value is not None:
             query = query.where(column == value)
+    if filters.statuses is not None:
+        query = query.where(Interaction.status.in_(filters.statuses))
     if filters.since is not None:
         query = query.where(Interaction.occurred_at >= filters.since)
     if filters.until is not None:
         query = query.where(Interaction.occurred_at < filters.until)
-    return await _page(session, query, after=after, limit=limit)
+    if filters.text:
+        query = query.where(contains_text([Interaction.subject, Interaction.summary], filters.text))
+    return query
 
 
 async def _page(

@@ -7,9 +7,10 @@ operator's own figures and the manager's table never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,9 @@ class OperatorResults:
     """What one operator did in a period.
 
     ``missed`` counts inbound calls that rang them and nobody answered;
-    ``missed_open`` those of them still waiting for a call back.
+    ``missed_open`` those of them still waiting for a call back. ``timed``
+    counts the answered calls whose talk time is known (the ended ones): a
+    call still in progress must not pull the average down.
     """
 
     operator_id: int
@@ -39,11 +42,26 @@ class OperatorResults:
     sms_sent: int = 0
     emails_sent: int = 0
     missed_open: int = 0
+    timed: int = 0
 
     @property
     def average_handling_s(self) -> float | None:
-        """Mean talk time of the calls they answered or that were answered out."""
-        return self.talk_s / self.answered if self.answered else None
+        """Mean talk time of the ended answered calls, in or out."""
+        return self.talk_s / self.timed if self.timed else None
+
+
+def team_total(results: Iterable[OperatorResults]) -> OperatorResults:
+    """The sum of several operators' results (``operator_id`` 0: nobody in particular)."""
+    total = OperatorResults(operator_id=0)
+    for item in results:
+        total = OperatorResults(
+            operator_id=0,
+            **{name: getattr(total, name) + getattr(item, name) for name in _COUNTS},
+        )
+    return total
+
+
+_COUNTS: Final = tuple(f.name for f in fields(OperatorResults) if f.name != "operator_id")
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -74,6 +92,7 @@ async def operator_results(
                 )
             ),
             func.coalesce(func.sum(case((answered, Interaction.duration_s), else_=0)), 0),
+            _count(and_(answered, Interaction.duration_s.is_not(None))),
             _count(
                 and_(
                     Interaction.channel == Channel.SMS.value,
@@ -97,7 +116,8 @@ async def operator_results(
     if operator_ids is not None:
         query = query.where(Interaction.operator_id.in_(list(operator_ids)))
     results: dict[int, OperatorResults] = {}
-    for operator_id, c_in, c_out, ans, missed, talk, sms, emails in await session.execute(query):
+    rows = await session.execute(query)
+    for operator_id, c_in, c_out, ans, missed, talk, timed, sms, emails in rows:
         results[operator_id] = OperatorResults(
             operator_id=operator_id,
             calls_in=int(c_in),
@@ -105,6 +125,7 @@ async def operator_results(
             answered=int(ans),
             missed=int(missed),
             talk_s=int(talk or 0),
+            timed=int(timed),
             sms_sent=int(sms),
             emails_sent=int(emails),
         )

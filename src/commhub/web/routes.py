@@ -19,7 +19,21 @@ from commhub.web.api import (
     users,
 )
 from commhub.web.openapi import openapi_document
-from commhub.web.ui import actions, assets, home, login
+from commhub.web.ui import (
+    actions,
+    admin_channels,
+    admin_users,
+    assets,
+    card_actions,
+    cards,
+    dashboard,
+    home,
+    live_calls,
+    log,
+    log_export,
+    login,
+    profile,
+)
 
 API = "/api/v1"
 
@@ -83,5 +97,26 @@ def add_routes(app: web.Application) -> None:
             web.post("/calls", actions.place_call),
             web.post("/missed/{id}/dismiss", actions.dismiss_missed),
             web.post("/follow-ups/{id}/done", actions.follow_up_done),
+            web.get("/dashboard", dashboard.dashboard),
+            web.get("/live", live_calls.live_view),
+            web.get("/log", log.interaction_log),
+            web.get("/log/export.csv", log_export.export_csv),
+            web.get("/log/export.xlsx", log_export.export_xlsx),
+            web.get("/admin/users", admin_users.users_page),
+            web.post("/admin/users", admin_users.create_user),
+            web.get("/admin/users/{id}", admin_users.user_page),
+            web.post("/admin/users/{id}", admin_users.update_user),
+            web.get("/admin/channels", admin_channels.channels_page),
+            web.get("/profile", profile.profile_page),
+            web.post("/profile", profile.profile_submit),
+            web.get("/contacts", cards.contacts_page),
+            web.post("/contacts/new", cards.create_contact),
+            web.get("/contacts/{id}", cards.card_page),
+            web.get("/contacts/{id}/timeline", cards.timeline_fragment),
+            web.post("/contacts/{id}/edit", cards.edit_contact),
+            web.post("/contacts/{id}/notes", card_actions.add_note),
+            web.post("/contacts/{id}/sms", card_actions.send_sms),
+            web.post("/contacts/{id}/email", card_actions.send_email),
+            web.get("/emails/{id}/html", cards.email_html),
         ]
     )

@@ -289,13 +289,27 @@ async def test_unknown_caller_pops_as_unknown_with_the_number(
 ) -> None:
     client, hub = await hub_client()
     await pbx.wait_logins(1)
-    async with client.ws_connect("/api/v1/live", headers=accounts[Role.OPERATOR].auth) as ws:
+    operator = accounts[Role.OPERATOR].auth
+    earlier = {
+        "channel": "sms",
+        "direction": "in",
+        "status": "received",
+        "external_id": "earlier-sms-1",
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "from_address": "+74957778899",
+        "summary": "Do you deliver to Tula?",
+    }
+    logged = await client.post("/api/v1/interactions", json=earlier, headers=operator)
+    assert logged.status == 201
+    async with client.ws_connect("/api/v1/live", headers=operator) as ws:
         await ws.receive_json(timeout=5)
         await pbx.send(recording("inbound_queue_answered").body)
         [pop], _ = await _feed_until_ended(ws)
         assert pop["match"] == "unknown" and pop["contact"] is None
         assert pop["call"]["number"] == "+74957778899"
         assert pop["call"]["queue"] == "sales"
+        # What this number wrote before, though it is on no card yet.
+        assert [r["summary"] for r in pop["recent"]] == ["Do you deliver to Tula?"]
 
 
 async def test_live_feed_from_another_site_is_refused(

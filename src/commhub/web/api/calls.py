@@ -168,36 +168,39 @@ async def live_calls(request: web.Request) -> web.StreamResponse:
     response=schemas.ChannelList,
 )
 async def channel_health(request: web.Request) -> web.StreamResponse:
-    hub = request.app[HUB]
+    return json_response(channel_status(request.app))
+
+
+def channel_status(app: web.Application) -> schemas.ChannelList:
+    """Every channel's health and the hub's counters: what the API and the console page show."""
+    hub = app[HUB]
     items = [
         schemas.ChannelHealthOut.model_validate(channel.health(), from_attributes=True)
-        for channel in request.app[CHANNELS].values()
+        for channel in app[CHANNELS].values()
     ]
-    return json_response(
-        schemas.ChannelList(
-            items=items,
-            listening=hub.listening,
-            call_backlog=hub.inbound.backlog,
-            calls_not_recorded=hub.inbound.not_recorded,
-            call_log_error=hub.inbound.last_error,
-            mail_backlog=hub.inbound.mail.backlog,
-            mail_filed=hub.inbound.mail.filed,
-            mail_unreadable=hub.inbound.mail.failed,
-            mail_error=hub.inbound.mail.last_error,
-            sms_received=hub.inbound.sms.received,
-            sms_reports=hub.inbound.sms.reports,
-            sms_unmatched_reports=hub.inbound.sms.unmatched,
-            sms_error=hub.inbound.sms.last_error,
-            sms_senders=[
-                schemas.SmsSenderOut(
-                    gateway=name,
-                    rate=sender.rate,
-                    sent=sender.sent,
-                    failed=sender.failed,
-                    retried=sender.retried,
-                    last_error=sender.last_error,
-                )
-                for name, sender in hub.sms_senders.items()
-            ],
-        )
+    return schemas.ChannelList(
+        items=items,
+        listening=hub.listening,
+        call_backlog=hub.inbound.backlog,
+        calls_not_recorded=hub.inbound.not_recorded,
+        call_log_error=hub.inbound.last_error,
+        mail_backlog=hub.inbound.mail.backlog,
+        mail_filed=hub.inbound.mail.filed,
+        mail_unreadable=hub.inbound.mail.failed,
+        mail_error=hub.inbound.mail.last_error,
+        sms_received=hub.inbound.sms.received,
+        sms_reports=hub.inbound.sms.reports,
+        sms_unmatched_reports=hub.inbound.sms.unmatched,
+        sms_error=hub.inbound.sms.last_error,
+        sms_senders=[
+            schemas.SmsSenderOut(
+                gateway=name,
+                rate=sender.rate,
+                sent=sender.sent,
+                failed=sender.failed,
+                retried=sender.retried,
+                last_error=sender.last_error,
+            )
+            for name, sender in hub.sms_senders.items()
+        ],
     )

@@ -18,7 +18,8 @@ from commhub.web.problems import invalid
 
 @endpoint(
     "List interactions, newest first, filtered by channel, direction, status, operator, "
-    "contact and time range (since inclusive, until exclusive).",
+    "contact, queue, text in the subject or summary and time range (since inclusive, "
+    "until exclusive).",
     permission=Permission.INTERACTIONS_LOG,
     tag="interactions",
     query=schemas.InteractionQuery,
@@ -35,6 +36,8 @@ async def list_interactions(request: web.Request) -> web.StreamResponse:
         status=None if query.status is None else query.status.value,
         operator_id=query.operator_id,
         contact_id=query.contact_id,
+        queue=query.queue,
+        text=query.text,
         since=query.since,
         until=query.until,
     )

@@ -37,6 +37,8 @@ class UserOut(BaseModel):
     role: Role
     extension: str | None
     active: bool
+    locale: str | None = Field(description="The console's language; null: the hub's or browser's.")
+    time_zone: str | None = Field(description="IANA zone the console shows; null: the hub's.")
 
 
 class SessionOut(BaseModel):
@@ -62,6 +64,14 @@ class UserUpdate(Strict):
     )
     active: bool | None = None
     password: str | None = Field(default=None, max_length=1000)
+    locale: str | None = Field(
+        default=None, max_length=10, description="Console language (en, ru); empty clears it."
+    )
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="IANA time zone (Europe/Moscow); empty string clears it.",
+    )
 
 
 class UserList(BaseModel):
@@ -216,6 +226,13 @@ class InteractionQuery(Strict):
     status: Status | None = None
     operator_id: int | None = None
     contact_id: int | None = None
+    queue: str | None = Field(default=None, max_length=100)
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="case-insensitive substring of the subject or the summary",
+    )
     since: datetime | None = None
     until: datetime | None = None
     cursor: str | None = None

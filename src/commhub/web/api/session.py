@@ -136,6 +136,19 @@ async def me(request: web.Request) -> web.StreamResponse:
 )
 async def change_password(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.PasswordChange)
+    try:
+        await change_own_password(request, current=body.current_password, new=body.new_password)
+    except TooManyAttempts as exc:
+        raise exc.problem() from None
+    return web.Response(status=204)
+
+
+async def change_own_password(request: web.Request, *, current: str, new: str) -> None:
+    """The caller's password change, guesses of the current one counted like logins.
+
+    Shared by the API and the profile page. Raises :class:`TooManyAttempts`,
+    or ``InvalidInput`` naming the field at fault.
+    """
     caller = principal(request)
     # The current-password check is a password check too: a stolen session
     # must not become a way to guess the password without the login's limit.
@@ -143,20 +156,15 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     client = request.remote or "unknown"
     wait = attempts.retry_after(caller.username, client, time.monotonic())
     if wait is not None:
-        raise TooManyAttempts(wait).problem()
+        raise TooManyAttempts(wait)
     keep = request.cookies.get(SESSION_COOKIE) if caller.via == "session" else None
     async with request.app[SESSIONS]() as session:
         try:
             await users.change_own_password(
-                session,
-                caller.user_id,
-                current=body.current_password,
-                new=body.new_password,
-                keep_session_secret=keep,
+                session, caller.user_id, current=current, new=new, keep_session_secret=keep
             )
         except InvalidInput as wrong:
             if wrong.field == "current_password":
                 attempts.failed(caller.username, client, time.monotonic())
             raise
         await session.commit()
-    return web.Response(status=204)

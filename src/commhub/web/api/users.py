@@ -44,7 +44,7 @@ async def create_user(request: web.Request) -> web.StreamResponse:
 
 
 @endpoint(
-    "Change a user's name, role, extension, password or active flag.",
+    "Change a user's name, role, extension, password, active flag, language or time zone.",
     permission=Permission.USERS_MANAGE,
     tag="users",
     body=schemas.UserUpdate,
@@ -63,6 +63,8 @@ async def update_user(request: web.Request) -> web.StreamResponse:
             clear_extension=body.extension == "",
             active=body.active,
             password=body.password,
+            locale=body.locale,
+            time_zone=body.time_zone,
         )
         await session.commit()
     return json_response(user_out(user))

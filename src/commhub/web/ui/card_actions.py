@@ -1,0 +1,168 @@
+"""What an operator does from a card: add a note (and a follow-up), send an SMS or an e-mail.
+
+Each form carries a key made when the card was drawn, so a double click or a
+resent form sends once (the services' idempotency keys).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time
+
+from aiohttp import web
+
+from commhub.channels import ChannelUnavailable, Mailer
+from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.mail_compose import Recipient
+from commhub.domain.roles import Permission
+from commhub.domain.sms_text import SmsTextError
+from commhub.jobs.queue import JobQueue
+from commhub.services.errors import InvalidInput
+from commhub.services.interactions import record_interaction
+from commhub.services.mail_sending import SEND_JOB, EmailRequest, queue_email
+from commhub.services.sms_sending import SmsRequest, queue_sms
+from commhub.store import follow_ups
+from commhub.store.schema import utcnow
+from commhub.web.endpoints import endpoint, path_id
+from commhub.web.keys import CHANNELS, HUB, JOBS, SESSIONS, SETTINGS, principal
+from commhub.web.ui import flash
+from commhub.web.ui.forms import Form, read_form, refusals_shown_at
+from commhub.web.ui.render import viewer
+
+MAX_NOTE = 10_000
+
+
+def _form_key(form: Form, user_id: int, kind: str) -> str:
+    key = form.get("key", "")[:40]
+    return f"ui:{kind}:{user_id}:{key}" if key else ""
+
+
+async def _due(request: web.Request, form: Form) -> datetime | None:
+    """The follow-up's due moment: a local date (and optional time) in the viewer's zone."""
+    day = form.get("due_date", "").strip()
+    if not day:
+        return None
+    at = form.get("due_time", "").strip() or "09:00"
+    try:
+        local = datetime.combine(datetime.strptime(day, "%Y-%m-%d").date(), time.fromisoformat(at))
+    except ValueError:
+        raise InvalidInput("due_date", f"{day} {at} is not a date and time") from None
+    zone = (await viewer(request)).fmt.zone
+    return local.replace(tzinfo=zone)
+
+
+@endpoint(
+    "Add a note to a card, optionally with a follow-up.",
+    permission=Permission.INTERACTIONS_WRITE,
+    tag="pages",
+)
+async def add_note(request: web.Request) -> web.StreamResponse:
+    contact_id = path_id(request)
+    form = await read_form(request)
+    back = f"/contacts/{contact_id}"
+    user_id = principal(request).user_id
+    text = form.get("text", "").strip()
+    async with refusals_shown_at(back):
+        if not text:
+            raise InvalidInput("text", "the note is empty")
+        if len(text) > MAX_NOTE:
+            raise InvalidInput("text", f"a note holds at most {MAX_NOTE} characters")
+        due = await _due(request, form)
+        key = _form_key(form, user_id, "note") or f"note:{uuid.uuid4().hex}"
+        async with request.app[SESSIONS]() as session:
+            note, created = await record_interaction(
+                session,
+                NewInteraction(
+                    channel=Channel.NOTE,
+                    direction=Direction.INTERNAL,
+                    status=Status.LOGGED,
+                    external_id=key,
+                    occurred_at=utcnow(),
+                    contact_id=contact_id,
+                    operator_id=user_id,
+                    summary=text,
+                ),
+                region=request.app[SETTINGS].phone_region,
+            )
+            if created and due is not None:
+                await follow_ups.add(
+                    session,
+                    contact_id=contact_id,
+                    user_id=user_id,
+                    due_at=due,
+                    note=text[:500],
+                    created_by_id=user_id,
+                    interaction_id=note.id,
+                )
+                await session.commit()
+    if due is not None:
+        raise flash.redirect(back, "Follow-up set.")
+    raise flash.redirect(back, "Note added.")
+
+
+@endpoint("Send an SMS from a card.", permission=Permission.SMS_SEND, tag="pages")
+async def send_sms(request: web.Request) -> web.StreamResponse:
+    contact_id = path_id(request)
+    form = await read_form(request)
+    back = f"/contacts/{contact_id}"
+    user_id = principal(request).user_id
+    hub = request.app[HUB]
+    async with refusals_shown_at(back):
+        if not hub.sms_gateways:
+            raise ChannelUnavailable("no SMS gateway is configured")
+        async with request.app[SESSIONS]() as session:
+            try:
+                row, created = await queue_sms(
+                    session,
+                    hub.sms_gateways,
+                    SmsRequest(
+                        text=form.get("text", ""),
+                        to=form.get("to") or None,
+                        contact_id=contact_id,
+                        key=_form_key(form, user_id, "sms"),
+                    ),
+                    user_id=user_id,
+                    region=request.app[SETTINGS].phone_region,
+                )
+            except SmsTextError as exc:
+                raise InvalidInput("text", str(exc)) from None
+        if created:
+            hub.sms_queued(row.source)
+    raise flash.redirect(back, "SMS queued.")
+
+
+@endpoint("Send an e-mail from a card.", permission=Permission.EMAIL_SEND, tag="pages")
+async def send_email(request: web.Request) -> web.StreamResponse:
+    contact_id = path_id(request)
+    form = await read_form(request)
+    back = f"/contacts/{contact_id}"
+    user_id = principal(request).user_id
+    async with refusals_shown_at(back):
+        mailers = [c for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]
+        if not mailers:
+            raise ChannelUnavailable("no mailbox is configured")
+        chosen = form.get("mailbox", "")
+        mailer = next((m for m in mailers if m.name == chosen), mailers[0])
+        to = form.get("to", "").strip()
+        if not to:
+            raise InvalidInput("to", "choose an address")
+        reply_to = form.get("reply_to_id", "")
+        async with request.app[SESSIONS]() as session:
+            row, created = await queue_email(
+                session,
+                mailer,
+                EmailRequest(
+                    to=(Recipient(to),),
+                    subject=form.get("subject", ""),
+                    text=form.get("text", ""),
+                    contact_id=contact_id,
+                    reply_to_id=int(reply_to) if reply_to.isdigit() else None,
+                    key=_form_key(form, user_id, "email"),
+                ),
+                user_id=user_id,
+                region=request.app[SETTINGS].phone_region,
+            )
+        if created:
+            jobs: JobQueue = request.app[JOBS]
+            await jobs.enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}")
+    raise flash.redirect(back, "E-mail queued.")

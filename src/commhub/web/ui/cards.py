@@ -1,0 +1,212 @@
+"""Contacts in the console: search, create, and the client card with its timeline.
+
+The card is one page: the contact's fields, phones (each with a call
+button), e-mails, open follow-ups, the actions (SMS, e-mail, note, edit) and
+the timeline; further timeline pages arrive as HTML fragments as the
+operator scrolls (``card.js``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.channels import Mailer
+from commhub.domain.contacts import ContactDraft, read_emails, read_phones, read_tags
+from commhub.domain.roles import Permission
+from commhub.services import contacts
+from commhub.services.errors import NotFound
+from commhub.store import card_details, follow_ups
+from commhub.store.pagination import Cursor, CursorError
+from commhub.store.schema import Interaction
+from commhub.store.users import all_users
+from commhub.web.endpoints import endpoint, path_id
+from commhub.web.keys import CHANNELS, HUB, SESSIONS, SETTINGS, principal
+from commhub.web.ui import flash
+from commhub.web.ui.forms import field_list, read_form, refusals_shown_at
+from commhub.web.ui.render import html, page, render_text, viewer
+
+TIMELINE_PAGE = 25
+SEARCH_LIMIT = 50
+
+
+async def timeline_context(session: AsyncSession, rows: Sequence[Interaction]) -> dict[str, Any]:
+    """What the timeline template needs beside the rows: texts, bodies, operator names."""
+    ids = [row.id for row in rows]
+    return {
+        "rows": rows,
+        "sms": await card_details.sms_details(session, [r.id for r in rows if r.channel == "sms"]),
+        "emails": await card_details.email_details(
+            session, [r.id for r in rows if r.channel == "email"]
+        ),
+        "operators": await card_details.user_names(session, [r.operator_id for r in rows]),
+        "ids": ids,
+    }
+
+
+def _next_url(contact_id: int, cursor: Cursor | None) -> str:
+    return "" if cursor is None else f"/contacts/{contact_id}/timeline?cursor={cursor.encode()}"
+
+
+@endpoint("Client card.", permission=Permission.CONTACTS_READ, tag="pages")
+async def card_page(request: web.Request) -> web.StreamResponse:
+    contact_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        try:
+            card = await contacts.card(session, contact_id, after=None, limit=TIMELINE_PAGE)
+        except NotFound as exc:
+            if exc.merged_into is not None:
+                raise web.HTTPSeeOther(f"/contacts/{exc.merged_into}") from None
+            raise
+        timeline = await timeline_context(session, card.timeline)
+        due = await follow_ups.open_for_contact(session, contact_id)
+        users = {u.id: u for u in await all_users(session)}
+    hub = request.app[HUB]
+    mailboxes = [c.name for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]
+    return await page(
+        request,
+        "card.html",
+        section="contacts",
+        contact=card.contact,
+        timeline=timeline,
+        next_url=_next_url(contact_id, card.next_cursor),
+        follow_ups=due,
+        users=users,
+        owner=users.get(card.contact.owner_id) if card.contact.owner_id else None,
+        sms_gateways=[g.name for g in hub.sms_gateways],
+        mailboxes=mailboxes,
+        form_key=secrets.token_urlsafe(12),
+    )
+
+
+@endpoint(
+    "One more page of a card's timeline (HTML).", permission=Permission.CONTACTS_READ, tag="pages"
+)
+async def timeline_fragment(request: web.Request) -> web.StreamResponse:
+    contact_id = path_id(request)
+    raw = request.query.get("cursor", "")
+    try:
+        after = Cursor.decode(raw)
+    except CursorError:
+        raise web.HTTPUnprocessableEntity(text="bad cursor") from None
+    me = await viewer(request)
+    async with request.app[SESSIONS]() as session:
+        card = await contacts.card(session, contact_id, after=after, limit=TIMELINE_PAGE)
+        timeline = await timeline_context(session, card.timeline)
+    text = render_text(
+        me.language,
+        "timeline.html",
+        viewer=me,
+        fmt=me.fmt,
+        contact_id=contact_id,
+        timeline=timeline,
+        next_url=_next_url(contact_id, card.next_cursor),
+    )
+    return html(text)
+
+
+@endpoint("Find contacts.", permission=Permission.CONTACTS_READ, tag="pages")
+async def contacts_page(request: web.Request) -> web.StreamResponse:
+    query = {k: request.query.get(k, "").strip()[:300] for k in ("q", "phone", "email", "tag")}
+    found: list[Any] = []
+    error = ""
+    if any(query.values()):
+        async with request.app[SESSIONS]() as session:
+            try:
+                found = await contacts.search_contacts(
+                    session,
+                    region=request.app[SETTINGS].phone_region,
+                    query=query["q"] or None,
+                    phone=query["phone"] or None,
+                    email=query["email"] or None,
+                    tag=query["tag"] or None,
+                    limit=SEARCH_LIMIT,
+                )
+            except ValueError as exc:
+                error = str(exc)
+    return await page(
+        request,
+        "contacts.html",
+        section="contacts",
+        query=query,
+        found=found,
+        error=error,
+        searched=any(query.values()),
+        limit=SEARCH_LIMIT,
+    )
+
+
+@endpoint("Create a contact from a form.", permission=Permission.CONTACTS_WRITE, tag="pages")
+async def create_contact(request: web.Request) -> web.StreamResponse:
+    form = await read_form(request)
+    region = request.app[SETTINGS].phone_region
+    async with refusals_shown_at("/contacts"):
+        draft = ContactDraft(
+            name=form.get("name", ""),
+            company=form.get("company") or None,
+            phones=read_phones(field_list(form, "phones"), region),
+            emails=read_emails(field_list(form, "emails")),
+            tags=read_tags(field_list(form, "tags")),
+        )
+        async with request.app[SESSIONS]() as session:
+            view = await contacts.create_contact(
+                session, draft, owner_id=principal(request).user_id, source="console"
+            )
+    raise flash.redirect(f"/contacts/{view.id}", "Contact created.")
+
+
+@endpoint("Edit a contact from its card.", permission=Permission.CONTACTS_WRITE, tag="pages")
+async def edit_contact(request: web.Request) -> web.StreamResponse:
+    contact_id = path_id(request)
+    form = await read_form(request)
+    region = request.app[SETTINGS].phone_region
+    back = f"/contacts/{contact_id}"
+    async with refusals_shown_at(back):
+        owner = form.get("owner_id", "")
+        changes = contacts.ContactChanges(
+            name=form.get("name", ""),
+            company=form.get("company", ""),
+            owner_id=int(owner) if owner.isdigit() and owner != "0" else None,
+            clear_owner=owner in ("", "0"),
+            phones=read_phones(field_list(form, "phones"), region),
+            emails=read_emails(field_list(form, "emails")),
+            tags=read_tags(field_list(form, "tags")),
+        )
+        async with request.app[SESSIONS]() as session:
+            await contacts.update_contact(session, contact_id, changes, source="console")
+    raise flash.redirect(back, "Contact saved.")
+
+
+MAIL_HTML_POLICY = (
+    # A unique origin with nothing allowed: no script, no form, no request to the
+    # sender's servers (tracking pixels, remote fonts) — only the markup and its styles.
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+
+
+@endpoint(
+    "An e-mail's HTML body, sandboxed, for the card's frame.",
+    permission=Permission.CONTACTS_READ,
+    tag="pages",
+)
+async def email_html(request: web.Request) -> web.StreamResponse:
+    interaction_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        body = await card_details.email_html(session, interaction_id)
+    if body is None:
+        raise web.HTTPNotFound(text=f"no HTML body for e-mail {interaction_id}")
+    return web.Response(
+        text=body,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": MAIL_HTML_POLICY,
+            "X-Frame-Options": "SAMEORIGIN",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "private, max-age=300",
+        },
+    )

@@ -1,0 +1,125 @@
+"""The manager's dashboard: each operator's calls, talk time and messages over a period.
+
+Rows are every active user who takes calls (operators, and anyone with an
+extension), with zeros where they did nothing, plus anyone else who handled
+something in the period, so the totals row is the sum of the rows shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+
+from commhub.domain.roles import Permission, Role
+from commhub.store import users as user_store
+from commhub.store.reports import OperatorResults, operator_results, team_total
+from commhub.store.schema import User
+from commhub.web.endpoints import endpoint
+from commhub.web.keys import SESSIONS
+from commhub.web.ui import periods
+from commhub.web.ui.charts import BarChart, grouped_bars
+from commhub.web.ui.render import page, viewer
+
+CHART_SERIES: Final = ("in", "out", "missed")
+"""The chart's bars per operator: calls in, calls out, missed calls (also CSS ``bar-*``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRow:
+    user_id: int
+    name: str
+    results: OperatorResults
+
+
+def operators_shown(users: Sequence[User], results: dict[int, OperatorResults]) -> list[User]:
+    """Who gets a row: active call takers, and whoever has results in the period."""
+    return sorted(
+        (
+            user
+            for user in users
+            if user.id in results
+            or (user.active and (user.role == Role.OPERATOR.value or user.extension))
+        ),
+        key=lambda user: ((user.display_name or user.username).casefold(), user.id),
+    )
+
+
+def chart_of(rows: Sequence[OperatorRow]) -> BarChart:
+    return grouped_bars(
+        [
+            (
+                row.user_id,
+                row.name,
+                (row.results.calls_in, row.results.calls_out, row.results.missed),
+            )
+            for row in rows
+        ],
+        CHART_SERIES,
+    )
+
+
+@endpoint(
+    "Dashboard: each operator's calls, talk time, messages and missed calls over a period.",
+    permission=Permission.TEAM_RESULTS,
+    tag="pages",
+)
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    me = await viewer(request)
+    query = request.query
+    chosen = query.get("period") or periods.TODAY
+    try:
+        period = periods.resolve(
+            chosen,
+            query.get("from"),
+            query.get("to"),
+            today=me.fmt.now().date(),
+            zone=me.fmt.zone,
+        )
+    except periods.PeriodError as error:
+        return await page(
+            request,
+            "dashboard.html",
+            status=400,
+            section="dashboard",
+            choices=periods.CHOICES,
+            chosen=chosen,
+            start=query.get("from", ""),
+            end=query.get("to", ""),
+            error=error,
+            period=None,
+            shown_first=None,
+            shown_last=None,
+            rows=[],
+            total=None,
+            chart=None,
+        )
+    async with request.app[SESSIONS]() as session:
+        results = await operator_results(session, since=period.since, until=period.until)
+        users = await user_store.all_users(session)
+    rows = [
+        OperatorRow(
+            user_id=user.id,
+            name=user.display_name or user.username,
+            results=results.get(user.id) or OperatorResults(operator_id=user.id),
+        )
+        for user in operators_shown(users, results)
+    ]
+    return await page(
+        request,
+        "dashboard.html",
+        section="dashboard",
+        choices=periods.CHOICES,
+        chosen=period.key,
+        start=period.first.isoformat(),
+        end=period.last.isoformat(),
+        error=None,
+        period=period,
+        shown_first=period.since,
+        shown_last=periods.local_midnight(period.last, me.fmt.zone),
+        rows=rows,
+        total=team_total(row.results for row in rows),
+        chart=chart_of(rows),
+    )
