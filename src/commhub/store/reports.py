@@ -20,6 +20,9 @@ from commhub.domain.interactions import Channel, Direction, Status
 from commhub.store.calls import OPEN
 from commhub.store.schema import Interaction, MissedCall
 
+NOBODY: Final = 0
+"""The key of what no operator handled: calls that rang nobody (an IVR hang-up, a queue
+with no agent logged in), messages sent by integrations without a user."""
 MISSED_STATUSES = (Status.MISSED.value, Status.ABANDONED.value)
 
 
@@ -75,7 +78,10 @@ async def operator_results(
     until: datetime,
     operator_ids: Sequence[int] | None = None,
 ) -> dict[int, OperatorResults]:
-    """Results per operator for interactions in ``[since, until)``; absent: no interactions."""
+    """Results per operator for interactions in ``[since, until)``; absent: no interactions.
+
+    What no operator handled is under :data:`NOBODY` (never asked for by ``operator_ids``).
+    """
     call = Interaction.channel == Channel.CALL.value
     answered = and_(call, Interaction.status == Status.ANSWERED.value)
     query = (
@@ -107,7 +113,6 @@ async def operator_results(
             ),
         )
         .where(
-            Interaction.operator_id.is_not(None),
             Interaction.occurred_at >= since,
             Interaction.occurred_at < until,
         )
@@ -118,8 +123,9 @@ async def operator_results(
     results: dict[int, OperatorResults] = {}
     rows = await session.execute(query)
     for operator_id, c_in, c_out, ans, missed, talk, timed, sms, emails in rows:
-        results[operator_id] = OperatorResults(
-            operator_id=operator_id,
+        key = NOBODY if operator_id is None else operator_id
+        results[key] = OperatorResults(
+            operator_id=key,
             calls_in=int(c_in),
             calls_out=int(c_out),
             answered=int(ans),
@@ -137,14 +143,13 @@ async def operator_results(
             MissedCall.state == OPEN,
             MissedCall.occurred_at >= since,
             MissedCall.occurred_at < until,
-            Interaction.operator_id.is_not(None),
         )
         .group_by(Interaction.operator_id)
     )
     if operator_ids is not None:
         open_query = open_query.where(Interaction.operator_id.in_(list(operator_ids)))
     for operator_id, count in await session.execute(open_query):
-        assert operator_id is not None
-        found = results.get(operator_id) or OperatorResults(operator_id=operator_id)
-        results[operator_id] = replace(found, missed_open=int(count))
+        key = NOBODY if operator_id is None else operator_id
+        found = results.get(key) or OperatorResults(operator_id=key)
+        results[key] = replace(found, missed_open=int(count))
     return results

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from itertools import count
 from typing import Any
@@ -329,3 +329,18 @@ async def test_an_operator_may_not_open_the_dashboard(client: Client) -> None:
 
     assert response.status == 403
     assert response.content_type == "text/html"
+
+
+async def test_calls_that_rang_nobody_have_their_own_row_and_count_in_the_total(
+    client: Client, manager: dict[str, str]
+) -> None:
+    at = datetime.now(UTC).replace(microsecond=0).isoformat()
+    lost = await _interaction(client, manager, at, status="missed", from_address="+79035550101")
+    await _missed(client, lost, at, "open")
+    await log_in(client, "manager")
+
+    table = _table(await (await client.get("/dashboard?period=today", headers=HTML)).text())
+
+    assert table.names["0"] == "No operator (rang nobody)"
+    assert table.rows["0"]["missed"] == "1" and table.rows["0"]["missed_open"] == "1"
+    assert table.rows["total"]["missed"] == "1" and table.rows["total"]["missed_open"] == "1"

@@ -15,13 +15,13 @@ from aiohttp import web
 
 from commhub.domain.roles import Permission, Role
 from commhub.store import users as user_store
-from commhub.store.reports import OperatorResults, operator_results, team_total
+from commhub.store.reports import NOBODY, OperatorResults, operator_results, team_total
 from commhub.store.schema import User
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import SESSIONS
 from commhub.web.ui import periods
 from commhub.web.ui.charts import BarChart, grouped_bars
-from commhub.web.ui.render import page, viewer
+from commhub.web.ui.render import page, translate, viewer
 
 CHART_SERIES: Final = ("in", "out", "missed")
 """The chart's bars per operator: calls in, calls out, missed calls (also CSS ``bar-*``)."""
@@ -107,6 +107,11 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         )
         for user in operators_shown(users, results)
     ]
+    unhandled = results.get(NOBODY)
+    if unhandled is not None:
+        # Calls that rang nobody still count: a manager must see them, and the total with them.
+        name = translate(me.language, "No operator (rang nobody)")
+        rows.append(OperatorRow(user_id=NOBODY, name=name, results=unhandled))
     return await page(
         request,
         "dashboard.html",
