@@ -12,12 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.async_api import Page, expect
-from sqlalchemy import func, select
 
+from ami_harness import settle
 from app_fixtures import PASSWORD
 from commhub.bootstrap import Hub
-from commhub.store.schema import Interaction
-from commhub_asterisk import AmiChannel
 from commhub_asterisk.recordings import Recording, load_recording, split_blocks
 from commhub_asterisk.replay import AmiReplayServer
 
@@ -85,29 +83,6 @@ async def play_at_once(console: Console, *names: str) -> None:
     for count, name in enumerate(names, start=1):
         await console.pbx.send(b"".join(split_blocks(recording(name).body)))
         await settle(console.hub, calls=count)
-
-
-async def settle(hub: Hub, *, calls: int, timeout: float = 15.0) -> None:
-    """Wait until ``calls`` calls have ended in the log and the writers are idle."""
-    channel = hub.channels["main"]
-    assert isinstance(channel, AmiChannel)
-
-    async def ended() -> int:
-        await channel.drained()
-        await hub.inbound.drained()
-        async with hub.sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(Interaction)
-                .where(Interaction.ended_at.is_not(None))
-            )
-        return int(count or 0)
-
-    async def poll() -> None:
-        while await ended() != calls:
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def log_in(page: Page, username: str) -> None:

@@ -18,7 +18,6 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -26,6 +25,7 @@ from aiohttp.test_utils import TestServer
 from browsing import Console
 from playwright.async_api import Browser, Page, async_playwright
 
+from ami_harness import pbx_options
 from app_fixtures import Account, accounts
 from commhub.bootstrap import Hub, open_hub
 from commhub.config import Settings
@@ -93,20 +93,7 @@ async def pbx() -> AsyncIterator[AmiReplayServer]:
 
 def channels_file(path: Path, pbx: AmiReplayServer) -> Path:
     """A channels file with one Asterisk PBX, the replay server, as an admin writes it."""
-    options: dict[str, Any] = {
-        "adapter": "asterisk",
-        "name": "main",
-        "host": "127.0.0.1",
-        "port": pbx.port,
-        "username": "commhub",
-        "secret": AMI_SECRET,
-        "trunk_contexts": ["from-trunk", "sim-pstn-out"],
-        "operator_contexts": ["operators", "operators-noanswer", "from-internal"],
-        "originate_context": "from-internal",
-        "region": "RU",
-        "reconnect_max_s": 1.0,
-        "cdr_wait_s": 0.5,
-    }
+    options = {"adapter": "asterisk", "name": "main", **pbx_options(pbx, secret=AMI_SECRET)}
     # JSON strings, numbers and arrays of them are valid TOML values.
     lines = ["[[channels]]", *(f"{key} = {json.dumps(value)}" for key, value in options.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

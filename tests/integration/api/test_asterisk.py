@@ -20,6 +20,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+import ami_harness
+from ami_harness import settle
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
 from commhub.config import Settings
@@ -65,20 +67,7 @@ async def ivan(sessions: SessionFactory, accounts: dict[Role, Any]) -> int:
 
 
 def pbx_options(server: AmiReplayServer, **overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": server.port,
-        "username": "commhub",
-        "secret": SECRET,
-        "trunk_contexts": ["from-trunk", "sim-pstn-out"],
-        "operator_contexts": ["operators", "operators-noanswer", "from-internal"],
-        "originate_context": "from-internal",
-        "region": "RU",
-        "reconnect_max_s": 1.0,
-        "cdr_wait_s": 0.5,
-    }
-    options.update(overrides)
-    return options
+    return ami_harness.pbx_options(server, **{"secret": SECRET, **overrides})
 
 
 HubClient = Callable[..., Awaitable[tuple[Client, Hub]]]
@@ -110,29 +99,6 @@ def hub_client(
         return client, opened[0]
 
     return start
-
-
-async def settle(hub: Hub, *, calls: int, timeout: float = 15.0) -> None:
-    """Wait until ``calls`` calls have ended in the log and the writer is idle."""
-    channel = hub.channels["main"]
-    assert isinstance(channel, AmiChannel)
-
-    async def done() -> bool:
-        await channel.drained()
-        await hub.inbound.drained()
-        async with hub.sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(Interaction)
-                .where(Interaction.ended_at.is_not(None))
-            )
-        return count == calls
-
-    async def poll() -> None:
-        while not await done():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def log_rows(client: Client, headers: dict[str, str]) -> list[dict[str, Any]]:
