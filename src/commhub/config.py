@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     create_unknown_senders: bool = Field(
         default=False, description="Create a contact for an e-mail sender on no card."
     )
+    recordings_url: str = Field(
+        default="",
+        description="Where people's browsers fetch call recordings: a URL with {file} "
+        "(the recording's file name) or {path} (its path on the PBX), e.g. "
+        "https://pbx.example.com/monitor/{file}; empty: the card shows the file name.",
+    )
     time_zone: str = Field(
         default="UTC",
         description="IANA time zone the console shows times in for users who chose none "
@@ -117,6 +123,18 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url(cls, value: str) -> str:
         return base_url(value) if value.strip() else ""
+
+    @field_validator("recordings_url")
+    @classmethod
+    def _recordings_url(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        if "{file}" not in value and "{path}" not in value:
+            raise ValueError("put {file} or {path} where the recording goes")
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.strip()
 
     @field_validator("time_zone")
     @classmethod

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import Email, SmsMessage, User
+from commhub.store.schema import Email, Interaction, SmsMessage, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +108,67 @@ async def user_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[i
 async def email_html(session: AsyncSession, interaction_id: int) -> str | None:
     """The stored HTML body of an e-mail interaction, if it had one."""
     return await session.scalar(select(Email.html).where(Email.interaction_id == interaction_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    """One message of an e-mail thread as the thread page shows it."""
+
+    interaction_id: int
+    contact_id: int | None
+    direction: str
+    status: str
+    occurred_at: datetime
+    subject: str
+    from_address: str
+    to_address: str
+    sender: str
+    recipients: dict[str, Any]
+    text: str
+    has_html: bool
+    kind: str
+    attachments: list[dict[str, Any]]
+
+
+async def thread(session: AsyncSession, thread_id: int) -> list[ThreadMessage]:
+    """Every message of a thread here, oldest first (never the raw bytes)."""
+    rows = await session.execute(
+        select(
+            Interaction.id,
+            Interaction.contact_id,
+            Interaction.direction,
+            Interaction.status,
+            Interaction.occurred_at,
+            Interaction.subject,
+            Interaction.from_address,
+            Interaction.to_address,
+            Email.sender,
+            Email.recipients,
+            Email.text,
+            Email.html.is_not(None),
+            Email.kind,
+            Email.attachments,
+        )
+        .join(Email, Email.interaction_id == Interaction.id)
+        .where(Email.thread_id == thread_id)
+        .order_by(Interaction.occurred_at, Interaction.id)
+    )
+    return [
+        ThreadMessage(
+            interaction_id=row[0],
+            contact_id=row[1],
+            direction=row[2],
+            status=row[3],
+            occurred_at=row[4],
+            subject=row[5],
+            from_address=row[6],
+            to_address=row[7],
+            sender=row[8],
+            recipients=dict(row[9] or {}),
+            text=row[10],
+            has_html=bool(row[11]),
+            kind=row[12],
+            attachments=list((row[13] or {}).get("items", [])),
+        )
+        for row in rows.all()
+    ]

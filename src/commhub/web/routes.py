@@ -118,5 +118,6 @@ def add_routes(app: web.Application) -> None:
             web.post("/contacts/{id}/sms", card_actions.send_sms),
             web.post("/contacts/{id}/email", card_actions.send_email),
             web.get("/emails/{id}/html", cards.email_html),
+            web.get("/emails/threads/{id}", cards.email_thread),
         ]
     )

@@ -100,6 +100,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/contacts/{id}/sms"): WRITERS,
     ("POST", "/contacts/{id}/email"): WRITERS,
     ("GET", "/emails/{id}/html"): ALL,
+    ("GET", "/emails/threads/{id}"): ALL,
 }
 
 

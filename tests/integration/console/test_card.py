@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from app_fixtures import log_in
 from commhub.store.schema import Email, Interaction
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import SESSIONS, SETTINGS
 
 Client = TestClient[Any, Any]
 HTML = {"Accept": "text/html"}
@@ -234,3 +235,111 @@ async def test_html_mail_is_shown_in_a_sandbox(client: Client, operator: dict[st
     assert "script-src" not in policy and "img-src data:" in policy
     none = await client.get(f"/emails/{interaction_id + 1000}/html", headers=HTML)
     assert none.status == 404
+
+
+async def _filed_email(
+    client: Client,
+    headers: dict[str, str],
+    contact_id: int,
+    message_id: str,
+    thread_id: int | None,
+    **fields: Any,
+) -> int:
+    """An e-mail on the card as the IMAP filing path writes it (tested on its own);
+    returns the thread's id."""
+    body = {
+        "channel": "email",
+        "direction": "in",
+        "status": "received",
+        "external_id": message_id,
+        "occurred_at": "2026-11-02T10:00:00Z",
+        "contact_id": contact_id,
+        "from_address": "ivan@client.example",
+        "to_address": "sales@hub.example",
+        "subject": "Offer",
+        **fields,
+    }
+    made = await client.post("/api/v1/interactions", json=body, headers=headers)
+    assert made.status == 201, await made.text()
+    async with client.app[SESSIONS]() as session:
+        email = Email(
+            interaction_id=int((await made.json())["id"]),
+            mailbox="sales",
+            message_id=message_id,
+            sender=str(body["from_address"]),
+            recipients={"to": [str(body["to_address"])]},
+            text=f"Text of {message_id}",
+            raw=b"",
+            thread_id=thread_id,
+        )
+        session.add(email)
+        await session.flush()
+        if thread_id is None:
+            email.thread_id = email.id
+        thread = int(email.thread_id or 0)
+        await session.commit()
+    return thread
+
+
+async def test_an_email_thread_reads_in_order_and_offers_a_reply(
+    client: Client, operator: dict[str, str]
+) -> None:
+    contact_id = await _contact(client, operator)
+    thread = await _filed_email(client, operator, contact_id, "<m1@client.example>", None)
+    await _filed_email(
+        client,
+        operator,
+        contact_id,
+        "<m2@hub.example>",
+        thread,
+        direction="out",
+        status="sent",
+        occurred_at="2026-11-02T11:00:00Z",
+        from_address="sales@hub.example",
+        to_address="ivan@client.example",
+        subject="Re: Offer",
+    )
+    csrf = await log_in(client, "operator")
+    card = await (await client.get(f"/contacts/{contact_id}")).text()
+    assert card.count(f'href="/emails/threads/{thread}"') == 2
+    assert "thread of 2 messages" in card
+    page = await client.get(f"/emails/threads/{thread}")
+    text = await page.text()
+    assert page.status == 200
+    assert text.index("Text of &lt;m1@client.example&gt;") < text.index(
+        "Text of &lt;m2@hub.example&gt;"
+    )
+    reply = re.search(r'name="reply_to_id" value="(\d+)"', text)
+    assert reply is not None and 'name="to" value="ivan@client.example"' in text
+    assert 'value="Re: Offer"' in text
+    sent = await client.post(
+        f"/contacts/{contact_id}/email",
+        data={
+            "csrf_token": csrf,
+            "to": "ivan@client.example",
+            "text": "Thanks",
+            "reply_to_id": reply.group(1),
+        },
+        headers={"Referer": str(client.make_url(f"/emails/threads/{thread}"))},
+    )
+    assert str(sent.url).endswith(f"/emails/threads/{thread}")  # back where the reply was written
+    assert "no mailbox is configured" in _notice(await sent.text())
+    missing = await client.get(f"/emails/threads/{thread + 1000}", headers=HTML)
+    assert missing.status == 404
+
+
+async def test_recordings_link_where_the_pbx_serves_them(
+    client: Client, operator: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contact_id = await _contact(client, operator)
+    await _interaction(
+        client, operator, contact_id, 1, recording_ref="/var/spool/asterisk/monitor/17953.1.wav"
+    )
+    await log_in(client, "operator")
+    plain = await (await client.get(f"/contacts/{contact_id}")).text()
+    assert "<code>/var/spool/asterisk/monitor/17953.1.wav</code>" in plain
+    monkeypatch.setattr(
+        client.app[SETTINGS], "recordings_url", "https://pbx.example.com/monitor/{file}"
+    )
+    linked = await (await client.get(f"/contacts/{contact_id}")).text()
+    assert 'href="https://pbx.example.com/monitor/17953.1.wav"' in linked

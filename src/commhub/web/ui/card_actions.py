@@ -26,7 +26,7 @@ from commhub.store.schema import utcnow
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import CHANNELS, HUB, JOBS, SESSIONS, SETTINGS, principal
 from commhub.web.ui import flash
-from commhub.web.ui.forms import Form, read_form, refusals_shown_at
+from commhub.web.ui.forms import Form, back_to, read_form, refusals_shown_at
 from commhub.web.ui.render import viewer
 
 MAX_NOTE = 10_000
@@ -135,7 +135,7 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
 async def send_email(request: web.Request) -> web.StreamResponse:
     contact_id = path_id(request)
     form = await read_form(request)
-    back = f"/contacts/{contact_id}"
+    back = back_to(request, f"/contacts/{contact_id}")  # the card, or the thread replied to
     user_id = principal(request).user_id
     async with refusals_shown_at(back):
         mailers = [c for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]

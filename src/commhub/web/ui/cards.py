@@ -21,6 +21,7 @@ from commhub.domain.roles import Permission
 from commhub.services import contacts
 from commhub.services.errors import NotFound
 from commhub.store import card_details, follow_ups
+from commhub.store import contacts as contact_store
 from commhub.store.pagination import Cursor, CursorError
 from commhub.store.schema import Interaction
 from commhub.store.users import all_users
@@ -209,4 +210,38 @@ async def email_html(request: web.Request) -> web.StreamResponse:
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "private, max-age=300",
         },
+    )
+
+
+@endpoint(
+    "An e-mail thread, oldest first, with a reply form.",
+    permission=Permission.CONTACTS_READ,
+    tag="pages",
+)
+async def email_thread(request: web.Request) -> web.StreamResponse:
+    thread_id = path_id(request)
+    async with request.app[SESSIONS]() as session:
+        messages = await card_details.thread(session, thread_id)
+        if not messages:
+            raise NotFound("e-mail thread", thread_id)
+        contact_ids = {m.contact_id for m in messages if m.contact_id is not None}
+        names = await contact_store.names_of(session, contact_ids)
+    last = messages[-1]
+    contact_id = last.contact_id or next(iter(sorted(contact_ids)), None)
+    # A reply goes to whoever is on the other side of the latest message.
+    reply_to = last.from_address if last.direction == "in" else last.to_address
+    subject = last.subject if last.subject.lower().startswith("re:") else f"Re: {last.subject}"
+    mailboxes = [c.name for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]
+    return await page(
+        request,
+        "thread.html",
+        section="contacts",
+        messages=messages,
+        names=names,
+        contact_id=contact_id,
+        reply_to=reply_to,
+        reply_subject=subject.strip(),
+        reply_to_id=last.interaction_id,
+        mailboxes=mailboxes,
+        form_key=secrets.token_urlsafe(12),
     )

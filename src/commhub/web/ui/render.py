@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -77,6 +78,18 @@ class Viewer:
     csrf_token: str
     language: str
     fmt: Formats
+    recordings_url: str = ""
+
+    def recording_link(self, reference: str) -> str:
+        """Where the browser fetches a call's recording; empty when no URL is configured."""
+        if reference.startswith(("https://", "http://")):
+            return reference
+        if not self.recordings_url:
+            return ""
+        name = reference.rsplit("/", 1)[-1]
+        return self.recordings_url.replace("{file}", quote(name)).replace(
+            "{path}", quote(reference.lstrip("/"))
+        )
 
     def can(self, permission: str) -> bool:
         return allows(self.role, Permission(permission))
@@ -122,6 +135,7 @@ async def viewer(request: web.Request) -> Viewer:
         csrf_token=caller.csrf_token or "",
         language=language,
         fmt=formats_for(request, language, user.time_zone),
+        recordings_url=request.app[SETTINGS].recordings_url,
     )
     request[_VIEWER] = made
     return made
