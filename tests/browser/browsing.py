@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
 from playwright.async_api import Page, expect
 
 from ami_harness import settle
@@ -35,6 +36,7 @@ class Console:
     """The hub serving the console on a loopback port, with its PBX replaying calls."""
 
     url: str
+    app: web.Application
     hub: Hub
     pbx: AmiReplayServer
     ivan: int

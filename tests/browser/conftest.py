@@ -152,7 +152,9 @@ async def console(
     app: web.Application = create_app(opener)
     server = await aiohttp_server(app, host="127.0.0.1")
     await pbx.wait_logins(1)
-    served = Console(url=str(server.make_url("")).rstrip("/"), hub=opened[0], pbx=pbx, ivan=ivan)
+    served = Console(
+        url=str(server.make_url("")).rstrip("/"), app=app, hub=opened[0], pbx=pbx, ivan=ivan
+    )
     yield served
     for call in served.playing:
         call.cancel()

@@ -29,6 +29,7 @@ from playwright.async_api import Download, Page, expect
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.phones import parse_phone
 from commhub.services import contacts
+from commhub.web.live import close_live_sockets
 
 
 async def test_operator_logs_in_through_the_form_and_lands_on_home(page: Page) -> None:
@@ -70,6 +71,21 @@ async def test_screen_pop_appears_while_the_phone_rings_and_opens_the_card(
     await page.reload()
     await expect(page.locator("ol#timeline li[data-interaction]")).to_have_count(1)
     await screenshot(page, "card")
+
+
+async def test_the_live_feed_comes_back_by_itself_after_a_drop(
+    page: Page, console: Console
+) -> None:
+    await log_in(page, "operator")
+    await live_feed_open(page)
+    await close_live_sockets(console.app)  # what a restart or a network blip does to it
+    state = page.locator("#feed-state")
+    await expect(state).not_to_have_attribute("data-state", "open")
+    await live_feed_open(page)  # reconnected without a reload
+    call = play_paced(console, "inbound_answered_ru_trunk_prefix")
+    pop = page.locator("#screen-pops .pop[data-match=match]")
+    await expect(pop.locator(".pop-name")).to_have_text("Ivan Petrov")
+    await call.finish()
 
 
 async def test_unknown_caller_pops_with_the_number_and_a_create_contact_form(
