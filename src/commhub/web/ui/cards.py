@@ -37,7 +37,6 @@ SEARCH_LIMIT = 50
 
 async def timeline_context(session: AsyncSession, rows: Sequence[Interaction]) -> dict[str, Any]:
     """What the timeline template needs beside the rows: texts, bodies, operator names."""
-    ids = [row.id for row in rows]
     return {
         "rows": rows,
         "sms": await card_details.sms_details(session, [r.id for r in rows if r.channel == "sms"]),
@@ -45,7 +44,6 @@ async def timeline_context(session: AsyncSession, rows: Sequence[Interaction]) -
             session, [r.id for r in rows if r.channel == "email"]
         ),
         "operators": await card_details.user_names(session, [r.operator_id for r in rows]),
-        "ids": ids,
     }
 
 
