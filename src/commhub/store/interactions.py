@@ -21,7 +21,8 @@ class InteractionFilter:
 
     ``statuses`` matches any of several (a missed call is ``missed`` or
     ``abandoned`` in a queue); ``text`` is a case-insensitive substring of the
-    subject or the summary.
+    subject or the summary; ``address`` is the other side's number (E.164) or
+    e-mail address exactly as the channels store it, on a card or not.
     """
 
     channel: str | None = None
@@ -34,6 +35,7 @@ class InteractionFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+    address: str | None = None
 
 
 async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interaction, bool]:
@@ -119,6 +121,13 @@ def _filtered(filters: InteractionFilter) -> Select[Interaction]:
         query = query.where(Interaction.occurred_at < filters.until)
     if filters.text:
         query = query.where(contains_text([Interaction.subject, Interaction.summary], filters.text))
+    if filters.address:
+        query = query.where(
+            or_(
+                Interaction.from_address == filters.address,
+                Interaction.to_address == filters.address,
+            )
+        )
     return query
 
 

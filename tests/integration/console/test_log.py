@@ -162,6 +162,32 @@ async def test_date_range_is_read_in_the_viewers_time_zone(
     assert await _shown(client, "to=2026-03-10") == [late_on_tenth]
 
 
+async def test_a_number_or_address_in_any_format_finds_its_interactions(
+    client: Client, operator: dict[str, str]
+) -> None:
+    # Channels store the other side as E.164 or a normalised address, on a card or not.
+    unknown_caller = await _interaction(client, operator, from_address="+74957778899")
+    called_back = await _interaction(
+        client, operator, direction="out", to_address="+74957778899", from_address="201"
+    )
+    await _interaction(client, operator, from_address="+79161234567")
+    mail = await _interaction(
+        client,
+        operator,
+        channel="email",
+        status="received",
+        from_address="olga@client.example",
+        subject="Price list",
+    )
+    await log_in(client, "manager")
+
+    assert await _shown(client, "address=8+(495)+777-88-99") == [called_back, unknown_caller]
+    assert await _shown(client, "address=%2B7+495+777+88+99") == [called_back, unknown_caller]
+    assert await _shown(client, "address=Olga%40Client.example") == [mail]
+    export = await client.get("/log/export.csv?address=84957778899")
+    assert len((await export.text()).splitlines()) == 1 + 2
+
+
 async def test_bad_filters_are_a_message_on_the_page(client: Client) -> None:
     await log_in(client, "manager")
     for query, message in (
@@ -171,6 +197,8 @@ async def test_bad_filters_are_a_message_on_the_page(client: Client) -> None:
         ("operator_id=abc", "Unknown operator"),
         ("from=2026-03-12&to=2026-03-10", "ends before it starts"),
         ("cursor=not-a-cursor", "start again from the first page"),
+        ("address=12ab", "is not a phone number"),
+        ("address=ivan%40", "is not an e-mail address"),
     ):
         response = await client.get(f"/log?{query}")
         assert response.status == 422, query

@@ -46,7 +46,7 @@ async def interaction_log(request: web.Request) -> web.StreamResponse:
     async with request.app[SESSIONS]() as session:
         people = await user_store.all_users(session)
         try:
-            filters = filters_from(values, me.fmt.zone)
+            filters = filters_from(values, me.fmt.zone, me.fmt.region)
             after = cursor_from(request.query.get("cursor"))
         except FilterError as exc:
             error = translate(me.language, exc.message, **exc.values)

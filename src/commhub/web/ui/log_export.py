@@ -110,7 +110,7 @@ async def _read(request: web.Request) -> tuple[Viewer, InteractionFilter]:
     me = await viewer(request)
     values = form_values(request.query)
     try:
-        return me, filters_from(values, me.fmt.zone)
+        return me, filters_from(values, me.fmt.zone, me.fmt.region)
     except FilterError:
         raise web.HTTPSeeOther(link("/log", values)) from None
 

@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 
 from multidict import MultiMapping
 
+from commhub.domain.emails import EmailError, normalize_email
 from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.phones import read_number
 from commhub.store.interactions import InteractionFilter
 from commhub.store.pagination import Cursor, CursorError
 from commhub.web.ui.i18n import N_
@@ -30,6 +32,7 @@ FIELDS: Final = (
     "from",
     "to",
     "contact_id",
+    "address",
     "q",
 )
 MISSED: Final = Status.MISSED.value
@@ -62,8 +65,9 @@ def link(path: str, values: Mapping[str, str], **extra: str) -> str:
     return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
-def filters_from(values: FilterValues, zone: ZoneInfo) -> InteractionFilter:
-    """The store's filter for ``values``, with dates taken as days in ``zone``."""
+def filters_from(values: FilterValues, zone: ZoneInfo, region: str) -> InteractionFilter:
+    """The store's filter for ``values``, with dates taken as days in ``zone`` and numbers
+    written without a country code read in ``region``."""
     since = _day_start(values["from"], zone)
     until = _day_start(values["to"], zone, days_after=1)
     if since is not None and until is not None and until <= since:
@@ -79,6 +83,7 @@ def filters_from(values: FilterValues, zone: ZoneInfo) -> InteractionFilter:
         since=since,
         until=until,
         text=_bounded(values["q"], MAX_TEXT) or None,
+        address=_address(_bounded(values["address"], MAX_TEXT), region),
     )
 
 
@@ -124,6 +129,23 @@ def _bounded(value: str, limit: int) -> str:
             N_("A filter can be at most %(limit)s characters long."), {"limit": str(limit)}
         )
     return value
+
+
+def _address(value: str, region: str) -> str | None:
+    """A number in any format as E.164, or an e-mail address normalised: as stored."""
+    if not value:
+        return None
+    if "@" in value:
+        try:
+            return normalize_email(value)
+        except EmailError:
+            raise FilterError(
+                N_("“%(value)s” is not an e-mail address."), {"value": value[:40]}
+            ) from None
+    found = read_number(value, region)
+    if found.e164 is None:
+        raise FilterError(N_("“%(value)s” is not a phone number."), {"value": value[:40]})
+    return found.e164
 
 
 def _day_start(value: str, zone: ZoneInfo, *, days_after: int = 0) -> datetime | None:
