@@ -34,25 +34,22 @@ def _extracted() -> set[str]:
 def test_every_console_string_has_a_russian_translation() -> None:
     with (UI / "locales" / "ru" / "LC_MESSAGES" / "messages.po").open("rb") as source:
         catalog = read_po(source)
-    missing, fuzzy, broken = [], [], []
-    translated = {}
+    translated: dict[str, tuple[tuple[str, ...], bool]] = {}
+    broken = []
     for message in catalog:
         if not message.id:
             continue
         ids = message.id if isinstance(message.id, tuple) else (message.id,)
         texts = message.string if isinstance(message.string, tuple) else (message.string,)
         for msgid in ids:
-            translated[msgid] = (texts, message.fuzzy)
-    for msgid in sorted(_extracted()):
-        if msgid not in translated or not all(translated[msgid][0]):
-            missing.append(msgid)
-            continue
-        texts, is_fuzzy = translated[msgid]
-        if is_fuzzy:
-            fuzzy.append(msgid)
-        wanted = set(PLACEHOLDER.findall(msgid))
-        if any(set(PLACEHOLDER.findall(text)) - wanted - {"num"} for text in texts):
-            broken.append(msgid)
+            translated[msgid] = (tuple(texts), message.fuzzy)
+        # Every placeholder of the English text, and no other, in every Russian form.
+        wanted = set().union(*(PLACEHOLDER.findall(msgid) for msgid in ids))
+        if any(text and set(PLACEHOLDER.findall(text)) != wanted for text in texts):
+            broken.append(ids[0])
+    extracted = _extracted()
+    missing = sorted(m for m in extracted if m not in translated or not all(translated[m][0]))
+    fuzzy = sorted(m for m in extracted if m in translated and translated[m][1])
     assert not missing, f"not translated (docs/console.md says how): {missing}"
     assert not fuzzy, f"fuzzy translations: {fuzzy}"
     assert not broken, f"placeholders differ: {broken}"

@@ -80,7 +80,7 @@ async def _owner(session: AsyncSession, owner_id: int | None) -> dict[str, Any] 
     owner = await session.get(User, owner_id)
     if owner is None:
         return None
-    return {"id": owner.id, "name": owner.display_name or owner.username}
+    return {"id": owner.id, "name": owner.shown_name}
 
 
 def call_summary(call: CallUpdated, e164: str | None, region: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What the card's timeline shows beyond the interaction row: SMS texts, e-mail bodies, names.
+"""What the card's timeline shows beyond the interaction row: SMS texts and e-mail bodies.
 
 Read for one page of the timeline at a time, by interaction id, and only the
 columns shown (never an e-mail's raw bytes).
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import Email, Interaction, SmsMessage, User
+from commhub.store.schema import Email, Interaction, SmsMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +93,6 @@ async def email_details(session: AsyncSession, ids: Iterable[int]) -> dict[int, 
         )
         for interaction_id, email_id, sender, text, has_html, kind, thread_id, attachments in rows
     }
-
-
-async def user_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(User.id, User.display_name, User.username).where(User.id.in_(wanted))
-    )
-    return {user_id: display or username for user_id, display, username in rows.all()}
 
 
 async def email_html(session: AsyncSession, interaction_id: int) -> str | None:

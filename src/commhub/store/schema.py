@@ -89,6 +89,11 @@ class User(Base):
     """IANA zone the console shows times in; ``None`` uses the hub's."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    @property
+    def shown_name(self) -> str:
+        """What people see: the display name, else the username."""
+        return self.display_name or self.username
+
 
 class ApiToken(Base):
     """A revocable bearer token for an integration; only its hash is kept."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -17,6 +17,15 @@ async def by_username(session: AsyncSession, username: str) -> User | None:
 
 async def all_users(session: AsyncSession) -> Sequence[User]:
     return (await session.scalars(select(User).order_by(User.id))).all()
+
+
+async def names_of(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    """The names people see for these users, by id (the operators on a page of the log)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    users = await session.scalars(select(User).where(User.id.in_(wanted)))
+    return {user.id: user.shown_name for user in users}
 
 
 async def by_session_token(

@@ -343,3 +343,12 @@ async def test_recordings_link_where_the_pbx_serves_them(
     )
     linked = await (await client.get(f"/contacts/{contact_id}")).text()
     assert 'href="https://pbx.example.com/monitor/17953.1.wav"' in linked
+
+
+async def test_a_search_for_no_address_is_a_message_on_the_search_page(client: Client) -> None:
+    await log_in(client, "operator")
+    page = await client.get("/contacts", params={"email": "ivan@"}, headers=HTML)
+    text = await page.text()
+    assert page.status == 200
+    assert 'class="notice notice-error" role="alert"' in text
+    assert 'id="contact-search"' in text and 'value="ivan@"' in text

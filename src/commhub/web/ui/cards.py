@@ -19,12 +19,12 @@ from commhub.channels import Mailer
 from commhub.domain.contacts import ContactDraft, read_emails, read_phones, read_tags
 from commhub.domain.roles import Permission
 from commhub.services import contacts
-from commhub.services.errors import NotFound
+from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import card_details, follow_ups
 from commhub.store import contacts as contact_store
+from commhub.store import users as user_store
 from commhub.store.pagination import Cursor, CursorError
 from commhub.store.schema import Interaction
-from commhub.store.users import all_users
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import CHANNELS, HUB, SESSIONS, SETTINGS, principal
 from commhub.web.ui import flash
@@ -43,7 +43,7 @@ async def timeline_context(session: AsyncSession, rows: Sequence[Interaction]) -
         "emails": await card_details.email_details(
             session, [r.id for r in rows if r.channel == "email"]
         ),
-        "operators": await card_details.user_names(session, [r.operator_id for r in rows]),
+        "operators": await user_store.names_of(session, [r.operator_id for r in rows]),
     }
 
 
@@ -63,7 +63,7 @@ async def card_page(request: web.Request) -> web.StreamResponse:
             raise
         timeline = await timeline_context(session, card.timeline)
         due = await follow_ups.open_for_contact(session, contact_id)
-        users = {u.id: u for u in await all_users(session)}
+        users = {u.id: u for u in await user_store.all_users(session)}
     hub = request.app[HUB]
     mailboxes = [c.name for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]
     return await page(
@@ -125,7 +125,7 @@ async def contacts_page(request: web.Request) -> web.StreamResponse:
                     tag=query["tag"] or None,
                     limit=SEARCH_LIMIT,
                 )
-            except ValueError as exc:
+            except InvalidInput as exc:  # an e-mail address that is none
                 error = str(exc)
     return await page(
         request,

@@ -43,7 +43,7 @@ def operators_shown(users: Sequence[User], results: dict[int, OperatorResults]) 
             if user.id in results
             or (user.active and (user.role == Role.OPERATOR.value or user.extension))
         ),
-        key=lambda user: ((user.display_name or user.username).casefold(), user.id),
+        key=lambda user: (user.shown_name.casefold(), user.id),
     )
 
 
@@ -102,7 +102,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     rows = [
         OperatorRow(
             user_id=user.id,
-            name=user.display_name or user.username,
+            name=user.shown_name,
             results=results.get(user.id) or OperatorResults(operator_id=user.id),
         )
         for user in operators_shown(users, results)

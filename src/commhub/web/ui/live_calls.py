@@ -59,7 +59,7 @@ class Directory:
         names: dict[int, str] = {}
         extensions: dict[str, int] = {}
         for user in users:
-            names[user.id] = user.display_name or user.username
+            names[user.id] = user.shown_name
             if user.extension and user.active:
                 extensions[user.extension] = user.id
         return cls(names=names, extensions=extensions)

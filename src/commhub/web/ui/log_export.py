@@ -138,7 +138,7 @@ async def _rows(
 
 def operator_names(people: Sequence[User]) -> dict[int, str]:
     """Each user's name as the log shows it in its operator column."""
-    return {person.id: person.display_name or person.username for person in people}
+    return {person.id: person.shown_name for person in people}
 
 
 def _row(row: Interaction, names: dict[int, str], operators: dict[int, str], fmt: Formats) -> Row:

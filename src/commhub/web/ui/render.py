@@ -96,7 +96,7 @@ class Viewer:
 
     @property
     def name(self) -> str:
-        return self.user.display_name or self.user.username
+        return self.user.shown_name
 
     @property
     def navigation(self) -> list[NavItem]:
