@@ -59,10 +59,20 @@ class CallUpdated:
     name and the Linkedid). ``number`` is the customer's number exactly as the
     PBX presented it (empty when withheld) and ``region`` the region used to
     read it when it has no country code. ``operators`` are the extensions that
-    talked with the customer, first one first; ``rang`` those whose phones
-    rang (for a call an operator dialled, their own phone). ``duration_s``
-    is the talk time: from the moment the PBX answered the customer to
-    hang-up, zero for a call nobody answered.
+    talked with the customer, first one first (a transfer adds the next);
+    ``rang`` those whose phones rang (for a call an operator dialled, their
+    own phone). A snapshot says only what the PBX has shown: a field it does
+    not know is empty or ``None``, and the core never lets an empty field
+    erase a fact it already stored.
+
+    Three durations, in seconds, known once the call has ended:
+    ``total_s`` from the moment the caller reached the PBX to hang-up;
+    ``wait_s`` the part of it before the first operator answered (IVR
+    greeting, queue, ringing; the whole call when nobody answered);
+    ``operator_talk`` each operator's time connected with the customer, in
+    the order they talked. ``duration_s`` is the operators' talk together.
+    ``answered_at`` is when the first operator was connected, never the
+    moment an IVR or a queue answered the line.
     """
 
     source: str
@@ -78,6 +88,9 @@ class CallUpdated:
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     duration_s: int | None = None
+    total_s: int | None = None
+    wait_s: int | None = None
+    operator_talk: tuple[tuple[str, int], ...] = ()
     operators: tuple[str, ...] = ()
     rang: tuple[str, ...] = ()
     queue: str | None = None
@@ -98,17 +111,22 @@ class CallOffered:
 class CallsInProgress:
     """The calls a PBX has up right now, reported each time its link (re)connects.
 
-    Every call whose ``external_id`` starts with ``prefix`` that the log still
-    shows in progress, that began before ``at`` and is not in
-    ``external_ids``, ended while nobody listened (the hub was stopped, or the
-    link was down and the PBX forgot it): the core closes it at ``at`` with
-    its end marked approximate, so no call stays "in progress" for ever.
+    When ``complete`` (the PBX's own list of channels, asked for after a
+    (re)connect), every call whose ``external_id`` starts with ``prefix``
+    that the log still shows in progress, that began before ``at`` and is not
+    in ``external_ids``, ended while nobody listened (the hub was stopped, or
+    the link was down): the core ends it where it was last known to be up,
+    with ``approximate_end_s`` saying how long after that its end was
+    learned, so no call stays "in progress" for ever. Otherwise (a
+    heartbeat from the adapter's own view) it only records that the listed
+    calls were up at ``at``, which bounds that approximation after a crash.
     """
 
     source: str
     prefix: str
     external_ids: frozenset[str]
     at: datetime
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)
