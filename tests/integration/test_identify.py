@@ -61,3 +61,17 @@ async def test_extension_and_withheld_never_match(session: AsyncSession) -> None
         found = await identify(session, presented, region="RU")
         assert found.verdict is Verdict.NOT_A_CUSTOMER, presented
         assert found.contact_ids == []
+
+
+async def test_invalid_number_with_explicit_country_stays_in_that_country(
+    session: AsyncSession,
+) -> None:
+    # Both numbers end in 234567890, the match key "+7 123 456 7890" also reads as.
+    moscow = await _contact(session, "Moscow", "+7 923 456-78-90")
+    await _contact(session, "London", "+44 7234 567890")
+    found = await identify(session, "+7 123 456 7890", region="RU")
+    assert (found.verdict, found.contact_ids) == (Verdict.MATCH, [moscow])
+    nowhere = await identify(session, "+49 1 234567890", region="RU")
+    assert (nowhere.verdict, nowhere.contact_ids) == (Verdict.UNKNOWN, [])
+    no_country = await identify(session, "+999 1234 567890", region="RU")
+    assert no_country.verdict is Verdict.NOT_A_CUSTOMER

@@ -99,6 +99,57 @@ def test_explicit_country_code_never_matches_another_country() -> None:
     assert decide(query, [PhoneCandidate(1, "+79161234567")]) == []
 
 
+def test_a_number_read_in_the_default_region_names_no_country() -> None:
+    assert read_number("89161234567", "RU").country_code is None
+    assert read_number("+49 916 1234567", "RU").country_code == 49
+    assert read_number("0044 20 7946 0958", "DE").country_code == 44
+
+
+# Same nine trailing digits (234567890) in Russia and in the United Kingdom.
+RU_AND_GB = [PhoneCandidate(1, "+79234567890"), PhoneCandidate(2, "+447234567890")]
+
+
+@pytest.mark.parametrize(
+    ("written", "region"),
+    [
+        ("+7 123 456 7890", "RU"),
+        ("+7 123 456 7890", "GB"),
+        ("810 7 123 456 7890", "RU"),
+        ("00 7 123 456 7890", "GB"),
+        ("011 7 123 456 7890", "US"),
+    ],
+)
+def test_invalid_number_with_explicit_country_code_matches_only_within_that_country(
+    written: str, region: str
+) -> None:
+    query = read_number(written, region)
+    assert query.e164 is None and query.country_code == 7
+    assert query.match_key == "234567890"
+    assert decide(query, RU_AND_GB) == [1]
+
+
+def test_invalid_number_with_explicit_country_code_and_no_contact_there_matches_nothing() -> None:
+    query = read_number("+49 1 234567890", "RU")
+    assert query.e164 is None and query.country_code == 49
+    assert decide(query, RU_AND_GB) == []
+
+
+@pytest.mark.parametrize(
+    ("written", "region"),
+    [("+999 123 456 789", "RU"), ("810 999 123 456 789", "RU"), ("00 999 1234 567890", "GB")],
+)
+def test_country_code_that_does_not_exist_matches_nothing(written: str, region: str) -> None:
+    query = read_number(written, region)
+    assert query.kind is NumberKind.INVALID
+    assert not query.searchable
+
+
+def test_number_without_country_code_still_matches_any_country_by_key() -> None:
+    query = read_number("1234567890", "RU")
+    assert query.e164 is None and query.country_code is None
+    assert decide(query, RU_AND_GB) == [1, 2]
+
+
 def test_key_only_candidates_sharing_a_number_are_all_returned() -> None:
     query = read_number("02079460958", "RU")
     candidates = [PhoneCandidate(3, "+442079460958"), PhoneCandidate(4, "+442079460958")]

@@ -13,8 +13,9 @@ Two values are stored per number:
   significant number. It finds the contact when a PBX or gateway presents the
   number in a form that cannot be read back to the same E.164 (a foreign
   number without its country code, a trunk configured for the wrong region).
-  Candidates found by key alone are only accepted when the incoming number did
-  not name its country explicitly; see :func:`decide`.
+  The key carries no country: a number that names its country explicitly
+  (``+44…``, ``0044…``, ``810 44…``) only ever matches contacts in that
+  country, whether or not it is a valid number there; see :func:`decide`.
 """
 
 from __future__ import annotations
@@ -100,16 +101,22 @@ class PhoneQuery:
     """An incoming number read for lookup: what to search by and how strictly.
 
     ``e164`` is ``None`` when the text could not be read as a valid number in
-    the given region; ``explicit_country`` is true when the text itself named
-    its country (``+44…``, ``0044…``, ``810 44…``), so that a contact with the
-    same trailing digits in another country is not the same person.
+    the given region. ``country_code`` is the country calling code the text
+    itself named (``+44…``, ``0044…``, ``810 44…``: 44), valid number or not,
+    and ``None`` when the number was read in the default region: a contact
+    with the same trailing digits in another country is not the same person.
     """
 
     raw: str
     kind: NumberKind
     e164: str | None = None
     match_key: str | None = None
-    explicit_country: bool = False
+    country_code: int | None = None
+
+    @property
+    def explicit_country(self) -> bool:
+        """The text named its country: matches stay within that country."""
+        return self.country_code is not None
 
     @property
     def searchable(self) -> bool:
@@ -156,17 +163,36 @@ def read_number(text: str, region: str) -> PhoneQuery:
         return PhoneQuery(raw=raw, kind=NumberKind.EXTENSION)
     try:
         parsed = phonenumbers.parse(_compact(raw, digits), region.upper(), keep_raw_input=True)
-    except phonenumbers.NumberParseException:
+    except phonenumbers.NumberParseException as exc:
+        plus = raw.lstrip("( ").startswith("+")
+        if plus or exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            # It names a country (``+``, or the region's international prefix) that
+            # does not exist or cannot be read: nothing to match it within.
+            return PhoneQuery(raw=raw, kind=NumberKind.INVALID)
         parsed = None
-    if parsed is not None and phonenumbers.is_valid_number(parsed):
+    if parsed is not None:
         national = phonenumbers.national_significant_number(parsed)
-        return PhoneQuery(
-            raw=raw,
-            kind=NumberKind.PUBLIC,
-            e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
-            match_key=match_key_of(national),
-            explicit_country=parsed.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY,
-        )
+        explicit = parsed.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY
+        country = parsed.country_code if explicit else None
+        if phonenumbers.is_valid_number(parsed):
+            return PhoneQuery(
+                raw=raw,
+                kind=NumberKind.PUBLIC,
+                e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164),
+                match_key=match_key_of(national),
+                country_code=country,
+            )
+        if explicit:
+            if len(national) < MATCH_KEY_DIGITS:
+                return PhoneQuery(raw=raw, kind=NumberKind.INVALID)
+            # Not valid in the country it names (a range newer than the metadata, a
+            # mangled trunk): searchable by its trailing digits, within that country.
+            return PhoneQuery(
+                raw=raw,
+                kind=NumberKind.PUBLIC,
+                match_key=match_key_of(national),
+                country_code=country,
+            )
     if len(digits) < MATCH_KEY_DIGITS:
         return PhoneQuery(raw=raw, kind=NumberKind.INVALID)
     # Not valid as written in this region (a foreign number without its
@@ -201,13 +227,19 @@ def decide(query: PhoneQuery, candidates: list[PhoneCandidate]) -> list[int]:
     """The contacts an incoming number belongs to, best evidence first.
 
     Exact E.164 matches win. Without one, candidates that only share the
-    trailing digits count unless the caller's number named its own country
-    (then a different country code is a different subscriber). The caller
-    decides what one, none or several ids mean (match, unknown, ambiguous).
+    trailing digits count unless the caller's number named its own country:
+    then a valid number matches only itself, and one that is not valid in the
+    country it names only contacts in that country (a different country code
+    is a different subscriber). The caller decides what one, none or several
+    ids mean (match, unknown, ambiguous).
     """
     exact = _distinct(c.contact_id for c in candidates if c.e164 == query.e164)
-    if exact or query.explicit_country:
+    if exact or (query.explicit_country and query.e164 is not None):
         return exact
+    if query.country_code is not None:
+        # Country calling codes are a prefix code (ITU-T E.164): no code begins another.
+        prefix = f"+{query.country_code}"
+        return _distinct(c.contact_id for c in candidates if c.e164.startswith(prefix))
     return _distinct(c.contact_id for c in candidates)
 
 
