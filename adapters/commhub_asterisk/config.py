@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from commhub.channels import ChannelConfigError
 
@@ -45,6 +53,13 @@ class PbxSettings(BaseModel):
         default=DEFAULT_EXTENSION_PATTERNS,
         description="Regexes with a group 'ext' reading an operator's extension from a channel.",
     )
+    extensions: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Regexes matched against a whole extension: the operators' phones this PBX rings "
+            "(click-to-call picks the PBX that serves the operator); empty: any extension."
+        ),
+    )
     region: str | None = Field(
         default=None,
         description="Region for numbers without a country code; the hub's when unset.",
@@ -58,7 +73,13 @@ class PbxSettings(BaseModel):
         default="PJSIP/{extension}",
         description="The operator's phone to ring first on click-to-call.",
     )
-    originate_context: str = Field(default="from-internal")
+    originate_context: str = Field(
+        default="from-internal",
+        description=(
+            "Where the customer's number is dialled once the operator answers: one of "
+            "operator_contexts, so the call reads as the operator's own outbound call."
+        ),
+    )
     originate_timeout_s: int = Field(default=30, ge=5, le=300)
     cdr: Literal["auto", "on", "off"] = Field(
         default="auto",
@@ -79,7 +100,7 @@ class PbxSettings(BaseModel):
             raise ValueError(f"unknown phone region {value!r} (use an ISO code such as RU)")
         return region
 
-    @field_validator("trunk_channels", "extension_patterns")
+    @field_validator("trunk_channels", "extension_patterns", "extensions")
     @classmethod
     def _regexes(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:
@@ -96,6 +117,20 @@ class PbxSettings(BaseModel):
             if "ext" not in re.compile(pattern).groupindex:
                 raise ValueError(f"pattern {pattern!r} has no (?P<ext>…) group")
         return patterns
+
+    @field_validator("originate_context")
+    @classmethod
+    def _an_operator_context(cls, value: str, info: ValidationInfo) -> str:
+        # Asterisk runs the customer's leg in this context as if the operator's phone had
+        # dialled it; only in an operator context does the call read as that operator's
+        # outbound call (a trunk context would make the customer's leg look inbound).
+        contexts = info.data.get("operator_contexts")
+        if contexts is not None and value not in contexts:
+            raise ValueError(
+                f"{value!r} is not one of operator_contexts ({', '.join(contexts) or 'none'}): "
+                "click-to-call must dial the customer from an operator's context"
+            )
+        return value
 
     @field_validator("originate_channel")
     @classmethod

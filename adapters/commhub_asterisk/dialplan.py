@@ -31,6 +31,7 @@ class Dialplan:
         self._operator_contexts = frozenset(settings.operator_contexts)
         self._trunk_names = [re.compile(p) for p in settings.trunk_channels]
         self._extension_names = [re.compile(p) for p in settings.extension_patterns]
+        self._served = [re.compile(p) for p in settings.extensions]
         self._dial_prefix = settings.dial_prefix
         self._dial_format = settings.dial_format
 
@@ -56,6 +57,16 @@ class Dialplan:
             if found is not None:
                 return found.group("ext")
         return None
+
+    def serves(self, extension: str, *, explicitly: bool = False) -> bool:
+        """True when an ``extensions`` pattern matches the whole ``extension``.
+
+        A PBX whose settings list no extensions serves any, but never
+        ``explicitly``: a PBX that names the extension is the better choice.
+        """
+        if not self._served:
+            return not explicitly
+        return any(pattern.fullmatch(extension) for pattern in self._served)
 
     def dialled_number(self, dial_string: str) -> str:
         """The number inside a Dial() argument, without the outbound prefix.

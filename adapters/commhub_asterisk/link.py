@@ -221,6 +221,9 @@ class AmiChannel:
             self.tracker.originates.pop(action_id, None)
             raise OriginateRejected(response.message or "the PBX refused the call")
 
+    def serves(self, extension: str, *, explicitly: bool = False) -> bool:
+        return self.dialplan.serves(extension, explicitly=explicitly)
+
     # --- reading ------------------------------------------------------------------------------
 
     def received(self, name: str, headers: Headers) -> None:

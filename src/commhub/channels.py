@@ -370,6 +370,14 @@ class Telephony(Channel, Protocol):
         :class:`OriginateRejected` when it refuses.
         """
 
+    def serves(self, extension: str, *, explicitly: bool = False) -> bool:
+        """True when this PBX rings that extension; a PBX that declares no extensions serves any.
+
+        With ``explicitly``, true only when the PBX declares the extensions it
+        serves and ``extension`` is one of them: with several PBXs, the one
+        that names an operator's extension is chosen over one that takes any.
+        """
+
 
 @runtime_checkable
 class Mailer(Channel, Protocol):
