@@ -1,9 +1,17 @@
-"""One call as the tracker holds it: its legs, who rang, who talked, and its verdict.
+"""One call as the tracker holds it: its legs, who rang, who talked and when, and its verdict.
 
 A call is everything that shares Asterisk's ``Linkedid``. Its outcome is
 decided from the call's own events (who was connected to whom), not from
 CDRs: a call makes several ``Cdr`` events that disagree, and each leg's
-Disposition describes that leg only. CDRs are used to confirm times.
+Disposition describes that leg only.
+
+Who talked is kept as *talks*: one per stretch of time an operator's leg and
+the customer's leg were connected (answered to each other, or in one bridge),
+so a transfer gives one talk per operator in order, and an IVR greeting or a
+queue before the answer is waiting, not talk. Times come from the hub's
+clock; the PBX's CDRs confirm them, and replace them where the hub's clock
+cannot know (a call first seen after a reconnect, or a stream read faster
+than it happened).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from commhub.domain.interactions import Direction, Status
 from commhub_asterisk.dialplan import Role
 
 CLOCK_SLACK_S = 2
-"""Our clock wins over a CDR's second-resolution times unless they differ by more than this."""
+"""Our clock is trusted unless it disagrees with the PBX's CDRs by more than this."""
 
 _OUTBOUND_STATUS = {
     "BUSY": Status.BUSY,
@@ -31,6 +39,12 @@ _MISSED_REASON = {
     "CHANUNAVAIL": "operator's phone unavailable",
     "CONGESTION": "congestion",
 }
+
+
+def whole_seconds(seconds: float) -> int:
+    """Seconds as Asterisk counts them in CDRs: whole seconds begun are not counted
+    (cdr.conf's ``initiatedseconds = no``, the default), so our figures match the PBX's."""
+    return max(0, int(seconds + 1e-6))
 
 
 @dataclass(slots=True, eq=False)
@@ -48,10 +62,59 @@ class Leg:
     up_at: datetime | None = None
     gone: bool = False
     dialled: bool = False
-    cdr_count: int = 0
-    cdr_billable: int = 0
-    cdr_duration: int = 0
-    cdrs_seen: set[tuple[str, ...]] = field(default_factory=set)
+    bridge: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class Talk:
+    """An operator connected with the customer, from ``start`` to ``end``.
+
+    ``start`` is ``None`` when the connection began while nobody listened
+    (seen first in a reconnect's channel list, or only in a CDR).
+    """
+
+    extension: str
+    customer: str
+    """The customer's leg (Uniqueid)."""
+    operator: str
+    """The operator's leg (Uniqueid), or ``transfer:<ext>`` for a leg sent to an extension."""
+    start: datetime | None
+    end: datetime | None = None
+    seen: datetime | None = None
+    """When we first knew of a talk whose ``start`` is unknown."""
+
+    def seconds(self, until: datetime, *, at_least: bool = False) -> float | None:
+        """Its length; with an unknown start ``None``, or (``at_least``) what we saw of it."""
+        start = self.start if self.start is not None or not at_least else self.seen
+        if start is None:
+            return 0.0 if at_least else None
+        return max(0.0, ((self.end or until) - start).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class CdrRecord:
+    """What one ``Cdr`` event says: which legs, answered or not, for how long."""
+
+    channel: str
+    """The Uniqueid of the CDR's channel."""
+    destination: str
+    """The name of its DestinationChannel, empty when it had none."""
+    answered: bool
+    billable: int
+    duration: int
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    """A finished call's times: see :class:`~commhub.channels.CallUpdated`."""
+
+    started_at: datetime
+    answered_at: datetime | None
+    total_s: int
+    wait_s: int
+    talk: tuple[tuple[str, int], ...]
+    from_pbx_clock: bool
+    answered_at_estimated: bool
 
 
 @dataclass(slots=True, eq=False)
@@ -63,13 +126,16 @@ class Call:
     legs: dict[str, Leg] = field(default_factory=dict)
     live: int = 0
     origin: Leg | None = None
+    adopted: bool = False
+    """First seen in a reconnect's channel list: its start comes from the PBX's Duration."""
     dialled_number: str = ""
     did: str = ""
     rang: list[str] = field(default_factory=list)
-    operators: list[str] = field(default_factory=list)
-    connected_at: datetime | None = None
-    answered_at: datetime | None = None
+    talks: list[Talk] = field(default_factory=list)
+    transfers: list[str] = field(default_factory=list)
     ended_at: datetime | None = None
+    approximate_end_s: int | None = None
+    """Set when the end was inferred: seconds between the last sign of life and the news."""
     queue: str | None = None
     abandoned: bool = False
     dial_status: str = ""
@@ -78,15 +144,31 @@ class Call:
     cdr_deadline: datetime | None = None
     finalized: bool = False
     fingerprint: tuple[Any, ...] | None = None
-    agent_talk: dict[str, int] = field(default_factory=dict)
+    agent_talk: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Queue agents' (extension, talk) by their leg, from ``AgentComplete`` ``TalkTime``."""
+    cdrs: dict[tuple[str, ...], CdrRecord] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
 
+    @property
+    def answered(self) -> bool:
+        return bool(self.talks)
+
     def trunk_legs(self) -> list[Leg]:
         return [leg for leg in self.legs.values() if leg.role is Role.TRUNK]
+
+    def operators(self) -> tuple[str, ...]:
+        """Who talked with the customer, first one first, each once."""
+        return tuple(dict.fromkeys(talk.extension for talk in self.talks))
+
+    def talking(self, customer: str, operator: str) -> Talk | None:
+        for talk in reversed(self.talks):
+            if talk.customer == customer and talk.operator == operator and talk.end is None:
+                return talk
+        return None
 
     def direction(self) -> Direction | None:
         """Inbound when the call began on a trunk leg, outbound when an operator dialled out.
@@ -118,21 +200,8 @@ class Call:
                 return leg.caller_num, leg.caller_name
         return "", ""
 
-    def cdr_seconds(self) -> tuple[int, int] | None:
-        """(billable, total) seconds of the customer's leg from its CDRs, if any arrived.
-
-        A leg's CDRs are summed (a transfer splits one leg into several);
-        of the trunk legs (a Local pair has two) the largest counts.
-        """
-        confirmed = [leg for leg in self.trunk_legs() if leg.cdr_count]
-        if not confirmed:
-            return None
-        billable = max(leg.cdr_billable for leg in confirmed)
-        total = max(leg.cdr_duration for leg in self.legs.values())
-        return billable, total
-
     def status(self, direction: Direction) -> Status:
-        if self.connected_at is not None:
+        if self.answered:
             return Status.ANSWERED
         if not self.ended:
             return Status.RINGING
@@ -149,12 +218,33 @@ class Call:
             return None
         number, name = self.customer(direction)
         status = self.status(direction)
-        started_at, answered_at, duration = self._times()
+        durations = None if self.ended_at is None else self.durations(self.ended_at)
         detail = dict(self.detail)
         if self.ended and status is not Status.ANSWERED:
             reason = _MISSED_REASON.get(self.dial_status)
             if reason:
                 detail["reason"] = reason
+        if self.transfers:
+            detail["transfers"] = list(self.transfers)
+        if self.approximate_end_s is not None:
+            detail["approximate_end_s"] = self.approximate_end_s
+        started_at = self.started_at
+        answered_at = self.talks[0].start if self.talks else None
+        times: dict[str, Any] = {}
+        if self.finalized and durations is not None:
+            started_at, answered_at = durations.started_at, durations.answered_at
+            talk = durations.talk
+            times = {
+                "ended_at": self.ended_at,
+                "duration_s": sum(seconds for _, seconds in talk),
+                "total_s": durations.total_s,
+                "wait_s": durations.wait_s,
+                "operator_talk": talk,
+            }
+            if durations.from_pbx_clock:
+                detail["times_from"] = "pbx"
+            if durations.answered_at_estimated:
+                detail["answered_at_estimated"] = True
         return CallUpdated(
             source=source,
             external_id=f"{pbx}:{self.linkedid}",
@@ -167,34 +257,112 @@ class Call:
             region=region,
             did=self.did,
             answered_at=answered_at,
-            ended_at=self.ended_at if self.finalized else None,
-            duration_s=duration,
-            operators=tuple(self.operators),
+            operators=self.operators(),
             rang=tuple(self.rang),
             queue=self.queue,
             recording=self.recording,
             request_id=self.request_id,
             detail=detail,
+            **times,
         )
 
-    def _times(self) -> tuple[datetime, datetime | None, int | None]:
-        """Start, answer and talk seconds: our clock, corrected by the CDR when it disagrees."""
-        started_at, answered_at = self.started_at, self.answered_at
-        if self.ended_at is None:
-            return started_at, answered_at, None
-        confirmed = self.cdr_seconds()
+    # --- times ---------------------------------------------------------------------------
+
+    def durations(self, ended_at: datetime) -> Durations:
+        """Total, waiting and each operator's talk: our clock, or the PBX's where ours cannot know.
+
+        Our clock is trusted when it measured the whole call about as long
+        as the PBX did (its longest CDR ``Duration``); a stream read all at
+        once, or replayed faster than it happened, fails that check and the
+        CDRs give every figure. An operator whose talk began while nobody
+        listened takes it from the CDRs (``AgentComplete`` first).
+        """
+        cdr_total = max((c.duration for c in self.cdrs.values()), default=None)
+        clock_total = (ended_at - self.started_at).total_seconds()
+        trusted = cdr_total is None or abs(clock_total - cdr_total) <= CLOCK_SLACK_S
+        started_at = self.started_at if trusted else ended_at - timedelta(seconds=cdr_total or 0)
+        talk: list[tuple[str, int]] = []
+        for extension in self.operators():
+            talk.append((extension, self._talk_seconds(extension, ended_at, trusted=trusted)))
+        first = self.talks[0] if self.talks else None
+        answered_at: datetime | None = None
+        estimated = False
+        if first is not None:
+            if trusted and first.start is not None:
+                answered_at = first.start
+            else:
+                answered_at = self._answer_from_talk(ended_at, talk, trusted=trusted)
+                estimated = trusted
+            answered_at = min(max(answered_at, started_at), ended_at)
+        total = whole_seconds((ended_at - started_at).total_seconds())
+        # Whole seconds like the PBX's own figures, so that waiting and talk add up to the total.
+        wait = (
+            total
+            if answered_at is None
+            else total - whole_seconds((ended_at - answered_at).total_seconds())
+        )
+        return Durations(
+            started_at=started_at,
+            answered_at=answered_at,
+            total_s=total,
+            wait_s=max(0, wait),
+            talk=tuple(talk),
+            from_pbx_clock=not trusted,
+            answered_at_estimated=estimated,
+        )
+
+    def _talk_seconds(self, extension: str, ended_at: datetime, *, trusted: bool) -> int:
+        talks = [talk for talk in self.talks if talk.extension == extension]
+        measured = [talk.seconds(ended_at) for talk in talks]
+        if trusted and all(seconds is not None for seconds in measured):
+            return whole_seconds(sum(seconds or 0.0 for seconds in measured))
+        agents = [seconds for ext, seconds in self.agent_talk.values() if ext == extension]
+        confirmed = sum(agents) if agents else self._cdr_talk(extension)
         if confirmed is not None:
-            cdr_start = self.ended_at - timedelta(seconds=confirmed[1])
-            if (started_at - cdr_start).total_seconds() > CLOCK_SLACK_S:
-                started_at = cdr_start
-        if self.connected_at is None:
-            return started_at, None, 0
-        if answered_at is None:
-            answered_at = self.connected_at
-        talk = max(0, round((self.ended_at - answered_at).total_seconds()))
-        if confirmed is not None:
-            billable = confirmed[0]
-            if abs(billable - talk) > CLOCK_SLACK_S:
-                answered_at = self.ended_at - timedelta(seconds=billable)
-            talk = billable
-        return started_at, answered_at, talk
+            return confirmed
+        if any(seconds is None for seconds in measured):
+            # Began while nobody listened and no CDR says when: what we saw, at least.
+            self.detail["talk_approximate"] = True
+            measured = [talk.seconds(ended_at, at_least=True) for talk in talks]
+        return whole_seconds(sum(seconds or 0.0 for seconds in measured))
+
+    def _cdr_talk(self, extension: str) -> int | None:
+        """The shortest answered CDR that spans this operator's talk with the customer.
+
+        Every answered CDR between an operator's leg and the customer's leg,
+        of the operator's own leg, or of the customer's own leg, lasts at
+        least as long as that talk; the tightest is the best figure the PBX
+        gives (the caller's legs also count an IVR greeting or a queue, the
+        operator's own leg of a Local pair counts only the answer onwards).
+        """
+        own = {uid for uid, leg in self.legs.items() if leg.extension == extension}
+        own_names = {self.legs[uid].channel for uid in own}
+        trunks = {uid for uid, leg in self.legs.items() if leg.role is Role.TRUNK}
+        trunk_names = {self.legs[uid].channel for uid in trunks}
+        spans = [
+            cdr.billable
+            for cdr in self.cdrs.values()
+            if cdr.answered
+            and (
+                (cdr.channel in own and (not cdr.destination or cdr.destination in trunk_names))
+                or (cdr.channel in trunks and (not cdr.destination or cdr.destination in own_names))
+            )
+        ]
+        return min(spans) if spans else None
+
+    def _answer_from_talk(
+        self, ended_at: datetime, talk: list[tuple[str, int]], *, trusted: bool
+    ) -> datetime:
+        """When the first operator answered, worked back from the talk the PBX measured."""
+        first = self.talks[0]
+        if len(talk) == 1 or not trusted:
+            until = first.end if trusted and first.end is not None else ended_at
+            seconds = talk[0][1] if len(talk) == 1 else self._customer_answered_s(talk)
+            return until - timedelta(seconds=seconds)
+        return (first.end or ended_at) - timedelta(seconds=talk[0][1])
+
+    def _customer_answered_s(self, talk: list[tuple[str, int]]) -> int:
+        """How long the customer's own leg was answered (several operators talked)."""
+        trunks = {uid for uid, leg in self.legs.items() if leg.role is Role.TRUNK}
+        own = [c.billable for c in self.cdrs.values() if c.answered and c.channel in trunks]
+        return max(own, default=sum(seconds for _, seconds in talk))

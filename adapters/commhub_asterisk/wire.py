@@ -34,6 +34,8 @@ CALL_EVENTS: Final = frozenset(
         "DialEnd",
         "BridgeEnter",
         "BridgeLeave",
+        "BlindTransfer",
+        "AttendedTransfer",
         "Hangup",
         "QueueCallerJoin",
         "QueueCallerAbandon",

@@ -172,7 +172,9 @@ def test_blind_transfer_keeps_one_call_with_both_operators() -> None:
     [call] = pbx.finals()
     assert call.status is Status.ANSWERED
     assert call.operators == ("201", "202")
-    assert call.duration_s == 53
+    # Each operator's own talk; 202's phone ringing is neither's.
+    assert call.operator_talk == (("201", 20), ("202", 30)) and call.duration_s == 50
+    assert call.total_s == 55 and call.wait_s == 2
     assert len({e.external_id for e in pbx.events if isinstance(e, CallUpdated)}) == 1
 
 
