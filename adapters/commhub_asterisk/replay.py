@@ -5,7 +5,12 @@ banner, ``Login``, ``Logoff``, ``Ping``, ``Originate`` (async, with a
 scripted outcome) and ``CoreShowChannels`` — and after each successful login
 plays the next :class:`Playback` of its script: recorded bytes as they are,
 all at once or at their recorded pace, optionally dropping the link at the
-end. Faults are injected here, in the peer, never by patching the adapter.
+end. A recording of a reconnect (``NAME.part2.ami``) holds the PBX's answer
+to the client's ``CoreShowChannels``; that answer waits for the client's own
+action and carries its ActionID, as Asterisk's would. Between connections
+:class:`ChannelsUp` keeps what a real PBX knows, the channels still up, so a
+call can go on, or end, while no client listens. Faults are injected here, in
+the peer, never by patching the adapter.
 
 Bind it to loopback only; it accepts any client that knows the secret.
 """
@@ -15,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -26,19 +32,37 @@ BANNER_LINE: Final = b"Asterisk Call Manager/11.0.0\r\n"
 """The AMI protocol version Asterisk 22 announces (the recordings' banner)."""
 
 ACTION_ID: Final = re.compile(rb"^ActionID: .*$", re.MULTILINE)
+CHANNELS_WAIT_S: Final = 5.0
+"""How long a playback with a recorded channel list waits for the client to ask for one."""
 
 Action = dict[str, str | list[str]]
 """An action as received: header → value, a list where a header repeats (``Variable``)."""
+Chunks = tuple[tuple[float, bytes], ...]
+"""(seconds after login, bytes) pairs."""
 
 
 @dataclass(slots=True)
 class Playback:
-    """What the server sends after a login: bytes, paced or not, then maybe a hang-up."""
+    """What the server sends after a login: bytes, paced or not, then maybe a hang-up.
+
+    With ``channels_answer`` (a recorded answer to ``CoreShowChannels``) the
+    playback sends ``data``/``chunks``, waits for the client's own
+    ``CoreShowChannels``, answers it with the recorded block under the
+    client's ActionID, then sends ``rest``. A client that does not ask within
+    ``channels_wait_s`` gets ``rest`` without the block.
+    """
 
     data: bytes = b""
-    chunks: tuple[tuple[float, bytes], ...] = ()
+    chunks: Chunks = ()
     """(seconds after login, bytes) pairs; used instead of ``data`` when given."""
     close_at_end: bool = False
+    channels_answer: bytes | None = None
+    """A recorded ``CoreShowChannels`` answer: the response, the rows and the closing event."""
+    channels_action_id: bytes = b""
+    """The ActionID the recording's answer carries (replaced by the client's own)."""
+    rest: Chunks = ()
+    """What follows the channel list, timed from the login like ``chunks``."""
+    channels_wait_s: float = CHANNELS_WAIT_S
 
     @classmethod
     def from_recording(
@@ -49,11 +73,78 @@ class Playback:
         speed: float = 1.0,
         close_at_end: bool = False,
     ) -> Playback:
-        """The recording's events; ``paced`` keeps its timing, ``speed`` times faster."""
+        """The recording's events; ``paced`` keeps its timing, ``speed`` times faster.
+
+        A recorded answer to ``CoreShowChannels`` in the body (a ``part2``
+        recording) is kept apart, to be sent when the client asks.
+        """
+        body = recording.body
+        found = channels_answer(body)
+        start, end = found if found is not None else (len(body), len(body))
+        answer = body[start:end] if found is not None else None
+        action_id = _action_id(answer) if answer is not None else b""
         if not paced:
-            return cls(data=recording.body, close_at_end=close_at_end)
-        chunks = tuple((at / speed, data) for at, data in recording.paced_body())
-        return cls(chunks=chunks, close_at_end=close_at_end)
+            return cls(
+                data=body[:start],
+                close_at_end=close_at_end,
+                channels_answer=answer,
+                channels_action_id=action_id,
+                rest=((0.0, body[end:]),) if end < len(body) else (),
+            )
+        before: list[tuple[float, bytes]] = []
+        after: list[tuple[float, bytes]] = []
+        for at, offset, data in _reads(recording):
+            if offset < start:
+                before.append((at / speed, data[: start - offset]))
+            if offset + len(data) > end:
+                after.append((at / speed, data[max(0, end - offset) :]))
+        return cls(
+            chunks=tuple((at, data) for at, data in before if data),
+            close_at_end=close_at_end,
+            channels_answer=answer,
+            channels_action_id=action_id,
+            rest=tuple((at, data) for at, data in after if data),
+        )
+
+    def answer_for(self, action_id: str) -> bytes:
+        """The recorded channel list as the answer to the client's action ``action_id``."""
+        assert self.channels_answer is not None
+        recorded = b"ActionID: " + self.channels_action_id + b"\r\n"
+        own = b"ActionID: " + action_id.encode() + b"\r\n"
+        return self.channels_answer.replace(recorded, own)
+
+
+def channels_answer(body: bytes) -> tuple[int, int] | None:
+    """Where a recorded answer to ``CoreShowChannels`` sits in ``body``: (start, end) offsets.
+
+    The answer is the ``Response`` with ``EventList: start`` that carries the
+    same ActionID as the first ``CoreShowChannelsComplete``, up to the end of
+    that event (Asterisk's manager_channels.c sends the rows in between).
+    """
+    complete = body.find(b"Event: CoreShowChannelsComplete\r\n")
+    if complete < 0:
+        return None
+    end = body.find(END, complete)
+    if end < 0:
+        return None
+    action_id = _action_id(body[complete:end])
+    start = body.rfind(b"Response: Success\r\nActionID: " + action_id + b"\r\n", 0, complete)
+    if start < 0 or b"\r\nEventList: start\r\n" not in body[start : body.find(END, start) + 2]:
+        return None
+    return start, end + len(END)
+
+
+def _action_id(message: bytes) -> bytes:
+    found = re.search(rb"^ActionID: (.*?)\r?$", message, re.MULTILINE)
+    return found[1] if found else b""
+
+
+def _reads(recording: Recording) -> Iterator[tuple[float, int, bytes]]:
+    """The body as it was read: (seconds since the first body byte, body offset, bytes)."""
+    offset = 0
+    for at, data in recording.paced_body():
+        yield at, offset, data
+        offset += len(data)
 
 
 @dataclass(eq=False, slots=True)
@@ -61,6 +152,8 @@ class _Client:
     writer: asyncio.StreamWriter
     logged_in: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    asked_channels: asyncio.Future[str] | None = None
+    """Set while a playback waits for this client's ``CoreShowChannels``: its ActionID."""
 
     def write(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -90,6 +183,8 @@ class AmiReplayServer:
         """When set, ``Originate`` is refused with this message."""
         self.actions: list[Action] = []
         self.logins = 0
+        self.recorded_lists_sent = 0
+        """How many recorded ``CoreShowChannels`` answers went to a client that asked."""
         self._server: asyncio.Server | None = None
         self._clients: set[_Client] = set()
         self._changed = asyncio.Condition()
@@ -111,14 +206,37 @@ class AmiReplayServer:
     async def send(self, data: bytes) -> None:
         """Send bytes to every logged-in client now; with none, the calls still happen."""
         self.up.follow(data)
-        for client in self._clients:
+        for client in list(self._clients):
             if client.logged_in:
                 client.write(data)
-                await client.writer.drain()
+                with contextlib.suppress(ConnectionError):
+                    await client.writer.drain()
+
+    async def play(self, playback: Playback) -> None:
+        """Play ``playback`` to every logged-in client at its pace, timed from this call.
+
+        With no client the calls still happen: :attr:`up` follows them, so a
+        client logging in later is told what is still up. Nobody asked for
+        the playback's recorded channel list, so it is not sent.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for at, data in (*(playback.chunks or ((0.0, playback.data),)), *playback.rest):
+            delay = started + at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.send(data)
+        if playback.close_at_end:
+            for client in list(self._clients):
+                self._hang_up(client)
 
     async def wait_logins(self, count: int, *, timeout: float = 5.0) -> None:
         """Wait until ``count`` logins in all have succeeded."""
         await self._wait(lambda: self.logins >= count, timeout)
+
+    async def wait_recorded_lists(self, count: int, *, timeout: float = 5.0) -> None:
+        """Wait until ``count`` recorded channel lists in all went to clients that asked."""
+        await self._wait(lambda: self.recorded_lists_sent >= count, timeout)
 
     async def wait_for_action(self, name: str, *, timeout: float = 5.0) -> Action:
         """The first action named ``name`` received, waiting for it if need be."""
@@ -183,7 +301,11 @@ class AmiReplayServer:
         elif name == "originate":
             self._originate(client, action_id)
         elif name == "coreshowchannels":
-            client.write(self._channel_list(action_id))
+            asked = client.asked_channels
+            if asked is not None and not asked.done():
+                asked.set_result(action_id)  # the playback answers with its recorded list
+            else:
+                client.write(self._channel_list(action_id))
         else:
             client.write(_response("Error", action_id, Message="Invalid/unknown command"))
         return True
@@ -233,14 +355,36 @@ class AmiReplayServer:
         return b"".join(parts)
 
     def _play(self, client: _Client, playback: Playback) -> None:
+        if playback.channels_answer is not None:
+            # Before the task runs: the client may ask as soon as it reads the login answer.
+            client.asked_channels = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._playing(client, playback))
         client.tasks.add(task)
         task.add_done_callback(client.tasks.discard)
 
     async def _playing(self, client: _Client, playback: Playback) -> None:
+        started = asyncio.get_running_loop().time()
+        await self._send_paced(client, playback.chunks or ((0.0, playback.data),), started)
+        asked = client.asked_channels
+        if playback.channels_answer is not None and asked is not None:
+            try:
+                action_id = await asyncio.wait_for(asyncio.shield(asked), playback.channels_wait_s)
+            except TimeoutError:
+                asked.cancel()  # a later CoreShowChannels gets the list of what is up
+            else:
+                answer = playback.answer_for(action_id)
+                self.up.follow(answer)
+                client.write(answer)
+                self.recorded_lists_sent += 1
+                await self._notify()
+        await self._send_paced(client, playback.rest, started)
+        if playback.close_at_end:
+            self._hang_up(client)
+
+    async def _send_paced(
+        self, client: _Client, chunks: Iterable[tuple[float, bytes]], started: float
+    ) -> None:
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        chunks: Iterable[tuple[float, bytes]] = playback.chunks or ((0.0, playback.data),)
         for at, data in chunks:
             delay = started + at - loop.time()
             if delay > 0:
@@ -249,8 +393,6 @@ class AmiReplayServer:
             client.write(data)
             with contextlib.suppress(ConnectionError):
                 await client.writer.drain()
-        if playback.close_at_end:
-            self._hang_up(client)
 
     def _hang_up(self, client: _Client) -> None:
         client.logged_in = False
@@ -261,22 +403,55 @@ class AmiReplayServer:
 class ChannelsUp:
     """The channels a stream of events leaves up: what ``CoreShowChannels`` answers.
 
+    Each row has the headers of a real ``CoreShowChannel`` row (Asterisk 22's
+    manager_channels.c): the channel snapshot that every channel event carries
+    (state, caller and connected line, dialplan location with the DID in
+    ``Exten``), the application from ``Newexten``, ``BridgeId`` while bridged
+    and ``Duration`` since the channel was created. A recorded list the
+    server sends replaces what it says of each channel it lists.
+
     Reads only the events that create, change or end a channel, so following
     a benchmark's megabytes costs little.
     """
 
+    SNAPSHOT: Final = (
+        "Channel",
+        "ChannelState",
+        "ChannelStateDesc",
+        "CallerIDNum",
+        "CallerIDName",
+        "ConnectedLineNum",
+        "ConnectedLineName",
+        "Language",
+        "AccountCode",
+        "Context",
+        "Exten",
+        "Priority",
+        "Uniqueid",
+        "Linkedid",
+    )
+    """The channel snapshot headers of a channel event, in a row's order."""
+    ROW: Final = (*SNAPSHOT, "Application", "ApplicationData")
+    """A row's headers before ``Duration`` and ``BridgeId``."""
+
     _WATCHED = (
         b"Event: Newchannel\r\n",
         b"Event: NewCallerid\r\n",
+        b"Event: NewConnectedLine\r\n",
         b"Event: Newstate\r\n",
+        b"Event: Newexten\r\n",
+        b"Event: Rename\r\n",
         b"Event: Hangup\r\n",
         b"Event: BridgeEnter\r\n",
         b"Event: BridgeLeave\r\n",
+        b"Event: CoreShowChannel\r\n",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._up: dict[str, dict[str, str]] = {}
+        self._created: dict[str, float] = {}
         self._pending = b""
+        self._clock = clock or time.monotonic
 
     def follow(self, data: bytes) -> None:
         blocks = (self._pending + data).split(END)
@@ -287,27 +462,60 @@ class ChannelsUp:
                 self._apply(parse_action(block))
 
     def channels(self) -> list[dict[str, str]]:
-        return list(self._up.values())
+        now = self._clock()
+        rows = []
+        for uniqueid, row in self._up.items():
+            age = max(0, int(now - self._created[uniqueid]))
+            shown = {key: row.get(key, "") for key in self.ROW}
+            shown["Duration"] = f"{age // 3600:02}:{age // 60 % 60:02}:{age % 60:02}"
+            shown["BridgeId"] = row.get("BridgeId", "")
+            # Not in a real row: the call tracker still reads the DID under this name
+            # (tracker._adopt); drop it once nothing does.
+            shown["Extension"] = shown["Exten"]
+            rows.append(shown)
+        return rows
 
     def _apply(self, event: Action) -> None:
         uniqueid = str(event.get("Uniqueid", ""))
         name = event.get("Event")
-        if name == "Newchannel":
-            fields = ("Channel", "Uniqueid", "Linkedid", "Context", "ChannelState", "CallerIDNum")
-            self._up[uniqueid] = {key: str(event.get(key, "")) for key in fields}
-            self._up[uniqueid]["Extension"] = str(event.get("Exten", ""))
-        elif name == "Hangup":
+        if name == "Hangup":
             self._up.pop(uniqueid, None)
-        elif uniqueid in self._up:
-            channel = self._up[uniqueid]
-            if name == "Newstate":
-                channel["ChannelState"] = str(event.get("ChannelState", ""))
-            elif name == "NewCallerid":
-                channel["CallerIDNum"] = str(event.get("CallerIDNum", ""))
-            elif name == "BridgeEnter":
-                channel["BridgeId"] = str(event.get("BridgeUniqueid", ""))
-            else:
-                channel.pop("BridgeId", None)
+            self._created.pop(uniqueid, None)
+            return
+        if name == "CoreShowChannel":
+            self._listed(uniqueid, event)
+            return
+        if name == "Newchannel":
+            self._up[uniqueid] = {}
+            self._created[uniqueid] = self._clock()
+        row = self._up.get(uniqueid)
+        if row is None:
+            return
+        row.update({key: str(event[key]) for key in self.SNAPSHOT if key in event})
+        if name == "Newexten":
+            row["Application"] = str(event.get("Application", ""))
+            row["ApplicationData"] = str(event.get("AppData", ""))
+        elif name == "Rename":
+            row["Channel"] = str(event.get("Newname", row.get("Channel", "")))
+        elif name == "BridgeEnter":
+            row["BridgeId"] = str(event.get("BridgeUniqueid", ""))
+        elif name == "BridgeLeave":
+            row["BridgeId"] = ""
+
+    def _listed(self, uniqueid: str, row: Action) -> None:
+        """A row of a recorded list: the PBX said so at that moment."""
+        fields = {k: str(v) for k, v in row.items() if k not in ("Event", "ActionID", "Duration")}
+        self._up[uniqueid] = fields
+        self._created[uniqueid] = self._clock() - _seconds(str(row.get("Duration", "")))
+
+
+def _seconds(duration: str) -> int:
+    """``HH:MM:SS`` as seconds; 0 when unreadable."""
+    try:
+        hours, minutes, seconds = (int(part) for part in duration.split(":"))
+    except ValueError:
+        return 0
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def parse_action(message: bytes) -> Action:
