@@ -469,9 +469,6 @@ class ChannelsUp:
             shown = {key: row.get(key, "") for key in self.ROW}
             shown["Duration"] = f"{age // 3600:02}:{age // 60 % 60:02}:{age % 60:02}"
             shown["BridgeId"] = row.get("BridgeId", "")
-            # Not in a real row: the call tracker still reads the DID under this name
-            # (tracker._adopt); drop it once nothing does.
-            shown["Extension"] = shown["Exten"]
             rows.append(shown)
         return rows
 
