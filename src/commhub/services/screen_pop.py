@@ -4,25 +4,36 @@ One identify query, the contact's card header and its latest interactions on
 every channel; for an unknown number the number itself (and, if the hub is so
 configured, the contact just created for it); for a shared number the
 candidates. The payload is what ``call.offered`` carries on the live feed.
+
+The same payload is built again, from the stored call rows, for a client that
+connects while a call concerning its user is still up
+(:func:`pops_in_progress`): the pop follows the operator from page to page.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallUpdated
+from commhub.domain.interactions import Channel, Direction, Status
 from commhub.domain.phones import display_number
 from commhub.services.calls import caller_number, contact_for_caller, identify_number
 from commhub.services.identify import Verdict
+from commhub.store import calls as call_store
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
 from commhub.store.contacts import ContactView
-from commhub.store.schema import Interaction, User
+from commhub.store.schema import Interaction, User, utcnow
 
 RECENT_INTERACTIONS = 5
 MAX_CANDIDATES = 5
+RESTORE_MAX_AGE: Final = timedelta(hours=4)
+"""Older calls still open in the log are not popped again on connect: a PBX that never
+came back to end them must not leave a pop on every page for good."""
 
 
 async def screen_pop(
@@ -56,21 +67,101 @@ async def screen_pop(
             payload["contact"] = contact_summary(views[0])
             payload["contact"]["owner"] = await _owner(session, views[0].owner_id)
             recent = await interaction_store.timeline(
-                session, views[0].id, after=None, limit=RECENT_INTERACTIONS
+                session, views[0].id, after=None, limit=RECENT_INTERACTIONS + 1
             )
-            payload["recent"] = [interaction_summary(row) for row in recent]
+            payload["recent"] = _before_this_call(recent, call)
     elif verdict is Verdict.UNKNOWN and number.query.e164:
         earlier = await interaction_store.unmatched_from(
             session, number.query.e164, limit=RECENT_INTERACTIONS + 1
         )
-        # The ringing call itself is already logged: show what came before it.
-        payload["recent"] = [
-            interaction_summary(row) for row in earlier if row.external_id != call.external_id
-        ][:RECENT_INTERACTIONS]
+        payload["recent"] = _before_this_call(earlier, call)
     elif verdict is Verdict.AMBIGUOUS:
         views = await contact_store.load_many(session, contact_ids[:MAX_CANDIDATES])
         payload["candidates"] = [contact_summary(view) for view in views]
     return payload
+
+
+def _before_this_call(rows: Iterable[Interaction], call: CallUpdated) -> list[dict[str, Any]]:
+    """The caller's history without the call being offered: it is already logged (as
+    ringing), and the pop is about it, not a line of its past."""
+    return [
+        interaction_summary(row)
+        for row in rows
+        if not (row.channel == Channel.CALL.value and row.external_id == call.external_id)
+    ][:RECENT_INTERACTIONS]
+
+
+async def pops_in_progress(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    default_region: str,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The ``call.offered`` payloads a user should see right now, oldest call first.
+
+    One per inbound call still up (not ended, begun less than
+    :data:`RESTORE_MAX_AGE` ago) on which the user's extension rang or talked,
+    or whose operator the user is; each built by :func:`screen_pop` from the
+    stored row, so it carries the call's current state (ringing or answered).
+    Nothing is created here: an unknown caller stays unknown.
+    """
+    user = await session.get(User, user_id)
+    if user is None or not user.active or not user.extension:
+        return []
+    extension = user.extension
+    since = (now or utcnow()) - RESTORE_MAX_AGE
+    rows = await call_store.live_calls(session)  # newest first
+    pops = []
+    for row in reversed(rows):
+        if row.direction != Direction.INBOUND.value or row.occurred_at < since:
+            continue
+        extra = row.extra or {}
+        handled = (*extra.get("rang", ()), *extra.get("operators", ()))
+        if extension not in handled and row.operator_id != user_id:
+            continue
+        pop = await screen_pop(
+            session,
+            _snapshot_of(row),
+            extension,
+            default_region=default_region,
+            create_unknown=False,
+        )
+        pops.append(pop)
+    return pops
+
+
+_SNAPSHOT_KEYS = frozenset({"source", "operators", "rang", "caller_name", "request_id"})
+
+
+def _snapshot_of(row: Interaction) -> CallUpdated:
+    """A stored call as the snapshot that last wrote it.
+
+    TODO: switch to ``services.calls.snapshot_of`` once it lands (it is being
+    added there, shaped like ``calls._ended_unseen``); this is the same reading.
+    """
+    extra = row.extra or {}
+    inbound = row.direction == Direction.INBOUND.value
+    return CallUpdated(
+        source=str(extra.get("source", "")),
+        external_id=row.external_id,
+        direction=Direction(row.direction),
+        status=Status(row.status),
+        ended=row.ended_at is not None,
+        started_at=row.occurred_at,
+        number=row.from_address if inbound else row.to_address,
+        caller_name=str(extra.get("caller_name", "")),
+        did=row.to_address if inbound else row.from_address,
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        duration_s=row.duration_s,
+        operators=tuple(extra.get("operators", ())),
+        rang=tuple(extra.get("rang", ())),
+        queue=row.queue,
+        recording=row.recording_ref,
+        request_id=extra.get("request_id"),
+        detail={k: v for k, v in extra.items() if k not in _SNAPSHOT_KEYS},
+    )
 
 
 async def _owner(session: AsyncSession, owner_id: int | None) -> dict[str, Any] | None:
@@ -122,6 +213,7 @@ def contact_summary(view: ContactView) -> dict[str, Any]:
 def interaction_summary(row: Interaction) -> dict[str, Any]:
     return {
         "id": row.id,
+        "external_id": row.external_id,
         "channel": row.channel,
         "direction": row.direction,
         "status": row.status,
