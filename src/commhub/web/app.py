@@ -12,7 +12,7 @@ from commhub.domain.login_attempts import LoginAttempts
 from commhub.web.auth import auth_middleware
 from commhub.web.endpoints import MAX_JSON_BYTES
 from commhub.web.keys import CHANNELS, FEED, HUB, JOBS, LOGIN_ATTEMPTS, SESSIONS, SETTINGS
-from commhub.web.live import OPEN_SOCKETS, close_live_sockets
+from commhub.web.live import OPEN_SOCKETS, close_live_sockets, watch_telephony
 from commhub.web.problems import problem_middleware
 from commhub.web.routes import add_routes
 
@@ -47,5 +47,6 @@ def create_app(open_hub: HubOpener) -> web.Application:
     app[OPEN_SOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(close_live_sockets)
     app.cleanup_ctx.append(hub_context)
+    app.cleanup_ctx.append(watch_telephony)
     add_routes(app)
     return app

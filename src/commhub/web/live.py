@@ -7,6 +7,10 @@ phone rings (``call.offered``) and changes to calls they handle
 every call's changes. Browsers authenticate with the session cookie; the
 ``Origin`` must then be this site's own, so another site cannot open the feed
 with a visitor's cookie. See docs/live.md for the payloads.
+
+On connect a client is told the PBX links' status (in ``hello``) and gets the
+pops of calls still up that concern its user, so a page loaded or a feed
+reconnected mid-call shows the pop again.
 """
 
 from __future__ import annotations
@@ -15,15 +19,18 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from typing import Final
+from collections.abc import AsyncIterator
+from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from sqlalchemy.exc import SQLAlchemyError
 
 from commhub.domain.roles import Permission, allows
 from commhub.services import live
+from commhub.services.screen_pop import pops_in_progress
 from commhub.web.api.calls import NOT_LISTENING
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import FEED, HUB, principal
+from commhub.web.keys import FEED, HUB, SESSIONS, SETTINGS, principal
 from commhub.web.problems import Problem, invalid
 
 log = logging.getLogger(__name__)
@@ -31,6 +38,21 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 25.0
 OPEN_SOCKETS: Final = web.AppKey("live_sockets", weakref.WeakSet[web.WebSocketResponse])
 """The feed's connections, so a shutdown can tell each client to reconnect elsewhere."""
+TELEPHONY_WATCH: Final = web.AppKey("telephony_watch", live.TelephonyWatch)
+
+
+async def watch_telephony(app: web.Application) -> AsyncIterator[None]:
+    """A ``cleanup_ctx``: in the process that owns the PBX links, tell the feed when they
+    go down or come back. Registered after the hub's own context, closed before it."""
+    hub = app[HUB]
+    watch = live.TelephonyWatch(hub.feed, hub.channels.values())
+    app[TELEPHONY_WATCH] = watch
+    if hub.listening:
+        await watch.start()
+    try:
+        yield
+    finally:
+        await watch.stop()
 
 
 async def close_live_sockets(app: web.Application) -> None:
@@ -63,24 +85,51 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     request.app[OPEN_SOCKETS].add(socket)
     feed = request.app[FEED]
+    # Subscribed first, sending later: what happens while the pops are read waits in
+    # the queue and reaches the client after them, never before (no stale pop on top).
     subscription = feed.subscribe(caller.user_id, watch_all_calls=watch)
-    sender = asyncio.create_task(_send(socket, subscription))
+    sender: asyncio.Task[None] | None = None
     try:
+        pops = await _pops_in_progress(request, caller.user_id)
+        telephony = request.app[TELEPHONY_WATCH]
+        telephony.check()  # as of now, not as of the last tick
+        status = telephony.status
         await socket.send_json(
             {
                 "type": live.HELLO,
-                "data": {"user_id": caller.user_id, "calls": "all" if watch else "mine"},
+                "data": {
+                    "user_id": caller.user_id,
+                    "calls": "all" if watch else "mine",
+                    "telephony": status.as_data() if status is not None else None,
+                    "pops": [pop["call"]["id"] for pop in pops],
+                },
             }
         )
+        for pop in pops:
+            await socket.send_json({"type": live.CALL_OFFERED, "data": pop})
+        sender = asyncio.create_task(_send(socket, subscription))
         async for message in socket:
             if message.type is WSMsgType.ERROR:
                 break
     finally:
         feed.unsubscribe(subscription)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
     return socket
+
+
+async def _pops_in_progress(request: web.Request, user_id: int) -> list[dict[str, Any]]:
+    """The pops to show again; none (and the feed still open) if the database is away."""
+    try:
+        async with request.app[SESSIONS]() as session:
+            return await pops_in_progress(
+                session, user_id, default_region=request.app[SETTINGS].phone_region
+            )
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("screen pops in progress for user %d not sent: %s", user_id, exc)
+        return []
 
 
 async def _send(socket: web.WebSocketResponse, subscription: live.Subscription) -> None:
