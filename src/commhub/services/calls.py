@@ -9,10 +9,12 @@ event stream logs nothing new.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,11 +26,13 @@ from commhub.services.identify import Identity, Verdict, identify
 from commhub.store import calls as store
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
-from commhub.store.schema import Contact, Interaction
+from commhub.store.schema import Contact, Interaction, utcnow
 
 log = logging.getLogger(__name__)
 
 MISSED_STATUSES = frozenset({Status.MISSED, Status.ABANDONED, Status.BUSY})
+CLOCK_SLACK_S: Final = 2
+"""A call's start moves earlier only when a snapshot corrects it by more than this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,28 +76,45 @@ async def record_calls(
     New calls are matched to a contact by the customer's number (an ambiguous
     or unknown number leaves the call unmatched, visible in the log); the
     operator is the user whose extension talked first, or, for a call nobody
-    answered, whose phone rang first.
+    answered, whose phone rang first. A snapshot is merged into what is
+    stored by :func:`merge_call`'s rules, so one that knows less (after a
+    restart, a reconnect) never erases what an earlier one proved.
     """
     existing = await store.calls_by_external_id(session, (u.external_id for u in updates))
     extensions = {e for u in updates for e in (*u.operators, *u.rang)}
+    extensions |= {e for row in existing.values() for e in _extra_list(row, "operators")}
+    extensions |= {e for row in existing.values() for e in _extra_list(row, "rang")}
     users = await store.users_by_extension(session, extensions)
+    seen_at = utcnow()
     results: list[RecordedCall] = []
     for update in updates:
         number = caller_number(update, default_region)
-        operator_ids = tuple(users[e] for e in (*update.operators, *update.rang) if e in users)
         row = existing.get(update.external_id)
         if row is None:
             contact_id = await contact_for_caller(
                 session, number, name=update.caller_name, create=create_unknown
             )
-            row, changed = await _insert(session, update, number, users, contact_id)
+            row, changed = await _insert(session, update, number, users, contact_id, seen_at)
             existing[update.external_id] = row
+            ended_now = update.ended
         else:
-            changed = _apply(row, update, number, users)
-        if changed and update.ended:
-            await _follow_up(session, row, update, number)
+            was = (row.ended_at, row.status)
+            had_number = bool(_customer_address(row))
+            changed = merge_call(row, update, number, users, seen_at=seen_at)
+            ended_now = row.ended_at is not None and was != (row.ended_at, row.status)
+            if changed and not had_number and row.contact_id is None and _customer_address(row):
+                row.contact_id = await contact_for_caller(
+                    session, number, name=update.caller_name, create=create_unknown
+                )
+        if ended_now:
+            await _follow_up(session, row, number)
         if changed and update.request_id:
             await store.link_request(session, update.request_id, row)
+        operator_ids = tuple(
+            users[e]
+            for e in (*_extra_list(row, "operators"), *_extra_list(row, "rang"))
+            if e in users
+        )
         results.append(RecordedCall(row, update, changed, tuple(dict.fromkeys(operator_ids))))
     await session.commit()
     return results
@@ -105,8 +126,9 @@ async def _insert(
     number: CallerNumber,
     users: dict[str, int],
     contact_id: int | None,
+    seen_at: datetime,
 ) -> tuple[Interaction, bool]:
-    fields = _fields(update, number, users)
+    answered = update.status is Status.ANSWERED
     new = NewInteraction(
         channel=Channel.CALL,
         direction=update.direction,
@@ -114,73 +136,218 @@ async def _insert(
         external_id=update.external_id,
         occurred_at=update.started_at,
         contact_id=contact_id,
-        **fields,
+        operator_id=_operator(update.operators, update.rang, users),
+        answered_at=_not_before(update.answered_at, update.started_at),
+        ended_at=update.ended_at if update.ended else None,
+        duration_s=update.duration_s if update.ended else None,
+        from_address=_addresses(update, number)[0],
+        to_address=_addresses(update, number)[1],
+        recording_ref=update.recording if answered else None,
+        queue=update.queue,
+        extra=_new_extra(update, seen_at),
     )
-    return await interaction_store.record(session, new)
+    row, created = await interaction_store.record(session, new)
+    if not created:  # another process stored it first: merge as for any stored call
+        return row, merge_call(row, update, number, users, seen_at=seen_at)
+    return row, True
 
 
-def _apply(
-    row: Interaction, update: CallUpdated, number: CallerNumber, users: dict[str, int]
+def merge_call(
+    row: Interaction,
+    update: CallUpdated,
+    number: CallerNumber,
+    users: dict[str, int],
+    *,
+    seen_at: datetime,
 ) -> bool:
-    """Bring a stored call up to ``update``; never backwards. Returns whether it changed."""
-    if row.ended_at is not None and not update.ended:
+    """Bring a stored call up to ``update``; returns whether anything a person sees changed.
+
+    The rules, for every PBX and every way a snapshot can come (live events,
+    a reconnect's channel list, a restart's adoption):
+
+    * facts are kept once proven: the customer's number, the DID, the queue,
+      the recording, the click-to-call request; an empty field never erases;
+    * who talked and whose phone rang only grow, in the order first seen;
+    * an answered call stays answered; a call that has ended is final — a
+      later snapshot may only refine the figures of that same end (a late
+      CDR), never its status, its end, or its place on the missed list;
+    * times move only by rule: ``occurred_at`` only earlier, and only by
+      more than a clock's slack (a corrected estimate); ``answered_at`` is
+      set once, unless the stored one was an estimate or the PBX's own
+      clock corrects it at the end; it is never before ``occurred_at``;
+      ``ended_at`` is set once;
+    * a recording is linked only to a call where a person talked (Asterisk
+      writes a header-only file for a call nobody answered), and its name is
+      kept until then.
+    """
+    before = _visible(row)
+    extra = dict(row.extra or {})
+    ended = row.ended_at is not None
+    if ended and not (update.ended and update.ended_at == row.ended_at):
         return False
-    fields = _fields(update, number, users)
-    fields["status"] = update.status.value
-    fields["occurred_at"] = min(row.occurred_at, update.started_at)
-    if row.answered_at is not None and fields["answered_at"] is not None:
-        fields["answered_at"] = min(row.answered_at, fields["answered_at"])
-    if fields["operator_id"] is None:
-        fields["operator_id"] = row.operator_id
-    changed = False
-    for name, value in fields.items():
-        if getattr(row, name) != value:
-            setattr(row, name, value)
-            changed = True
-    return changed
-
-
-def _fields(update: CallUpdated, number: CallerNumber, users: dict[str, int]) -> dict[str, Any]:
-    """The interaction columns a snapshot sets (not the contact, not the status on insert)."""
-    handled = update.operators or update.rang
-    operator_id = next((users[e] for e in handled if e in users), None)
-    if update.direction is Direction.OUTBOUND:
-        from_address, to_address = update.did, number.address
+    final_refinement = ended
+    _merge_lists(extra, "operators", update.operators)
+    _merge_lists(extra, "rang", update.rang)
+    if not ended:
+        _merge_times(row, extra, update)
+        if row.status != Status.ANSWERED.value:
+            row.status = update.status.value
+        if update.ended:
+            row.ended_at = update.ended_at
     else:
-        from_address, to_address = number.address, update.did
-    extra: dict[str, Any] = {
+        if row.status == Status.RINGING.value or (
+            update.status is Status.ANSWERED and row.status != Status.ANSWERED.value
+        ):
+            # The same end, better known: an unresolved end resolved, or a CDR proving a talk.
+            row.status = update.status.value
+        if update.detail.get("times_from") == "pbx":
+            _merge_times(row, extra, update)
+    if update.ended or final_refinement:
+        row.duration_s = update.duration_s
+        for key, value in (
+            ("total_s", update.total_s),
+            ("wait_s", update.wait_s),
+            ("operator_talk", dict(update.operator_talk) if update.operator_talk else None),
+        ):
+            if value is not None:
+                extra[key] = value
+    from_address, to_address = _addresses(update, number)
+    row.from_address = row.from_address or from_address
+    row.to_address = row.to_address or to_address
+    row.queue = row.queue or update.queue
+    _merge_facts(extra, update)
+    recording = extra.get("recording_file")
+    if row.status == Status.ANSWERED.value and recording and not row.recording_ref:
+        row.recording_ref = recording
+    if row.operator_id is None:
+        row.operator_id = _operator(extra["operators"], extra["rang"], users)
+    extra["seen_at"] = seen_at.isoformat()
+    row.extra = extra
+    return _visible(row) != before
+
+
+def _merge_times(row: Interaction, extra: dict[str, Any], update: CallUpdated) -> None:
+    started = update.started_at
+    if (row.occurred_at - started).total_seconds() > CLOCK_SLACK_S:
+        row.occurred_at = started
+    answered = _not_before(update.answered_at, row.occurred_at)
+    if answered is None:
+        return
+    estimated = bool(update.detail.get("answered_at_estimated"))
+    from_pbx = update.ended and update.detail.get("times_from") == "pbx"
+    if row.answered_at is None or extra.get("answered_at_estimated") or from_pbx:
+        if row.answered_at is not None and estimated and not extra.get("answered_at_estimated"):
+            return  # an estimate never replaces what the event stream proved
+        row.answered_at = answered
+        if estimated:
+            extra["answered_at_estimated"] = True
+        else:
+            extra.pop("answered_at_estimated", None)
+
+
+def _merge_lists(extra: dict[str, Any], key: str, new: Sequence[str]) -> None:
+    merged = list(extra.get(key) or [])
+    merged += [item for item in new if item not in merged]
+    extra[key] = merged
+
+
+_ONCE = ("number_as_presented", "caller_name", "request_id", "recording_file")
+
+
+def _merge_facts(extra: dict[str, Any], update: CallUpdated) -> None:
+    """Facts a snapshot adds: each key set once; the snapshot's own passing state is not kept."""
+    found = {
         "source": update.source,
         "number_as_presented": update.number,
-        "operators": list(update.operators),
-        "rang": list(update.rang),
-        **update.detail,
+        "caller_name": update.caller_name,
+        "request_id": update.request_id,
+        "recording_file": update.recording,
     }
-    if update.caller_name:
-        extra["caller_name"] = update.caller_name
-    if update.request_id:
-        extra["request_id"] = update.request_id
-    return {
-        "from_address": from_address[:320],
-        "to_address": to_address[:320],
-        "operator_id": operator_id,
-        "answered_at": update.answered_at,
-        "ended_at": update.ended_at,
-        "duration_s": update.duration_s,
-        "recording_ref": update.recording,
-        "queue": update.queue,
-        "extra": extra,
-    }
+    for key, value in found.items():
+        if value and not extra.get(key):
+            extra[key] = value
+    for key, value in update.detail.items():
+        if key in _PASSING:
+            continue
+        if key not in extra or (key in _REFINED and update.ended):
+            extra[key] = value
 
 
-async def _follow_up(
-    session: AsyncSession, row: Interaction, update: CallUpdated, number: CallerNumber
-) -> None:
+_PASSING = frozenset({"answered_at_estimated", "times_from"})
+"""Detail keys about how this one snapshot was made, merged by the rules above instead."""
+_REFINED = frozenset({"transfers", "talk_approximate"})
+"""Detail keys a later snapshot of the same call knows better."""
+
+
+def _visible(row: Interaction) -> tuple[Any, ...]:
+    return (
+        row.status,
+        row.occurred_at,
+        row.answered_at,
+        row.ended_at,
+        row.duration_s,
+        row.from_address,
+        row.to_address,
+        row.operator_id,
+        row.queue,
+        row.recording_ref,
+        tuple(_extra_list(row, "operators")),
+        tuple(_extra_list(row, "rang")),
+        (row.extra or {}).get("operator_talk"),
+        (row.extra or {}).get("transfers"),
+    )
+
+
+def _new_extra(update: CallUpdated, seen_at: datetime) -> dict[str, Any]:
+    extra: dict[str, Any] = {"operators": list(update.operators), "rang": list(update.rang)}
+    if update.ended:
+        for key, value in (
+            ("total_s", update.total_s),
+            ("wait_s", update.wait_s),
+            ("operator_talk", dict(update.operator_talk) if update.operator_talk else None),
+        ):
+            if value is not None:
+                extra[key] = value
+    if update.detail.get("answered_at_estimated") and update.answered_at is not None:
+        extra["answered_at_estimated"] = True
+    _merge_facts(extra, update)
+    extra["seen_at"] = seen_at.isoformat()
+    return extra
+
+
+def _operator(operators: Sequence[str], rang: Sequence[str], users: dict[str, int]) -> int | None:
+    """The user whose extension talked first, or, nobody having talked, whose phone rang first."""
+    handled = operators or rang
+    return next((users[e] for e in handled if e in users), None)
+
+
+def _addresses(update: CallUpdated, number: CallerNumber) -> tuple[str, str]:
+    """(from, to) as stored: the customer's number and the DID, each on its side."""
+    if update.direction is Direction.OUTBOUND:
+        return update.did[:320], number.address[:320]
+    return number.address[:320], update.did[:320]
+
+
+def _customer_address(row: Interaction) -> str:
+    return row.to_address if row.direction == Direction.OUTBOUND.value else row.from_address
+
+
+def _extra_list(row: Interaction, key: str) -> list[str]:
+    return [str(item) for item in (row.extra or {}).get(key) or []]
+
+
+def _not_before(moment: datetime | None, start: datetime) -> datetime | None:
+    return None if moment is None else max(moment, start)
+
+
+async def _follow_up(session: AsyncSession, row: Interaction, number: CallerNumber) -> None:
     """An ended call opens a missed-call follow-up, or closes the open ones for its number."""
     match_key = number.query.match_key if number.query.searchable else None
-    if update.direction is Direction.INBOUND and update.status in MISSED_STATUSES:
+    status = Status(row.status)
+    if row.direction == Direction.INBOUND.value and status in MISSED_STATUSES:
         await session.flush()
-        await store.open_missed(session, row, number=number.address, match_key=match_key)
-    elif update.status is Status.ANSWERED and match_key is not None:
+        await store.open_missed(session, row, number=_customer_address(row), match_key=match_key)
+    elif status is Status.ANSWERED and match_key is not None:
         await session.flush()
         await store.close_missed_by_call(
             session, match_key=match_key, before=row.occurred_at, call_id=row.id
@@ -188,18 +355,18 @@ async def _follow_up(
 
 
 UNSEEN_END_REASON = "ended while the hub was not listening; outcome unknown"
-_SNAPSHOT_KEYS = frozenset({"source", "operators", "rang", "caller_name", "request_id"})
-"""Keys of ``Interaction.extra`` that a snapshot sets from its own fields."""
 
 
 async def calls_ended_unseen(session: AsyncSession, report: CallsInProgress) -> list[CallUpdated]:
     """Final snapshots for this PBX's calls still open in the log but no longer up.
 
-    Answered calls end at ``report.at`` with the talk time up to then; calls
-    nobody was seen answering end as missed (inbound: so someone calls back)
-    or unanswered (outbound), with the reason. Each is marked
-    ``approximate_end_s`` like a call closed after a link drop, and goes
-    through :func:`record_calls` like any snapshot (one row, follow-ups, feed).
+    Each ends where the hub last knew it to be up (its last write or
+    heartbeat), never later, with ``approximate_end_s`` saying how long after
+    that its end was learned: talk time is never inflated by the hub's own
+    downtime. Answered calls keep their operators and talk up to that point;
+    calls nobody was seen answering end as missed (inbound: so someone
+    calls back) or unanswered (outbound), with the reason. Each goes through
+    :func:`record_calls` like any snapshot (one row, follow-ups, feed).
     """
     rows = await store.open_calls(session, prefix=report.prefix, before=report.at)
     return [
@@ -207,37 +374,112 @@ async def calls_ended_unseen(session: AsyncSession, report: CallsInProgress) -> 
     ]
 
 
+async def calls_seen(session: AsyncSession, report: CallsInProgress) -> None:
+    """Note that the calls a heartbeat lists were up at its time (bounds an unseen end)."""
+    rows = await store.open_calls(session, prefix=report.prefix, before=report.at)
+    stamp = report.at.isoformat()
+    for row in rows:
+        if row.external_id in report.external_ids:
+            row.extra = {**(row.extra or {}), "seen_at": stamp}
+    await session.commit()
+
+
 def _ended_unseen(row: Interaction, report: CallsInProgress) -> CallUpdated:
-    extra = row.extra or {}
-    inbound = row.direction == Direction.INBOUND.value
-    detail = {k: v for k, v in extra.items() if k not in _SNAPSHOT_KEYS}
-    detail["approximate_end_s"] = None
+    snapshot = snapshot_of(row, source=report.source)
+    last_seen = _last_seen(row, report.at)
+    detail = dict(snapshot.detail)
+    detail["approximate_end_s"] = max(0, round((report.at - last_seen).total_seconds()))
+    talk = 0
+    operator_talk: tuple[tuple[str, int], ...] = ()
     answered = row.answered_at
-    if answered is not None:
-        status, talk = Status.ANSWERED, max(0, round((report.at - answered).total_seconds()))
+    if row.status == Status.ANSWERED.value and answered is not None:
+        status = Status.ANSWERED
+        talk = max(0, int((last_seen - answered).total_seconds()))
+        if len(snapshot.operators) == 1:
+            operator_talk = ((snapshot.operators[0], talk),)
+        else:
+            detail["talk_approximate"] = True
     else:
-        status, talk = (Status.MISSED if inbound else Status.NO_ANSWER), 0
+        inbound = row.direction == Direction.INBOUND.value
+        status = Status.MISSED if inbound else Status.NO_ANSWER
         detail["reason"] = UNSEEN_END_REASON
-    return CallUpdated(
-        source=str(extra.get("source", report.source)),
-        external_id=row.external_id,
-        direction=Direction(row.direction),
+    total = max(0, int((last_seen - row.occurred_at).total_seconds()))
+    return replace(
+        snapshot,
         status=status,
         ended=True,
+        ended_at=last_seen,
+        duration_s=talk,
+        total_s=total,
+        wait_s=total - talk if answered is not None else total,
+        operator_talk=operator_talk,
+        detail=detail,
+    )
+
+
+def _last_seen(row: Interaction, limit: datetime) -> datetime:
+    """The last moment the hub knew this call was up (never after ``limit``)."""
+    moments = [row.occurred_at, row.answered_at]
+    seen = (row.extra or {}).get("seen_at")
+    if isinstance(seen, str):
+        with contextlib.suppress(ValueError):
+            moments.append(_aware(datetime.fromisoformat(seen)))
+    known = [_aware(moment) for moment in moments if moment is not None]
+    return min(max(known), _aware(limit))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def snapshot_of(row: Interaction, *, source: str = "") -> CallUpdated:
+    """A stored call as a snapshot: what the live feed shows and a pop restores."""
+    extra = row.extra or {}
+    inbound = row.direction == Direction.INBOUND.value
+    talk = extra.get("operator_talk") or {}
+    detail = {k: v for k, v in extra.items() if k not in _STORED_APART}
+    return CallUpdated(
+        source=str(extra.get("source") or source),
+        external_id=row.external_id,
+        direction=Direction(row.direction),
+        status=Status(row.status),
+        ended=row.ended_at is not None,
         started_at=row.occurred_at,
         number=row.from_address if inbound else row.to_address,
         caller_name=str(extra.get("caller_name", "")),
         did=row.to_address if inbound else row.from_address,
-        answered_at=answered,
-        ended_at=report.at,
-        duration_s=talk,
-        operators=tuple(extra.get("operators", ())),
-        rang=tuple(extra.get("rang", ())),
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        duration_s=row.duration_s,
+        total_s=extra.get("total_s"),
+        wait_s=extra.get("wait_s"),
+        operator_talk=tuple((str(k), int(v)) for k, v in talk.items()),
+        operators=tuple(_extra_list(row, "operators")),
+        rang=tuple(_extra_list(row, "rang")),
         queue=row.queue,
         recording=row.recording_ref,
         request_id=extra.get("request_id"),
         detail=detail,
     )
+
+
+_STORED_APART = frozenset(
+    {
+        "source",
+        "operators",
+        "rang",
+        "caller_name",
+        "request_id",
+        "operator_talk",
+        "total_s",
+        "wait_s",
+        "recording_file",
+        "number_as_presented",
+        "seen_at",
+        "answered_at_estimated",
+    }
+)
+"""Keys of ``Interaction.extra`` that :func:`snapshot_of` reads into a snapshot's own fields."""
 
 
 _creating: dict[str, asyncio.Lock] = {}

@@ -41,7 +41,9 @@ from commhub.services.calls import (
     RecordedCall,
     caller_number,
     calls_ended_unseen,
+    calls_seen,
     record_calls,
+    snapshot_of,
 )
 from commhub.services.mail_inbox import MailInbox
 from commhub.services.screen_pop import call_summary, screen_pop
@@ -221,10 +223,17 @@ class InboundProcessor:
         self._publish(recorded)
 
     async def _close_unseen(self, report: CallsInProgress) -> None:
-        """After a (re)connect: end the calls the log shows open that the PBX no longer has."""
+        """After a (re)connect: end the calls the log shows open that the PBX no longer has.
+
+        A heartbeat (not ``complete``) only stamps the calls it lists as seen up now.
+        """
         try:
             async with self._sessions() as session:
-                ended = await calls_ended_unseen(session, report)
+                if not report.complete:
+                    await calls_seen(session, report)
+                    ended = []
+                else:
+                    ended = await calls_ended_unseen(session, report)
         except TRANSIENT as exc:
             await self._back_off(exc, f"checking {report.source}'s open calls")
             return
@@ -292,12 +301,15 @@ class InboundProcessor:
             if not item.changed:
                 continue
             call = item.call
+            # The stored call, not the snapshot: after a restart a snapshot knows less than
+            # the log, and the feed must never show a call ending twice or going backwards.
+            stored = snapshot_of(call, source=item.update.source)
             number = caller_number(item.update, self._region)
             data = {
                 "interaction_id": call.id,
                 "contact_id": call.contact_id,
                 "operator_id": call.operator_id,
-                "call": call_summary(item.update, number.query.e164, number.region),
+                "call": call_summary(stored, number.query.e164, number.region),
             }
             self._feed.publish(live.CALL_UPDATED, data, users=item.operator_ids, call_watchers=True)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.interactions import Channel
+from commhub.domain.interactions import Channel, Status
 from commhub.store.dialect import upsert_insert
 from commhub.store.pagination import Cursor
 from commhub.store.schema import CallRequest, Interaction, MissedCall, User, utcnow
@@ -114,12 +114,12 @@ async def missed_page(
 
 
 async def link_request(session: AsyncSession, request_id: str, call: Interaction) -> None:
-    """Tie a click-to-call request to the call it became."""
-    await session.execute(
-        update(CallRequest)
-        .where(CallRequest.id == request_id)
-        .values(interaction_id=call.id, status=call.status)
-    )
+    """Tie a click-to-call request to the call it became; a failed one keeps the PBX's reason."""
+    values: dict[str, object] = {"interaction_id": call.id, "status": call.status}
+    reason = (call.extra or {}).get("reason")
+    if call.status == Status.FAILED.value and reason:
+        values["error"] = str(reason)
+    await session.execute(update(CallRequest).where(CallRequest.id == request_id).values(**values))
 
 
 async def open_calls(

@@ -136,7 +136,7 @@ async def test_answered_call_lands_on_the_card_once(
     ("name", "status", "duration", "extra"),
     [
         ("inbound_missed_no_answer", "missed", 0, {"reason": "no answer"}),
-        ("inbound_queue_answered", "answered", 9, {"queue_wait_s": 2}),
+        ("inbound_queue_answered", "answered", 6, {"queue_wait_s": 2, "wait_s": 3}),
         ("inbound_answered_gb_national", "answered", 5, {}),
         ("inbound_anonymous", "answered", 4, {}),
     ],
