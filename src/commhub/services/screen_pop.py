@@ -19,9 +19,14 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallUpdated
-from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.interactions import Channel, Direction
 from commhub.domain.phones import display_number
-from commhub.services.calls import caller_number, contact_for_caller, identify_number
+from commhub.services.calls import (
+    caller_number,
+    contact_for_caller,
+    identify_number,
+    snapshot_of,
+)
 from commhub.services.identify import Verdict
 from commhub.store import calls as call_store
 from commhub.store import contacts as contact_store
@@ -122,46 +127,13 @@ async def pops_in_progress(
             continue
         pop = await screen_pop(
             session,
-            _snapshot_of(row),
+            snapshot_of(row),
             extension,
             default_region=default_region,
             create_unknown=False,
         )
         pops.append(pop)
     return pops
-
-
-_SNAPSHOT_KEYS = frozenset({"source", "operators", "rang", "caller_name", "request_id"})
-
-
-def _snapshot_of(row: Interaction) -> CallUpdated:
-    """A stored call as the snapshot that last wrote it.
-
-    TODO: switch to ``services.calls.snapshot_of`` once it lands (it is being
-    added there, shaped like ``calls._ended_unseen``); this is the same reading.
-    """
-    extra = row.extra or {}
-    inbound = row.direction == Direction.INBOUND.value
-    return CallUpdated(
-        source=str(extra.get("source", "")),
-        external_id=row.external_id,
-        direction=Direction(row.direction),
-        status=Status(row.status),
-        ended=row.ended_at is not None,
-        started_at=row.occurred_at,
-        number=row.from_address if inbound else row.to_address,
-        caller_name=str(extra.get("caller_name", "")),
-        did=row.to_address if inbound else row.from_address,
-        answered_at=row.answered_at,
-        ended_at=row.ended_at,
-        duration_s=row.duration_s,
-        operators=tuple(extra.get("operators", ())),
-        rang=tuple(extra.get("rang", ())),
-        queue=row.queue,
-        recording=row.recording_ref,
-        request_id=extra.get("request_id"),
-        detail={k: v for k, v in extra.items() if k not in _SNAPSHOT_KEYS},
-    )
 
 
 async def _owner(session: AsyncSession, owner_id: int | None) -> dict[str, Any] | None:
