@@ -41,7 +41,11 @@ from commhub_asterisk.wire import Headers, MessageReader, parse_headers
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 0.5
+HEARTBEAT_S = 10.0
+"""How often the calls up are reported as seen, so an end missed in a crash is bounded."""
 ACTION_TIMEOUT_S = 10.0
+LIST_TIMEOUT_S = 10.0
+"""How long a channel list may take to complete before it is read as incomplete."""
 STABLE_AFTER_S = 30.0
 """A session that lasted this long resets the reconnect backoff."""
 CHANNELS_LISTED: Final = "CoreShowChannelsComplete"
@@ -74,12 +78,20 @@ class _Protocol(AMIProtocol):  # type: ignore[misc]
         self.reader.feed(data)
 
     def _other(self, raw: bytes) -> None:
+        # Events go to every AMI connection: a list another client (or an earlier
+        # connection of ours) asked for is not ours to act on.
         if raw.startswith(LISTED_CHANNEL):
-            self.link.listed.setdefault(_action_id(raw), []).append(parse_headers(raw))
+            action_id = _action_id(raw)
+            if action_id in self.link.asked:
+                self.link.listed.setdefault(action_id, []).append(parse_headers(raw))
         elif raw.startswith(LIST_COMPLETE):
-            # In the event queue at its place in the stream: the tracker compares the
-            # list with what it knew at that moment, not with events read after it.
-            self.link.received(CHANNELS_LISTED, {"ActionID": _action_id(raw)})
+            action_id = _action_id(raw)
+            done = self.link.asked.pop(action_id, None)
+            if done is not None:
+                done.set()
+                # In the event queue at its place in the stream: the tracker compares the
+                # list with what it knew at that moment, not with events read after it.
+                self.link.received(CHANNELS_LISTED, {"ActionID": action_id})
         message = Message.from_line(raw.decode("utf-8", "replace").strip())
         if message is not None:
             self.handle_message(message)
@@ -123,10 +135,20 @@ class AmiChannel:
         self._stopping = False
         self._action_ids = itertools.count(1)
         self._sessions = 0
+        self._logged_in = False
         self.reconnects = 0
+        """Successful logins after the first one."""
+        self.failed_attempts = 0
+        """Connects or logins that failed."""
         self.connected_since: datetime | None = None
+        self.disconnected_since: datetime | None = datetime.now(UTC)
         self.last_event_at: datetime | None = None
         self.lost_at: datetime | None = None
+        self.gap_since: datetime | None = None
+        """Since when the tracker may have missed events (a drop, a full queue), until the
+        PBX's channel list has been read."""
+        self.asked: dict[str, asyncio.Event] = {}
+        """Our own CoreShowChannels requests whose list is not complete yet."""
         self.error: str | None = None
         self.dropped = 0
         self.listed: dict[str, list[Headers]] = {}
@@ -184,12 +206,14 @@ class AmiChannel:
             connected=self.connected_since is not None,
             last_event_at=self.last_event_at,
             connected_since=self.connected_since,
+            disconnected_since=self.disconnected_since,
             reconnects=self.reconnects,
+            failed_attempts=self.failed_attempts,
             error=self.error,
             detail={
                 "host": self.settings.host,
                 "port": self.settings.port,
-                "active_calls": self.tracker.active_calls,
+                "followed_calls": self.tracker.active_calls,
                 "queued_events": self._queue.qsize(),
                 "dropped_events": self.dropped,
                 "malformed_messages": self._protocol.reader.malformed if self._protocol else 0,
@@ -231,6 +255,7 @@ class AmiChannel:
         try:
             self._queue.put_nowait((name, headers, self.now))
         except asyncio.QueueFull:
+            self.gap_since = self.gap_since or self.now
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("PBX %s: event queue full, %d events dropped", self._name, self.dropped)
@@ -258,7 +283,11 @@ class AmiChannel:
         if name != CHANNELS_LISTED:
             return tracker.handle(name, headers, at)
         channels = self.listed.pop(headers["ActionID"], [])
-        return tracker.reconcile(channels, at, lost_at=self.lost_at)
+        complete = headers.get("Incomplete") != "yes"
+        events = tracker.reconcile(channels, at, lost_at=self.gap_since, complete=complete)
+        if complete:
+            self.gap_since = None
+        return events
 
     @staticmethod
     def _apply(events: Iterable[Any], sink: EventSink) -> None:
@@ -269,9 +298,15 @@ class AmiChannel:
         """Close calls whose CDR wait is over; re-read the PBX's channels after lost events."""
         assert self._sink is not None
         healed = 0
+        beat = datetime.now(UTC)
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
-            self._apply(self.tracker.sweep(datetime.now(UTC)), self._sink)
+            now = datetime.now(UTC)
+            self._apply(self.tracker.sweep(now), self._sink)
+            if (now - beat).total_seconds() >= HEARTBEAT_S:
+                beat = now
+                if self.connected_since is not None and self.tracker.active_calls:
+                    self._sink(self.tracker.in_progress(now))
             protocol = self._protocol
             if self.dropped != healed and protocol is not None and not protocol.closed:
                 # A dropped Hangup would leave a call open for ever: ask Asterisk what is up.
@@ -303,6 +338,8 @@ class AmiChannel:
                 # Whatever went wrong, the link reconnects rather than falling silent.
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.exception("PBX %s: the link failed", self._name)
+            if self.connected_since is None:
+                self.failed_attempts += 1
             self._disconnected()
             if self._stopping:
                 return
@@ -312,7 +349,6 @@ class AmiChannel:
             log.info("PBX %s: reconnecting in %.1fs", self._name, pause)
             await asyncio.sleep(pause)
             delay = min(delay * 2, self.settings.reconnect_max_s)
-            self.reconnects += 1
 
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
@@ -337,6 +373,10 @@ class AmiChannel:
             protocol.connection_lost(None)
             raise LoginRefused(response.message or "no reason given")
         self.connected_since = datetime.now(UTC)
+        self.disconnected_since = None
+        if self._logged_in:
+            self.reconnects += 1
+        self._logged_in = True
         self.error = None
         log.info("PBX %s: connected to %s:%d", self._name, self.settings.host, self.settings.port)
         await self._reconcile(protocol)
@@ -345,6 +385,9 @@ class AmiChannel:
     def _disconnected(self) -> None:
         if self.connected_since is not None:
             self.lost_at = datetime.now(UTC)
+            self.disconnected_since = self.lost_at
+            # Last heard from the PBX: calls gone when we are back ended after this.
+            self.gap_since = self.gap_since or self.last_event_at or self.lost_at
             if self._stopping:
                 log.info("PBX %s: disconnected", self._name)
             else:
@@ -358,17 +401,33 @@ class AmiChannel:
         stream (see ``_Protocol._other``). An AMI user without ``write =
         reporting`` is refused: said once per connect, and the link goes on.
         """
-        response = await self._send(
-            {"Action": "CoreShowChannels", "ActionID": f"channels-{next(self._action_ids)}"},
-            protocol=protocol,
-        )
+        action_id = f"channels-{next(self._action_ids)}"
+        done = self.asked[action_id] = asyncio.Event()
+        try:
+            response = await self._send(
+                {"Action": "CoreShowChannels", "ActionID": action_id}, protocol=protocol
+            )
+        except BaseException:
+            self.asked.pop(action_id, None)
+            raise
         if not response.success:
+            self.asked.pop(action_id, None)
             log.warning(
                 "PBX %s refused CoreShowChannels (%s): calls that spanned a link drop cannot "
                 "be checked; give the AMI user 'write = reporting'",
                 self._name,
                 response.message or "no reason given",
             )
+            return
+        try:
+            await asyncio.wait_for(done.wait(), LIST_TIMEOUT_S)
+        except TimeoutError:
+            if self.asked.pop(action_id, None) is None:
+                return
+            # What was listed adds to what we know; ending calls needs the whole list.
+            self.error = "the PBX did not finish its channel list (CoreShowChannelsComplete)"
+            log.warning("PBX %s: %s in %.0fs", self._name, self.error, LIST_TIMEOUT_S)
+            self.received(CHANNELS_LISTED, {"ActionID": action_id, "Incomplete": "yes"})
 
     async def _send(
         self, fields: dict[str, Any], *, protocol: _Protocol | None = None, as_list: bool = False

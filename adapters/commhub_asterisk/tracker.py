@@ -97,7 +97,12 @@ class CallTracker:
         return self._drain()
 
     def reconcile(
-        self, channels: Iterable[Headers], now: datetime, *, lost_at: datetime | None
+        self,
+        channels: Iterable[Headers],
+        now: datetime,
+        *,
+        lost_at: datetime | None,
+        complete: bool = True,
     ) -> list[InboundEvent]:
         """After a reconnect: follow on the calls still up, end those that ended meanwhile.
 
@@ -108,7 +113,8 @@ class CallTracker:
         showed (an answer, who talked, the DID, the recording). A leg gone
         from the list ended somewhere between ``lost_at`` (when we last heard
         from the PBX) and ``now``: it is ended at ``lost_at``, and the call's
-        ``approximate_end_s`` says how long the doubt lasted.
+        ``approximate_end_s`` says how long the doubt lasted. An incomplete
+        list (the PBX never said it was complete) only adds.
         """
         live: dict[str, Headers] = {}
         for channel in channels:
@@ -117,7 +123,7 @@ class CallTracker:
                 live[uniqueid] = channel
         gone_at = lost_at if lost_at is not None and lost_at <= now else now
         doubt = max(0, round((now - gone_at).total_seconds()))
-        for call in list(self.calls.values()):
+        for call in list(self.calls.values()) if complete else ():
             for old in list(call.legs.values()):
                 if not old.gone and old.uniqueid not in live:
                     call.approximate_end_s = doubt
@@ -137,7 +143,7 @@ class CallTracker:
                 self._offer(call, leg)
         for call in {id(leg.call): leg.call for leg in listed.values()}.values():
             self._emit(call)
-        self._out.append(self.in_progress(now, complete=True))
+        self._out.append(self.in_progress(now, complete=complete))
         return self._drain()
 
     def in_progress(self, now: datetime, *, complete: bool = False) -> CallsInProgress:

@@ -339,7 +339,11 @@ class ChannelHealth:
     connected: bool
     last_event_at: datetime | None = None
     connected_since: datetime | None = None
+    disconnected_since: datetime | None = None
     reconnects: int = 0
+    """Times the link came back after a drop (successful reconnects)."""
+    failed_attempts: int = 0
+    """Connection or login attempts that failed."""
     error: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
 
