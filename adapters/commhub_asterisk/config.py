@@ -75,6 +75,7 @@ class PbxSettings(BaseModel):
     )
     originate_context: str = Field(
         default="from-internal",
+        validate_default=True,
         description=(
             "Where the customer's number is dialled once the operator answers: one of "
             "operator_contexts, so the call reads as the operator's own outbound call."

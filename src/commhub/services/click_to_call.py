@@ -1,14 +1,16 @@
 """Click-to-call: ring the operator's own phone, then dial the customer from it.
 
-The request is written first with its id; the PBX carries that id on the
-call (a channel variable), so the call that results lands on the card tied to
-the request. The same id sent twice (a double click, a client retry) dials
-once.
+The call goes through the PBX that rings the operator's extension (see
+:func:`choose_pbx`). The request is written first with its id; the PBX
+carries that id on the call (a channel variable), so the call that results
+lands on the card tied to the request. The same id sent twice (a double
+click, a client retry) dials once.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +27,9 @@ def new_request_id() -> str:
 
 async def place_call(
     session: AsyncSession,
-    pbx: Telephony,
+    pbxs: Mapping[str, Telephony],
     *,
+    pbx: str | None,
     request_id: str,
     caller_id: int,
     operator_id: int,
@@ -34,11 +37,14 @@ async def place_call(
     number: str | None,
     region: str,
 ) -> tuple[CallRequest, bool]:
-    """Ask the PBX to connect the operator and the customer; returns the request and if new.
+    """Ask a PBX to connect the operator and the customer; returns the request and if new.
 
-    Raises :class:`InvalidInput` (no extension, no number), :class:`NotFound`,
-    and the PBX's :class:`ChannelUnavailable` / :class:`OriginateRejected`,
-    after marking the request failed with the reason.
+    ``pbxs`` are the hub's PBXs by name; ``pbx`` names one, or ``None`` to
+    take the one that serves the operator's extension.
+
+    Raises :class:`InvalidInput` (no extension, no PBX for it, no number),
+    :class:`NotFound`, and the PBX's :class:`ChannelUnavailable` /
+    :class:`OriginateRejected`, after marking the request failed with the reason.
     """
     existing = await session.get(CallRequest, request_id)
     if existing is not None:
@@ -50,6 +56,7 @@ async def place_call(
         raise InvalidInput(
             "operator_id", f"{operator.username} has no phone extension: set one on the user"
         )
+    chosen = choose_pbx(pbxs, operator.extension, pbx)
     e164, display = await _destination(session, contact_id, number, region)
     request = CallRequest(
         id=request_id,
@@ -57,13 +64,13 @@ async def place_call(
         contact_id=contact_id,
         number=e164,
         extension=operator.extension,
-        channel_name=pbx.name,
+        channel_name=chosen.name,
         status="queued",
     )
     session.add(request)
     await session.commit()
     try:
-        await pbx.originate(
+        await chosen.originate(
             OriginateCall(
                 request_id=request_id,
                 extension=operator.extension,
@@ -77,6 +84,39 @@ async def place_call(
         await session.commit()
         raise
     return request, True
+
+
+def choose_pbx(pbxs: Mapping[str, Telephony], extension: str, name: str | None) -> Telephony:
+    """The PBX that rings ``extension``: the one named (if it serves it), else the one serving it.
+
+    When several serve it, those whose settings list the extension win over
+    those that take any; a tie that remains is refused with their names
+    rather than dialled on a guess.
+    """
+    if name is not None:
+        chosen = pbxs.get(name)
+        if chosen is None:
+            known = ", ".join(sorted(pbxs))
+            raise InvalidInput("pbx", f"no PBX named {name!r} (configured: {known})")
+        if not chosen.serves(extension):
+            raise InvalidInput("pbx", f"PBX {name} does not serve extension {extension}")
+        return chosen
+    serving = sorted(n for n, p in pbxs.items() if p.serves(extension))
+    if len(serving) > 1:
+        serving = [n for n in serving if pbxs[n].serves(extension, explicitly=True)] or serving
+    if not serving:
+        raise InvalidInput(
+            "operator_id",
+            f"no PBX serves extension {extension}: "
+            "set `extensions` on the PBX in the channels file",
+        )
+    if len(serving) > 1:
+        raise InvalidInput(
+            "pbx",
+            f"extension {extension} is served by several PBXs ({', '.join(serving)}): "
+            "name one in `pbx`, or set `extensions` on each PBX in the channels file",
+        )
+    return pbxs[serving[0]]
 
 
 async def _destination(

@@ -43,11 +43,12 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     request_id = request.headers.get(IDEMPOTENCY_HEADER) or click_to_call.new_request_id()
     if not 1 <= len(request_id) <= 64 or not request_id.isprintable():
         raise invalid(IDEMPOTENCY_HEADER, "1 to 64 printable characters")
-    pbx = telephony_for(request, body.pbx)
+    pbxs = configured_pbxs(request)
     async with request.app[SESSIONS]() as session:
         call, created = await click_to_call.place_call(
             session,
-            pbx,
+            pbxs,
+            pbx=body.pbx,
             request_id=request_id,
             caller_id=caller.user_id,
             operator_id=operator_id,
@@ -58,22 +59,14 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     return json_response(_request_out(call), status=202 if created else 200)
 
 
-def telephony_for(request: web.Request, name: str | None) -> Telephony:
-    phones: dict[str, Telephony] = {
-        n: c for n, c in request.app[CHANNELS].items() if isinstance(c, Telephony)
-    }
-    if not phones:
+def configured_pbxs(request: web.Request) -> dict[str, Telephony]:
+    """The PBXs this process can place calls through, by name (the service picks one)."""
+    pbxs = {n: c for n, c in request.app[CHANNELS].items() if isinstance(c, Telephony)}
+    if not pbxs:
         raise ChannelUnavailable("no PBX is configured (COMMHUB_CHANNELS_FILE)")
     if not request.app[HUB].listening:
         raise ChannelUnavailable(NOT_LISTENING)
-    if name is None:
-        if len(phones) > 1:
-            raise invalid("pbx", f"choose one of: {', '.join(sorted(phones))}")
-        name = next(iter(phones))
-    channel = phones.get(name)
-    if channel is None:
-        raise invalid("pbx", f"no PBX named {name!r}")
-    return channel
+    return pbxs
 
 
 def _request_out(call: CallRequest) -> schemas.CallRequestOut:

@@ -309,7 +309,10 @@ class CallCreate(Strict):
     operator_id: int | None = Field(
         default=None, description="Whose phone rings first; managers may name another operator."
     )
-    pbx: str | None = Field(default=None, description="Which PBX, when the hub has several.")
+    pbx: str | None = Field(
+        default=None,
+        description="Which PBX; by default the one that serves the operator's extension.",
+    )
     region: str | None = None
 
 

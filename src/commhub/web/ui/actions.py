@@ -9,7 +9,7 @@ from commhub.services import click_to_call
 from commhub.store import calls as call_store
 from commhub.store import follow_ups
 from commhub.store.schema import FollowUp
-from commhub.web.api.calls import telephony_for
+from commhub.web.api.calls import configured_pbxs
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import SESSIONS, SETTINGS, principal
 from commhub.web.ui import flash
@@ -29,11 +29,13 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     async with refusals_shown_at(back):
         if not number and not contact.isdigit():
             raise flash.redirect(back, "Give a number to call.", kind="error")
-        pbx = telephony_for(request, form.get("pbx") or None)
+        pbxs = configured_pbxs(request)
         async with request.app[SESSIONS]() as session:
+            # The PBX is the one that rings the operator's extension: a page never names it.
             call, _created = await click_to_call.place_call(
                 session,
-                pbx,
+                pbxs,
+                pbx=None,
                 request_id=request_id[:64],
                 caller_id=principal(request).user_id,
                 operator_id=principal(request).user_id,
