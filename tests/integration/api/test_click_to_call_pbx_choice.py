@@ -7,7 +7,9 @@ what the API and the console say when no PBX, or more than one, fits.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from aiohttp.test_utils import TestClient
 import ami_harness
 from app_fixtures import log_in
 from commhub.bootstrap import Hub, open_hub
-from commhub.channels import ChannelConfigError, ChannelContext
+from commhub.channels import ChannelConfigError, ChannelContext, Telephony
 from commhub.config import Settings
 from commhub.domain.roles import Role
 from commhub.services import users
@@ -212,3 +214,12 @@ def test_a_wrong_click_to_call_setting_names_the_pbx_and_the_setting(
             context=ChannelContext(phone_region="RU"),
         )
     assert str(refused.value).startswith(message)
+
+
+def test_the_sample_channels_file_passes_its_own_rules() -> None:
+    sample = Path(__file__).resolve().parents[3] / "deploy" / "asterisk" / "channels.toml"
+    [main] = tomllib.loads(sample.read_text(encoding="utf-8"))["channels"]
+    options = {k: v for k, v in main.items() if k not in ("adapter", "name")}
+    channel = adapter(name=main["name"], options=options, context=ChannelContext(phone_region="RU"))
+    assert isinstance(channel, Telephony)
+    assert channel.serves("201", explicitly=True) and not channel.serves("301")
