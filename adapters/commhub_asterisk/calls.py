@@ -177,7 +177,9 @@ class Call:
         """
         trunks = self.trunk_legs()
         if not trunks:
-            return None
+            # Our own click-to-call rings the operator's phone first: already a call out,
+            # stored from its first ring so that a crash cannot lose which request it is.
+            return Direction.OUTBOUND if self.request_id else None
         origin = self.origin
         if origin is not None and origin.role is Role.TRUNK:
             return Direction.INBOUND
@@ -271,15 +273,17 @@ class Call:
     def durations(self, ended_at: datetime) -> Durations:
         """Total, waiting and each operator's talk: our clock, or the PBX's where ours cannot know.
 
-        Our clock is trusted when it measured the whole call about as long
-        as the PBX did (its longest CDR ``Duration``); a stream read all at
-        once, or replayed faster than it happened, fails that check and the
-        CDRs give every figure. An operator whose talk began while nobody
+        Our clock is trusted unless it measured the call shorter than the PBX
+        did (its longest CDR ``Duration``): a stream read all at once, or
+        replayed faster than it happened, fails that check and the CDRs give
+        every figure. An operator whose talk began while nobody
         listened takes it from the CDRs (``AgentComplete`` first).
         """
         cdr_total = max((c.duration for c in self.cdrs.values()), default=None)
         clock_total = (ended_at - self.started_at).total_seconds()
-        trusted = cdr_total is None or abs(clock_total - cdr_total) <= CLOCK_SLACK_S
+        # A clock that saw less time pass than the PBX counted was not watching (a stream read
+        # at once); one that saw more is normal (a CDR may cover only part of the call).
+        trusted = cdr_total is None or clock_total >= cdr_total - CLOCK_SLACK_S
         started_at = self.started_at if trusted else ended_at - timedelta(seconds=cdr_total or 0)
         talk: list[tuple[str, int]] = []
         for extension in self.operators():

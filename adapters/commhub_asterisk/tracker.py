@@ -92,8 +92,8 @@ class CallTracker:
     def sweep(self, now: datetime) -> list[InboundEvent]:
         """Close the calls whose wait for a CDR is over."""
         for call in list(self.calls.values()):
-            if call.cdr_deadline is not None and call.cdr_deadline <= now:
-                self._finalize(call)
+            if call.cdr_deadline is not None and call.cdr_deadline <= now and not call.finalized:
+                self._finalize(call, now)
         return self._drain()
 
     def reconcile(
@@ -148,7 +148,9 @@ class CallTracker:
 
     def in_progress(self, now: datetime, *, complete: bool = False) -> CallsInProgress:
         """The calls this tracker follows (``complete``: the PBX's own list was just read)."""
-        up = frozenset(f"{self.pbx}:{call.linkedid}" for call in self.calls.values())
+        up = frozenset(
+            f"{self.pbx}:{call.linkedid}" for call in self.calls.values() if not call.finalized
+        )
         return CallsInProgress(
             source=self.source, prefix=f"{self.pbx}:", external_ids=up, at=now, complete=complete
         )
@@ -256,13 +258,16 @@ class CallTracker:
         if leg.role is Role.TRUNK and not call.answered and call.ended_at is None:
             if call.dial_status in ("", "RINGING") and call.rang:
                 call.dial_status = "CANCEL"
-        if call.live > 0:
-            return
-        call.ended_at = now
-        if cdr_expected and self._waits_for_cdr(call):
-            call.cdr_deadline = now + self.cdr_wait
-        else:
-            self._finalize(call)
+        if call.ended_at is None and (call.live == 0 or _customer_gone(call)):
+            # The customer hung up: the call is over for the card even while an operator's
+            # leg lingers (a Local pair, wrap-up), and its end is stored at once.
+            call.ended_at = now
+            if cdr_expected and self._waits_for_cdr(call):
+                call.cdr_deadline = now + self.cdr_wait
+            else:
+                self._finalize(call, now)
+        elif call.live == 0 and (call.finalized or call.direction() is None):
+            self._retire(call, now)
 
     def _waits_for_cdr(self, call: Call) -> bool:
         if self.cdr_mode == "off" or (self.cdr_mode == "auto" and not self.cdr_seen):
@@ -271,10 +276,23 @@ class CallTracker:
         confirmed = any(cdr.channel in trunks for cdr in call.cdrs.values())
         return not confirmed and call.direction() is not None
 
-    def _finalize(self, call: Call) -> None:
+    def _finalize(self, call: Call, now: datetime) -> None:
         call.cdr_deadline = None
         call.finalized = True
         self._emit(call)
+        if call.live == 0:
+            self._retire(call, now)
+
+    def _retire(self, call: Call, now: datetime) -> None:
+        """Forget a finished call whose every leg is gone; late CDRs still find its legs.
+
+        A call first seen in a channel list that ended before it showed us a
+        customer (an operator's leg of a click-to-call, say) may be an open
+        call in the log that we cannot name: saying what is still up lets the
+        core end it.
+        """
+        if call.adopted and call.fingerprint is None:
+            self._out.append(self.in_progress(now, complete=True))
         self.calls.pop(call.linkedid, None)
         for uniqueid, leg in call.legs.items():
             self.legs.pop(uniqueid, None)
@@ -395,6 +413,7 @@ class CallTracker:
         leg.exten = h.get("Exten", "")
         if leg is leg.call.origin and leg.role is Role.TRUNK and not leg.call.did:
             leg.call.did = leg.exten
+        self._emit(leg.call)
 
     def _newcallerid(self, h: Headers, now: datetime) -> None:
         leg = self._leg(h)
@@ -402,6 +421,7 @@ class CallTracker:
             return
         leg.caller_num = presented(h.get("CallerIDNum", "")) or leg.caller_num
         leg.caller_name = presented(h.get("CallerIDName", "")) or leg.caller_name
+        self._emit(leg.call)
 
     def _newstate(self, h: Headers, now: datetime) -> None:
         leg = self._leg(h)
@@ -474,6 +494,7 @@ class CallTracker:
         pair = self._pair(source, dest)
         if pair is not None:
             self._connect(*pair, now, now)
+        self._emit(call)
 
     def _agentcomplete(self, h: Headers, now: datetime) -> None:
         source = self._leg(h)
@@ -494,6 +515,7 @@ class CallTracker:
         leg = self._leg(h)
         if leg is not None:
             leg.call.abandoned = True
+            self._emit(leg.call)
 
     def _bridgeenter(self, h: Headers, now: datetime) -> None:
         leg = self._leg(h)
@@ -578,6 +600,10 @@ class CallTracker:
             call.request_id = value
         elif variable == "COMMHUB_DID" and value:
             call.did = value
+        else:
+            return
+        # Every fact is stored as soon as it is known: a crash a moment later must not lose it.
+        self._emit(call)
 
     def _cdr(self, h: Headers, now: datetime) -> None:
         """A CDR confirms times, and proves an answer the event stream did not show us."""
@@ -603,7 +629,7 @@ class CallTracker:
         if call.finalized:
             self._emit(call)
         elif call.cdr_deadline is not None and leg.role is Role.TRUNK:
-            self._finalize(call)
+            self._finalize(call, now)
 
     def _answered_by_cdr(self, call: Call, leg: Leg, destination: str) -> None:
         other = next((x for x in call.legs.values() if x.channel == destination), None)
@@ -664,6 +690,7 @@ def _fingerprint(call: CallUpdated) -> tuple[object, ...]:
         call.status,
         call.ended,
         call.number,
+        call.caller_name,
         call.operators,
         call.rang,
         call.answered_at,
@@ -674,7 +701,14 @@ def _fingerprint(call: CallUpdated) -> tuple[object, ...]:
         call.recording,
         call.request_id,
         call.did,
+        tuple(sorted(call.detail.items(), key=lambda item: item[0])) if call.detail else (),
     )
+
+
+def _customer_gone(call: Call) -> bool:
+    """Every leg on the customer's side has hung up (a call to a card only)."""
+    trunks = call.trunk_legs()
+    return bool(trunks) and all(leg.gone for leg in trunks) and call.direction() is not None
 
 
 def _a_number(text: str) -> bool:

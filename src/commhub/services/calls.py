@@ -26,7 +26,7 @@ from commhub.services.identify import Identity, Verdict, identify
 from commhub.store import calls as store
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
-from commhub.store.schema import Contact, Interaction, utcnow
+from commhub.store.schema import Contact, Interaction
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,10 @@ async def record_calls(
     extensions |= {e for row in existing.values() for e in _extra_list(row, "operators")}
     extensions |= {e for row in existing.values() for e in _extra_list(row, "rang")}
     users = await store.users_by_extension(session, extensions)
-    seen_at = utcnow()
     results: list[RecordedCall] = []
     for update in updates:
         number = caller_number(update, default_region)
+        seen_at = _latest(update)
         row = existing.get(update.external_id)
         if row is None:
             contact_id = await contact_for_caller(
@@ -200,17 +200,9 @@ def merge_call(
         ):
             # The same end, better known: an unresolved end resolved, or a CDR proving a talk.
             row.status = update.status.value
-        if update.detail.get("times_from") == "pbx":
-            _merge_times(row, extra, update)
+        _merge_times(row, extra, update)
     if update.ended or final_refinement:
-        row.duration_s = update.duration_s
-        for key, value in (
-            ("total_s", update.total_s),
-            ("wait_s", update.wait_s),
-            ("operator_talk", dict(update.operator_talk) if update.operator_talk else None),
-        ):
-            if value is not None:
-                extra[key] = value
+        _merge_figures(row, extra, update)
     from_address, to_address = _addresses(update, number)
     row.from_address = row.from_address or from_address
     row.to_address = row.to_address or to_address
@@ -221,9 +213,54 @@ def merge_call(
         row.recording_ref = recording
     if row.operator_id is None:
         row.operator_id = _operator(extra["operators"], extra["rang"], users)
-    extra["seen_at"] = seen_at.isoformat()
+    if seen_at.isoformat() > str(extra.get("seen_at", "")):
+        extra["seen_at"] = seen_at.isoformat()
     row.extra = extra
     return _visible(row) != before
+
+
+def _merge_figures(row: Interaction, extra: dict[str, Any], update: CallUpdated) -> None:
+    """The ended call's durations; a snapshot that never saw the answer cannot say the talk.
+
+    After a restart the new reader may see only the end of a call whose answer
+    the log already holds: its talk then runs from that answer to the end it saw.
+    """
+    talk = dict(update.operator_talk)
+    duration, wait = update.duration_s, update.wait_s
+    answered, ended = row.answered_at, row.ended_at
+    if update.status is not Status.ANSWERED and row.status == Status.ANSWERED.value:
+        duration = 0
+        if answered is not None and ended is not None:
+            duration = max(0, int((ended - answered).total_seconds()))
+        operators = _list(extra, "operators")
+        talk = {operators[0]: duration} if len(operators) == 1 else {}
+        if len(operators) > 1:
+            extra["talk_approximate"] = True
+        if answered is not None:
+            wait = max(0, int((answered - row.occurred_at).total_seconds()))
+    elif _proven_answer_beats_estimate(row, extra, update) and answered and ended:
+        # The reader saw the talk only from a restart on; the log proves when it began.
+        span = max(0, int((ended - answered).total_seconds()))
+        [operator] = update.operators
+        duration = min(update.duration_s or 0, span) if update.duration_s else span
+        talk = {operator: duration}
+        wait = max(0, int((answered - row.occurred_at).total_seconds()))
+    row.duration_s = duration
+    for key, value in (("total_s", update.total_s), ("wait_s", wait)):
+        if value is not None:
+            extra[key] = value
+    if talk:
+        extra["operator_talk"] = talk
+
+
+def _proven_answer_beats_estimate(
+    row: Interaction, extra: dict[str, Any], update: CallUpdated
+) -> bool:
+    return (
+        bool(update.detail.get("answered_at_estimated"))
+        and not extra.get("answered_at_estimated")
+        and len(update.operators) == 1
+    )
 
 
 def _merge_times(row: Interaction, extra: dict[str, Any], update: CallUpdated) -> None:
@@ -333,7 +370,17 @@ def _customer_address(row: Interaction) -> str:
 
 
 def _extra_list(row: Interaction, key: str) -> list[str]:
-    return [str(item) for item in (row.extra or {}).get(key) or []]
+    return _list(row.extra or {}, key)
+
+
+def _list(extra: dict[str, Any], key: str) -> list[str]:
+    return [str(item) for item in extra.get(key) or []]
+
+
+def _latest(update: CallUpdated) -> datetime:
+    """The last moment a snapshot shows its call alive (the PBX's clock as the adapter read it)."""
+    moments = (update.started_at, update.answered_at, update.ended_at)
+    return max(moment for moment in moments if moment is not None)
 
 
 def _not_before(moment: datetime | None, start: datetime) -> datetime | None:
@@ -379,7 +426,7 @@ async def calls_seen(session: AsyncSession, report: CallsInProgress) -> None:
     rows = await store.open_calls(session, prefix=report.prefix, before=report.at)
     stamp = report.at.isoformat()
     for row in rows:
-        if row.external_id in report.external_ids:
+        if row.external_id in report.external_ids and stamp > str(row.extra.get("seen_at", "")):
             row.extra = {**(row.extra or {}), "seen_at": stamp}
     await session.commit()
 
