@@ -210,3 +210,52 @@ async def test_a_call_the_store_refuses_is_set_aside_and_its_batch_is_stored(
     assert processor.not_recorded == 1
     assert processor.last_error is not None and "pbx:bad.0" in processor.last_error
     assert "pbx:bad.0" in caplog.text
+
+
+async def test_a_recording_is_linked_only_once_a_person_talked(sessions: SessionFactory) -> None:
+    await setup(sessions)
+    recorded = replace(ringing(), recording="/var/spool/asterisk/monitor/1.0.wav")
+    missed = replace(ended(recorded), status=Status.MISSED)
+    await record(sessions, recorded, missed)
+    answered_call = replace(ringing("pbx:2.0"), recording="/var/spool/asterisk/monitor/2.0.wav")
+    await record(sessions, answered_call)
+    [_, ringing_row] = await calls(sessions)
+    assert ringing_row.recording_ref is None  # not yet: nobody talked
+    await record(sessions, ended(answered(replace(answered_call, recording=None))))
+    first, second = await calls(sessions)
+    assert first.recording_ref is None  # Asterisk's header-only file of a missed call
+    assert second.recording_ref == "/var/spool/asterisk/monitor/2.0.wav"
+
+
+async def test_a_snapshot_that_knows_less_erases_nothing(sessions: SessionFactory) -> None:
+    operator_id, _ = await setup(sessions)
+    call = answered(replace(ringing(), recording="/r/1.wav", queue="sales", request_id="c2c-1"))
+    await record(sessions, call)
+    # After a restart the PBX's channel list knows no DID, no recording, no queue, no answer
+    # time, and may show the legs ringing: the stored facts stay.
+    blind = replace(
+        ringing(),
+        did="",
+        started_at=T0 + timedelta(seconds=1),
+        rang=(),
+        status=Status.RINGING,
+        detail={"reconciled": True},
+    )
+    await record(sessions, blind)
+    late = ended(replace(blind, status=Status.MISSED), talk=0)
+    await record(sessions, replace(late, ended_at=T0 + timedelta(seconds=10)))
+    [row] = await calls(sessions)
+    assert row.status == "answered" and row.operator_id == operator_id
+    assert row.to_address == "74951234567" and row.queue == "sales"
+    assert row.recording_ref == "/r/1.wav" and row.extra["request_id"] == "c2c-1"
+    assert row.occurred_at == T0 and row.answered_at == T0 + timedelta(seconds=2)
+    assert row.ended_at == T0 + timedelta(seconds=10) and row.duration_s == 8
+    assert row.extra["operators"] == ["201"] and row.extra["operator_talk"] == {"201": 8}
+    async with sessions() as session:
+        assert await call_store.missed_page(
+            session, state="open", operator_id=None, after=None, limit=10
+        ) == []
+    # An ended call is final: a replay of its ringing, or another end, changes nothing.
+    await record(sessions, ringing(), replace(late, ended_at=T0 + timedelta(seconds=30)))
+    [again] = await calls(sessions)
+    assert again.ended_at == T0 + timedelta(seconds=10) and again.status == "answered"

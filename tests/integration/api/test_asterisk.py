@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 import ami_harness
 from ami_harness import settle
+from app_fixtures import log_in
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
 from commhub.config import Settings
@@ -640,3 +641,51 @@ async def test_events_lost_to_a_full_queue_leave_no_call_open_for_ever(
     assert health["items"][0]["detail"]["dropped_events"] > 0
     rows = await log_rows(client, accounts[Role.MANAGER].auth)
     assert rows and all(row["ended_at"] is not None for row in rows)
+
+
+async def test_an_attended_transfer_lists_both_operators_with_each_ones_talk(
+    hub_client: HubClient,
+    pbx: AmiReplayServer,
+    accounts: dict[Role, Any],
+    sessions: SessionFactory,
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    async with sessions() as session:
+        view = await contacts.create_contact(
+            session,
+            ContactDraft(name="Pavel Orlov", phones=(parse_phone("+79161112233", "RU"),)),
+            owner_id=None,
+            source="test",
+        )
+    pbx.script.append(Playback.from_recording(recording("inbound_attended_transfer")))
+    client, hub = await hub_client()
+    await settle(hub, calls=1)
+    [row] = await log_rows(client, accounts[Role.MANAGER].auth)
+    # 201 (the operator) answered, then handed the caller to 202 (the manager's phone).
+    assert row["status"] == "answered" and row["contact_id"] == view.id
+    assert row["extra"]["operators"] == ["201", "202"]
+    assert row["extra"]["operator_talk"] == {"201": 4, "202": 5}
+    assert row["duration_s"] == 9 and row["extra"]["total_s"] == 19
+    assert row["extra"]["wait_s"] == 2 and row["extra"]["transfers"] == ["attended"]
+    assert row["recording_ref"].endswith("1796340955.1.wav")
+    await log_in(client, "operator")
+    card = await (await client.get(f"/contacts/{view.id}")).text()
+    assert "operator (0:04) → manager (0:05)" in card
+    assert "0:19" in card
+
+
+async def test_an_ivr_before_the_queue_is_waiting_not_talk(
+    hub_client: HubClient, pbx: AmiReplayServer, accounts: dict[Role, Any]
+) -> None:
+    pbx.script.append(Playback.from_recording(recording("inbound_queue_early_answer")))
+    client, hub = await hub_client()
+    await settle(hub, calls=1)
+    [row] = await log_rows(client, accounts[Role.MANAGER].auth)
+    assert row["status"] == "answered" and row["queue"] == "sales"
+    assert row["extra"]["operators"] == ["201"] and row["extra"]["rang"] == ["201", "202"]
+    assert row["duration_s"] == 6 and row["extra"]["operator_talk"] == {"201": 6}
+    assert row["extra"]["wait_s"] == 6 and row["extra"]["total_s"] == 12
+    started = datetime.fromisoformat(row["occurred_at"])
+    assert datetime.fromisoformat(row["answered_at"]) - started >= timedelta(seconds=5)
+    missed = await client.get("/api/v1/calls/missed", headers=accounts[Role.MANAGER].auth)
+    assert (await missed.json())["items"] == []  # 202's phone rang too: not a missed call

@@ -20,6 +20,7 @@ from commhub.domain.contacts import ContactDraft, read_emails, read_phones, read
 from commhub.domain.roles import Permission
 from commhub.services import contacts
 from commhub.services.errors import InvalidInput, NotFound
+from commhub.store import calls as call_store
 from commhub.store import card_details, follow_ups
 from commhub.store import contacts as contact_store
 from commhub.store import users as user_store
@@ -44,7 +45,21 @@ async def timeline_context(session: AsyncSession, rows: Sequence[Interaction]) -
             session, [r.id for r in rows if r.channel == "email"]
         ),
         "operators": await user_store.names_of(session, [r.operator_id for r in rows]),
+        "extensions": await _extension_names(session, rows),
     }
+
+
+async def _extension_names(session: AsyncSession, rows: Sequence[Interaction]) -> dict[str, str]:
+    """Who sits at each extension that talked on these calls, for "Anna → Boris" lines."""
+    extensions = {
+        str(ext)
+        for row in rows
+        if row.channel == "call"
+        for ext in (row.extra or {}).get("operators") or ()
+    }
+    ids = await call_store.users_by_extension(session, extensions)
+    names = await user_store.names_of(session, ids.values())
+    return {ext: names[user_id] for ext, user_id in ids.items() if user_id in names}
 
 
 def _next_url(contact_id: int, cursor: Cursor | None) -> str:
