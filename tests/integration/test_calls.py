@@ -252,9 +252,12 @@ async def test_a_snapshot_that_knows_less_erases_nothing(sessions: SessionFactor
     assert row.ended_at == T0 + timedelta(seconds=10) and row.duration_s == 8
     assert row.extra["operators"] == ["201"] and row.extra["operator_talk"] == {"201": 8}
     async with sessions() as session:
-        assert await call_store.missed_page(
-            session, state="open", operator_id=None, after=None, limit=10
-        ) == []
+        assert (
+            await call_store.missed_page(
+                session, state="open", operator_id=None, after=None, limit=10
+            )
+            == []
+        )
     # An ended call is final: a replay of its ringing, or another end, changes nothing.
     await record(sessions, ringing(), replace(late, ended_at=T0 + timedelta(seconds=30)))
     [again] = await calls(sessions)
