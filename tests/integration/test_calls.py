@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from commhub.channels import CallUpdated
+from commhub.channels import CallOffered, CallUpdated
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.interactions import Direction, Status
 from commhub.domain.phones import parse_phone
@@ -262,3 +262,29 @@ async def test_a_snapshot_that_knows_less_erases_nothing(sessions: SessionFactor
     await record(sessions, ringing(), replace(late, ended_at=T0 + timedelta(seconds=30)))
     [again] = await calls(sessions)
     assert again.ended_at == T0 + timedelta(seconds=10) and again.status == "answered"
+
+
+async def test_a_call_already_over_never_pops(sessions: SessionFactory) -> None:
+    operator_id, _ = await setup(sessions)
+    feed = LiveFeed()
+    subscription = feed.subscribe(operator_id)
+    processor = InboundProcessor(sessions=sessions, feed=feed, region="RU")
+    await processor.start()
+    try:
+        processor.sink(ended(answered(ringing("pbx:9.0"))))
+        await asyncio.wait_for(processor.drained(), 10)
+        processor.sink(CallOffered(call=ringing("pbx:9.0"), extension="201"))
+        processor.sink(CallOffered(call=ringing("pbx:10.0"), extension="201"))
+        for _ in range(100):
+            if not subscription.queue.empty():
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+    finally:
+        await processor.stop()
+    offered = []
+    while not subscription.queue.empty():
+        message = subscription.queue.get_nowait()
+        if message["type"] == "call.offered":
+            offered.append(message["data"]["call"]["id"])
+    assert offered == ["pbx:10.0"]

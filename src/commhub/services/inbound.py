@@ -334,6 +334,11 @@ class InboundProcessor:
             user_id = users.get(offer.extension)
             if user_id is None or not self._feed.listening(user_id):
                 return
+            stored = await store.calls_by_external_id(session, [offer.call.external_id])
+            row = stored.get(offer.call.external_id)
+            if row is not None and row.ended_at is not None:
+                # A replay, or a leg still listed after a restart, of a call already over.
+                return
             payload = await screen_pop(
                 session,
                 offer.call,
