@@ -32,6 +32,7 @@ BANNER_LINE: Final = b"Asterisk Call Manager/11.0.0\r\n"
 """The AMI protocol version Asterisk 22 announces (the recordings' banner)."""
 
 ACTION_ID: Final = re.compile(rb"^ActionID: .*$", re.MULTILINE)
+DURATION: Final = re.compile(rb"^Duration: (\d+:\d\d:\d\d)\r\n", re.MULTILINE)
 CHANNELS_WAIT_S: Final = 5.0
 """How long a playback with a recorded channel list waits for the client to ask for one."""
 
@@ -49,7 +50,14 @@ class Playback:
     playback sends ``data``/``chunks``, waits for the client's own
     ``CoreShowChannels``, answers it with the recorded block under the
     client's ActionID, then sends ``rest``. A client that does not ask within
-    ``channels_wait_s`` gets ``rest`` without the block.
+    ``channels_wait_s`` gets ``rest`` without the block. Asked sooner or later
+    than the recorded client asked, the PBX answers at once, its rows'
+    ``Duration`` counted to that moment.
+
+    Times count from the login. A test may place ``rest`` and the recorded
+    answer on a timeline of its own with ``starts_at`` (part2 of a call some
+    seconds after part1 began, however fast the client came back); what
+    precedes the answer is about the connection and still follows the login.
     """
 
     data: bytes = b""
@@ -62,7 +70,12 @@ class Playback:
     """The ActionID the recording's answer carries (replaced by the client's own)."""
     rest: Chunks = ()
     """What follows the channel list, timed from the login like ``chunks``."""
+    channels_at: float = 0.0
+    """When the recorded answer went out, in the same time as ``chunks``."""
     channels_wait_s: float = CHANNELS_WAIT_S
+    starts_at: float | None = None
+    """The event loop's time the recorded login happened at, for ``channels_at`` and
+    ``rest``; ``None``: the login."""
 
     @classmethod
     def from_recording(
@@ -93,9 +106,12 @@ class Playback:
             )
         before: list[tuple[float, bytes]] = []
         after: list[tuple[float, bytes]] = []
+        channels_at = 0.0
         for at, offset, data in _reads(recording):
             if offset < start:
                 before.append((at / speed, data[: start - offset]))
+            if offset <= start < offset + len(data):
+                channels_at = at / speed
             if offset + len(data) > end:
                 after.append((at / speed, data[max(0, end - offset) :]))
         return cls(
@@ -104,14 +120,29 @@ class Playback:
             channels_answer=answer,
             channels_action_id=action_id,
             rest=tuple((at, data) for at, data in after if data),
+            channels_at=channels_at,
         )
 
-    def answer_for(self, action_id: str) -> bytes:
-        """The recorded channel list as the answer to the client's action ``action_id``."""
+    def answer_for(self, action_id: str, *, late_by: float = 0.0) -> bytes:
+        """The recorded channel list answering the client's action ``action_id``.
+
+        ``late_by``: seconds after the recorded answer (negative: before it);
+        each row's ``Duration`` (whole seconds since the channel was created)
+        moves by as much. The rest of a row holds anywhere between the client's
+        two connections: events in that gap went to nobody.
+        """
         assert self.channels_answer is not None
         recorded = b"ActionID: " + self.channels_action_id + b"\r\n"
         own = b"ActionID: " + action_id.encode() + b"\r\n"
-        return self.channels_answer.replace(recorded, own)
+        answer = self.channels_answer.replace(recorded, own)
+        if not late_by:
+            return answer
+
+        def moved(found: re.Match[bytes]) -> bytes:
+            age = max(0, int(_seconds(found[1].decode()) + late_by))
+            return b"Duration: " + _hms(age).encode() + b"\r\n"
+
+        return DURATION.sub(moved, answer)
 
 
 def channels_answer(body: bytes) -> tuple[int, int] | None:
@@ -183,11 +214,15 @@ class AmiReplayServer:
         """When set, ``Originate`` is refused with this message."""
         self.actions: list[Action] = []
         self.logins = 0
+        self.login_times: list[float] = []
+        """The event loop's time of each accepted login, in order."""
         self.recorded_lists_sent = 0
         """How many recorded ``CoreShowChannels`` answers went to a client that asked."""
         self._server: asyncio.Server | None = None
         self._clients: set[_Client] = set()
         self._changed = asyncio.Condition()
+        self._logins_open = asyncio.Event()
+        self._logins_open.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -213,22 +248,32 @@ class AmiReplayServer:
                     await client.writer.drain()
 
     async def play(self, playback: Playback) -> None:
-        """Play ``playback`` to every logged-in client at its pace, timed from this call.
+        """Play ``playback`` to every logged-in client at its pace, timed from this call
+        (its ``rest`` from its ``starts_at`` when set).
 
         With no client the calls still happen: :attr:`up` follows them, so a
         client logging in later is told what is still up. Nobody asked for
         the playback's recorded channel list, so it is not sent.
         """
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        for at, data in (*(playback.chunks or ((0.0, playback.data),)), *playback.rest):
-            delay = started + at - loop.time()
+        now = loop.time()
+        timeline = now if playback.starts_at is None else playback.starts_at
+        before = ((now + at, data) for at, data in playback.chunks or ((0.0, playback.data),))
+        for due, data in (*before, *((timeline + at, data) for at, data in playback.rest)):
+            delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             await self.send(data)
         if playback.close_at_end:
             for client in list(self._clients):
                 self._hang_up(client)
+
+    def hold_logins(self) -> None:
+        """Leave logins unanswered until :meth:`release_logins` (a PBX slow to accept)."""
+        self._logins_open.clear()
+
+    def release_logins(self) -> None:
+        self._logins_open.set()
 
     async def wait_logins(self, count: int, *, timeout: float = 5.0) -> None:
         """Wait until ``count`` logins in all have succeeded."""
@@ -316,9 +361,11 @@ class AmiReplayServer:
             client.write(_response("Error", action_id, Message="Authentication failed"))
             await client.writer.drain()
             return False
+        await self._logins_open.wait()
         client.logged_in = True
         client.write(_response("Success", action_id, Message="Authentication accepted"))
         self.logins += 1
+        self.login_times.append(asyncio.get_running_loop().time())
         await self._notify()
         if self.script:
             self._play(client, self.script.pop(0))
@@ -363,8 +410,10 @@ class AmiReplayServer:
         task.add_done_callback(client.tasks.discard)
 
     async def _playing(self, client: _Client, playback: Playback) -> None:
-        started = asyncio.get_running_loop().time()
-        await self._send_paced(client, playback.chunks or ((0.0, playback.data),), started)
+        loop = asyncio.get_running_loop()
+        logged_in = loop.time()
+        timeline = logged_in if playback.starts_at is None else playback.starts_at
+        await self._send_paced(client, playback.chunks or ((0.0, playback.data),), logged_in)
         asked = client.asked_channels
         if playback.channels_answer is not None and asked is not None:
             try:
@@ -372,12 +421,13 @@ class AmiReplayServer:
             except TimeoutError:
                 asked.cancel()  # a later CoreShowChannels gets the list of what is up
             else:
-                answer = playback.answer_for(action_id)
+                late_by = loop.time() - (timeline + playback.channels_at)
+                answer = playback.answer_for(action_id, late_by=late_by)
                 self.up.follow(answer)
                 client.write(answer)
                 self.recorded_lists_sent += 1
                 await self._notify()
-        await self._send_paced(client, playback.rest, started)
+        await self._send_paced(client, playback.rest, timeline)
         if playback.close_at_end:
             self._hang_up(client)
 
@@ -465,9 +515,8 @@ class ChannelsUp:
         now = self._clock()
         rows = []
         for uniqueid, row in self._up.items():
-            age = max(0, int(now - self._created[uniqueid]))
             shown = {key: row.get(key, "") for key in self.ROW}
-            shown["Duration"] = f"{age // 3600:02}:{age // 60 % 60:02}:{age % 60:02}"
+            shown["Duration"] = _hms(max(0, int(now - self._created[uniqueid])))
             shown["BridgeId"] = row.get("BridgeId", "")
             rows.append(shown)
         return rows
@@ -504,6 +553,10 @@ class ChannelsUp:
         fields = {k: str(v) for k, v in row.items() if k not in ("Event", "ActionID", "Duration")}
         self._up[uniqueid] = fields
         self._created[uniqueid] = self._clock() - _seconds(str(row.get("Duration", "")))
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600:02}:{seconds // 60 % 60:02}:{seconds % 60:02}"
 
 
 def _seconds(duration: str) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ async def pbx() -> AsyncIterator[AmiReplayServer]:
     await server.close()
 
 
-Connect = Callable[[], Awaitable["RawClient"]]
+Connect = Callable[[], Coroutine[Any, Any, "RawClient"]]
 
 
 @pytest.fixture
@@ -189,6 +190,39 @@ async def test_paced_the_rest_keeps_its_time_from_the_login(
     assert loop.time() - logged_in < 0.25
     await client.messages_until("HangupRequest")
     assert loop.time() - logged_in >= 0.28  # recorded 3.0 s after the login, ten times faster
+
+
+async def test_a_part2_placed_on_a_timeline_keeps_the_rest_in_its_place(
+    pbx: AmiReplayServer, connect: Connect
+) -> None:
+    """A client back sooner than the recorded one gets the list at once, aged to that
+    moment, and the rest when it happened."""
+    loop = asyncio.get_running_loop()
+    part2 = recording("reconnect_mid_call.part2")
+    playback = Playback.from_recording(part2, paced=True, speed=10)
+    playback.starts_at = loop.time() + 1.5  # the recorded client logs in 1.5 s from now
+    pbx.script.append(playback)
+    client = await connect()
+    client.send("CoreShowChannels", "early")
+    listed = await client.messages_until("CoreShowChannelsComplete")
+    assert loop.time() < playback.starts_at
+    rows = [m for m in listed if m.get("Event") == "CoreShowChannel"]
+    assert {row["Duration"] for row in rows} == {"00:00:05"}  # recorded 00:00:07
+    await client.messages_until("HangupRequest")
+    assert loop.time() >= playback.starts_at + 0.29  # recorded 3 s after, ten times faster
+
+
+async def test_held_logins_are_answered_when_released(
+    pbx: AmiReplayServer, connect: Connect
+) -> None:
+    pbx.hold_logins()
+    waiting = asyncio.create_task(connect())
+    await pbx.wait_for_action("Login")
+    done, _ = await asyncio.wait({waiting}, timeout=0.2)
+    assert not done and pbx.logins == 0
+    pbx.release_logins()
+    await waiting
+    assert pbx.logins == 1 and len(pbx.login_times) == 1
 
 
 async def test_a_client_that_never_asks_gets_the_rest_without_the_list(
