@@ -161,7 +161,12 @@ def call_summary(call: CallUpdated, e164: str | None, region: str) -> dict[str, 
         "answered_at": call.answered_at.isoformat() if call.answered_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "duration_s": call.duration_s,
+        "total_s": call.total_s,
+        "wait_s": call.wait_s,
+        "operator_talk": dict(call.operator_talk),
         "operators": list(call.operators),
+        "transfers": list(call.detail.get("transfers") or ()),
+        "approximate_end_s": call.detail.get("approximate_end_s"),
         "recording": call.recording,
     }
 

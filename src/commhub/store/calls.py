@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Channel, Status
@@ -136,6 +136,23 @@ async def open_calls(
         )
     )
     return rows.all()
+
+
+async def open_call_counts(session: AsyncSession, pbxs: Iterable[str]) -> dict[str, int]:
+    """How many calls of each PBX the log shows in progress (external ids ``<pbx>:…``)."""
+    counts: dict[str, int] = {}
+    for pbx in pbxs:
+        counted = await session.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(
+                Interaction.ended_at.is_(None),
+                Interaction.channel == Channel.CALL.value,
+                Interaction.external_id.startswith(f"{pbx}:", autoescape=True),
+            )
+        )
+        counts[pbx] = int(counted or 0)
+    return counts
 
 
 async def live_calls(session: AsyncSession, *, limit: int = 500) -> Sequence[Interaction]:

@@ -689,3 +689,41 @@ async def test_an_ivr_before_the_queue_is_waiting_not_talk(
     assert datetime.fromisoformat(row["answered_at"]) - started >= timedelta(seconds=5)
     missed = await client.get("/api/v1/calls/missed", headers=accounts[Role.MANAGER].auth)
     assert (await missed.json())["items"] == []  # 202's phone rang too: not a missed call
+
+
+async def test_health_counts_the_calls_the_live_list_shows_and_reconnects_apart_from_failures(
+    hub_client: HubClient, pbx: AmiReplayServer, accounts: dict[Role, Any]
+) -> None:
+    admin = accounts[Role.ADMIN].auth
+    rec = recording("inbound_answered_ru_trunk_prefix")
+    pbx.script.append(Playback.from_recording(rec, paced=True, close_at_end=True))
+    client, hub = await hub_client()
+
+    async def live() -> int:
+        response = await client.get("/api/v1/calls/live", headers=admin)
+        return len((await response.json())["items"])
+
+    await _until(live, 1)
+    health = await (await client.get("/api/v1/channels", headers=admin)).json()
+    [main] = health["items"]
+    assert main["connected"] is True and main["calls_in_progress"] == 1
+    assert main["reconnects"] == 0 and main["failed_attempts"] == 0
+    # The recording ends, the PBX hangs up; the peer refuses logins for a while.
+    pbx.secret = "changed"
+    await _until(live, 0, timeout=20)
+
+    async def failed() -> int:
+        body = await (await client.get("/api/v1/channels", headers=admin)).json()
+        return min(2, int(body["items"][0]["failed_attempts"]))
+
+    await _until(failed, 2, timeout=20)
+    [down] = (await (await client.get("/api/v1/channels", headers=admin)).json())["items"]
+    assert down["connected"] is False and down["disconnected_since"] is not None
+    assert down["reconnects"] == 0 and down["calls_in_progress"] == 0
+    pbx.secret = SECRET
+
+    async def reconnects() -> int:
+        body = await (await client.get("/api/v1/channels", headers=admin)).json()
+        return int(body["items"][0]["reconnects"])
+
+    await _until(reconnects, 1, timeout=20)

@@ -161,16 +161,25 @@ async def live_calls(request: web.Request) -> web.StreamResponse:
     response=schemas.ChannelList,
 )
 async def channel_health(request: web.Request) -> web.StreamResponse:
-    return json_response(channel_status(request.app))
+    return json_response(await channel_status(request.app))
 
 
-def channel_status(app: web.Application) -> schemas.ChannelList:
-    """Every channel's health and the hub's counters: what the API and the console page show."""
+async def channel_status(app: web.Application) -> schemas.ChannelList:
+    """Every channel's health and the hub's counters: what the API and the console page show.
+
+    A PBX's calls in progress are counted in the log, as ``/calls/live`` lists them, so
+    the two views never disagree.
+    """
     hub = app[HUB]
+    pbxs = [name for name, channel in app[CHANNELS].items() if isinstance(channel, Telephony)]
+    async with app[SESSIONS]() as session:
+        in_progress = await store.open_call_counts(session, pbxs)
     items = [
         schemas.ChannelHealthOut.model_validate(channel.health(), from_attributes=True)
         for channel in app[CHANNELS].values()
     ]
+    for item in items:
+        item.calls_in_progress = in_progress.get(item.name)
     return schemas.ChannelList(
         items=items,
         listening=hub.listening,

@@ -358,8 +358,14 @@ class ChannelHealthOut(BaseModel):
     connected: bool
     last_event_at: datetime | None
     connected_since: datetime | None
-    reconnects: int
+    disconnected_since: datetime | None = None
+    reconnects: int = Field(description="Times the link came back after a drop")
+    failed_attempts: int = Field(default=0, description="Connection or login attempts that failed")
     error: str | None
+    calls_in_progress: int | None = Field(
+        default=None,
+        description="A PBX's calls the log shows in progress: the same list as /calls/live",
+    )
     detail: dict[str, Any]
 
 

@@ -17,7 +17,7 @@ from commhub.web.ui.render import page
     tag="pages",
 )
 async def channels_page(request: web.Request) -> web.StreamResponse:
-    status = channel_status(request.app)
+    status = await channel_status(request.app)
     return await page(
         request,
         "admin_channels.html",
