@@ -31,7 +31,7 @@ from commhub_asterisk.wire import END
 BANNER_LINE: Final = b"Asterisk Call Manager/11.0.0\r\n"
 """The AMI protocol version Asterisk 22 announces (the recordings' banner)."""
 
-ACTION_ID: Final = re.compile(rb"^ActionID: .*$", re.MULTILINE)
+ACTION_ID: Final = re.compile(rb"^ActionID: [^\r\n]*", re.MULTILINE)
 DURATION: Final = re.compile(rb"^Duration: (\d+:\d\d:\d\d)\r\n", re.MULTILINE)
 CHANNELS_WAIT_S: Final = 5.0
 """How long a playback with a recorded channel list waits for the client to ask for one."""

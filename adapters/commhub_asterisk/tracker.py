@@ -22,6 +22,7 @@ from commhub_asterisk.wire import Headers
 log = logging.getLogger(__name__)
 
 FINISHED_LEGS_KEPT = 50_000
+REQUESTS_KEPT = 10_000
 """Legs of ended calls remembered, so late CDRs still find their call and a replay adds nothing."""
 
 Handler = Callable[[Headers, datetime], None]
@@ -50,6 +51,8 @@ class CallTracker:
         self.finished: OrderedDict[str, Leg] = OrderedDict()
         self.bridges: dict[str, set[str]] = {}
         self.originates: dict[str, tuple[str, str, str]] = {}
+        self._requests: OrderedDict[str, Call] = OrderedDict()
+        """Calls by the click-to-call request they carry, so a failed Originate finds its call."""
         self._out: list[InboundEvent] = []
         self._handlers: dict[str, Handler] = {
             "Newchannel": self._newchannel,
@@ -598,6 +601,9 @@ class CallTracker:
             call.recording = value
         elif variable == "COMMHUB_CALL_ID" and value:
             call.request_id = value
+            self._requests[value] = call
+            while len(self._requests) > REQUESTS_KEPT:
+                self._requests.popitem(last=False)
         elif variable == "COMMHUB_DID" and value:
             call.did = value
         else:
@@ -650,6 +656,15 @@ class CallTracker:
             return
         request_id, extension, number = expected
         reason = _ORIGINATE_REASONS.get(h.get("Reason", ""), "the PBX could not place the call")
+        call = self._requests.get(request_id)
+        if call is not None:
+            # The operator's legs were made (and failed): that call is the request's record.
+            call.detail["reason"] = reason
+            call.dialled_number = call.dialled_number or number
+            if extension not in call.rang:
+                call.rang.append(extension)
+            self._emit(call)
+            return
         self._out.append(
             CallUpdated(
                 source=self.source,

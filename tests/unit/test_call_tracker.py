@@ -456,3 +456,22 @@ def test_the_outbound_prefix_is_not_part_of_the_customers_number() -> None:
 def test_the_reader_decodes_exactly_the_events_the_tracker_reads() -> None:
     handled = set(Replay().tracker._handlers)
     assert CALL_EVENTS | {"VarSet"} == handled
+
+
+def test_a_failed_click_to_call_is_one_failed_call_with_asterisks_reason() -> None:
+    replay = Replay()
+    replay.tracker.expect_originate("c2c-4", "c2c-0004", "209", "+79161234567")
+    replay.play("outbound_click_to_call_failed", paced=True)
+    [call] = replay.finals()
+    assert call.direction is Direction.OUTBOUND and call.status is Status.FAILED
+    assert call.request_id == "c2c-0004" and call.number == "+79161234567"
+    assert call.detail["reason"] == "no such extension, or the operator's phone is unreachable"
+    assert call.rang == ("209",) and call.operators == () and call.duration_s == 0
+    assert replay.offers() == []
+
+
+def test_a_failed_originate_of_another_connection_is_ignored() -> None:
+    replay = Replay()  # nothing expected: the Originate was sent before a restart
+    replay.play("outbound_click_to_call_failed", paced=True)
+    [call] = replay.finals()
+    assert call.status is Status.FAILED and "reason" not in call.detail

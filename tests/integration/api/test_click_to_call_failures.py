@@ -65,14 +65,6 @@ async def client(
     return made
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "replay.py's ACTION_ID pattern (rb'^ActionID: .*$') also takes the line's CR, so the "
-        "replayed OriginateResponse reads 'ActionID: c2c-1\\nResponse: Failure' and the tracker "
-        "never matches it; with rb'^ActionID: [^\\r\\n]*' this test passes: drop this mark then"
-    ),
-)
 async def test_a_failed_originate_shows_asterisks_reason_on_the_request_and_the_card(
     client: Client, pbx: AmiReplayServer, accounts: dict[Role, Any]
 ) -> None:
