@@ -334,11 +334,12 @@ class FaultRig:
         (self.folder / "channels.toml").write_text(
             CHANNELS_FILE.format(port=self.pbx.port, secret=PBX_SECRET)
         )
-        await self.cli("migrate")
-        for username, extension in OPERATORS.items():
-            user_id = await self.add_user(username, "operator", "--extension", extension)
-            self.operator_ids[extension] = user_id
+        # The first one migrates the empty database; the others may then run at once.
         await self.add_user(MANAGER, "manager")
+        added = await asyncio.gather(
+            *(self.add_user(name, "operator", "--extension", x) for name, x in OPERATORS.items())
+        )
+        self.operator_ids = dict(zip(OPERATORS.values(), added, strict=True))
         self._http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self._api = Api(self.base_url, self._http)
 
