@@ -288,3 +288,24 @@ async def test_a_call_already_over_never_pops(sessions: SessionFactory) -> None:
         if message["type"] == "call.offered":
             offered.append(message["data"]["call"]["id"])
     assert offered == ["pbx:10.0"]
+
+
+async def test_an_answered_call_from_another_country_leaves_a_missed_call_open(
+    sessions: SessionFactory,
+) -> None:
+    await setup(sessions)
+    await record(sessions, replace(ended(ringing("pbx:1.0")), status=Status.MISSED))
+    # Same trailing digits, another country: not the customer who called.
+    stranger = ended(answered(ringing("pbx:2.0", number="+44 916 1234567")))
+    await record(sessions, replace(stranger, started_at=T0 + timedelta(minutes=5)))
+    async with sessions() as session:
+        [(missed, _)] = await call_store.missed_page(
+            session, state="open", operator_id=None, after=None, limit=10
+        )
+    assert missed.number == "+79161234567"
+    same = ended(answered(ringing("pbx:3.0", number="+7 916 123 45 67")))
+    await record(sessions, replace(same, started_at=T0 + timedelta(minutes=9)))
+    async with sessions() as session:
+        assert not await call_store.missed_page(
+            session, state="open", operator_id=None, after=None, limit=10
+        )

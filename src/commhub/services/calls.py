@@ -396,8 +396,18 @@ async def _follow_up(session: AsyncSession, row: Interaction, number: CallerNumb
         await store.open_missed(session, row, number=_customer_address(row), match_key=match_key)
     elif status is Status.ANSWERED and match_key is not None:
         await session.flush()
+        query = number.query
+        # The same rule as identify (phones.decide): a number that names its country
+        # answers only for that country's missed calls.
+        exact = query.e164 if query.explicit_country else None
+        prefix = f"+{query.country_code}" if query.country_code is not None else None
         await store.close_missed_by_call(
-            session, match_key=match_key, before=row.occurred_at, call_id=row.id
+            session,
+            match_key=match_key,
+            before=row.occurred_at,
+            call_id=row.id,
+            number=exact,
+            country_prefix=prefix,
         )
 
 

@@ -63,17 +63,32 @@ async def open_missed(
 
 
 async def close_missed_by_call(
-    session: AsyncSession, *, match_key: str, before: datetime, call_id: int
+    session: AsyncSession,
+    *,
+    match_key: str,
+    before: datetime,
+    call_id: int,
+    number: str | None = None,
+    country_prefix: str | None = None,
 ) -> int:
-    """Mark every open missed call from this number before ``before`` as called back."""
+    """Mark every open missed call from this number before ``before`` as called back.
+
+    ``number`` (E.164) keeps it to that exact number, ``country_prefix`` (``+44``) to
+    numbers of that country; otherwise every number sharing the match key counts.
+    """
+    statement = update(MissedCall).where(
+        MissedCall.match_key == match_key,
+        MissedCall.state == OPEN,
+        MissedCall.occurred_at <= before,
+    )
+    if number is not None:
+        statement = statement.where(MissedCall.number == number)
+    elif country_prefix is not None:
+        statement = statement.where(MissedCall.number.startswith(country_prefix, autoescape=True))
     result = await session.execute(
-        update(MissedCall)
-        .where(
-            MissedCall.match_key == match_key,
-            MissedCall.state == OPEN,
-            MissedCall.occurred_at <= before,
+        statement.values(
+            state=CALLED_BACK, resolved_at=utcnow(), resolved_by_interaction_id=call_id
         )
-        .values(state=CALLED_BACK, resolved_at=utcnow(), resolved_by_interaction_id=call_id)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
