@@ -302,3 +302,61 @@ def test_an_event_for_a_hung_up_leg_after_the_call_ended_changes_nothing() -> No
     pbx.dial(trunk, leg, "PJSIP/201")
     pbx.hangup(leg, trunk)
     assert pbx.finals() == [call] and len(pbx.events) == before
+
+
+def test_blind_transfer_to_an_extension_the_customer_leg_runs_itself() -> None:
+    """A redirect into the operators' context (a Local-channel PBX): no phone is dialled,
+    the customer's leg runs 202's extension; only BlindTransfer says who talks now."""
+    pbx = Pbx()
+    trunk = inbound(pbx)
+    first = phone(pbx, "201")
+    pbx.dial(trunk, first, "PJSIP/201")
+    pbx.wait(3)
+    pbx.up(first)
+    pbx.up(trunk)
+    pbx.dial_end(trunk, first, "ANSWER")
+    pbx.bridge("b1", trunk, first)
+    pbx.wait(12)
+    pbx.send(
+        "BlindTransfer",
+        Result="Success",
+        **{f"Transferer{k}": v for k, v in first.items()},
+        **{f"Transferee{k}": v for k, v in trunk.items()},
+        Context="from-internal",
+        Extension="202",
+        IsExternal="No",
+    )
+    pbx.unbridge("b1", trunk, first)
+    pbx.hangup(first)
+    pbx.wait(25)
+    pbx.hangup(trunk)
+    [call] = pbx.finals()
+    assert call.status is Status.ANSWERED
+    assert call.operator_talk == (("201", 12), ("202", 25))
+    assert call.rang == ("201", "202") and call.detail["transfers"] == ["blind"]
+    assert call.total_s == 40 and call.wait_s == 3
+
+
+def test_a_transferred_customer_pops_on_the_next_operators_screen() -> None:
+    pbx = Pbx()
+    trunk = inbound(pbx)
+    first = phone(pbx, "201")
+    pbx.dial(trunk, first, "PJSIP/201")
+    pbx.up(first)
+    pbx.dial_end(trunk, first, "ANSWER")
+    pbx.bridge("b1", trunk, first)
+    pbx.wait(5)
+    # An attended transfer: 202 joins the customer's bridge when 201 completes it.
+    second = phone(pbx, "202")
+    pbx.unbridge("b1", first)
+    pbx.bridge("b1", second)
+    pbx.send(
+        "AttendedTransfer", Result="Success", **{f"Transferee{k}": v for k, v in trunk.items()}
+    )
+    assert pbx.offers() == ["201", "202"]
+    pbx.hangup(first)
+    pbx.wait(7)
+    pbx.hangup(second, trunk)
+    [call] = pbx.finals()
+    assert call.operator_talk == (("201", 5), ("202", 7))
+    assert call.detail["transfers"] == ["attended"]
