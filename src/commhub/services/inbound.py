@@ -93,6 +93,10 @@ class InboundProcessor:
         self._pops_done = asyncio.Event()
         self._pops_done.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.calls_up: set[str] = set()
+        """Calls this process has seen up, since the PBX's own list or a live event said so:
+        only these pop again on a page (a call the log shows open may have ended while the
+        hub was down, and the PBX has not said so yet)."""
         self.recorded = 0
         self.not_recorded = 0
         """Call updates dropped (backlog full) or refused by the store; each one is logged."""
@@ -220,6 +224,11 @@ class InboundProcessor:
             return
         self._recovered()
         self.recorded += len(recorded)
+        for item in recorded:
+            if item.call.ended_at is None:
+                self.calls_up.add(item.call.external_id)
+            else:
+                self.calls_up.discard(item.call.external_id)
         self._publish(recorded)
 
     async def _close_unseen(self, report: CallsInProgress) -> None:
@@ -241,6 +250,9 @@ class InboundProcessor:
             log.exception("checking %s's open calls failed; they stay open", report.source)
             ended = []
         self._reports.remove(report)
+        if report.complete:
+            gone = {c for c in self.calls_up if c.startswith(report.prefix)} - report.external_ids
+            self.calls_up -= gone
         self._recovered()
         if ended:
             log.warning(

@@ -12,7 +12,7 @@ connects while a call concerning its user is still up
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -101,11 +101,14 @@ async def pops_in_progress(
     user_id: int,
     *,
     default_region: str,
+    up: Collection[str],
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The ``call.offered`` payloads a user should see right now, oldest call first.
 
-    One per inbound call still up (not ended, begun less than
+    One per inbound call still up (not ended, among ``up``: the calls the
+    listening process has seen up since it started, so a call that ended
+    while the hub was down never pops before the PBX says so; begun less than
     :data:`RESTORE_MAX_AGE` ago) on which the user's extension rang or talked,
     or whose operator the user is; each built by :func:`screen_pop` from the
     stored row, so it carries the call's current state (ringing or answered).
@@ -120,6 +123,8 @@ async def pops_in_progress(
     pops = []
     for row in reversed(rows):
         if row.direction != Direction.INBOUND.value or row.occurred_at < since:
+            continue
+        if row.external_id not in up:
             continue
         extra = row.extra or {}
         handled = (*extra.get("rang", ()), *extra.get("operators", ()))

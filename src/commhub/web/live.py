@@ -125,7 +125,10 @@ async def _pops_in_progress(request: web.Request, user_id: int) -> list[dict[str
     try:
         async with request.app[SESSIONS]() as session:
             return await pops_in_progress(
-                session, user_id, default_region=request.app[SETTINGS].phone_region
+                session,
+                user_id,
+                default_region=request.app[SETTINGS].phone_region,
+                up=request.app[HUB].inbound.calls_up,
             )
     except (SQLAlchemyError, OSError) as exc:
         log.error("screen pops in progress for user %d not sent: %s", user_id, exc)
