@@ -38,6 +38,8 @@ from commhub_asterisk.recordings import Recording, load_recording, scale_burst, 
 from commhub_asterisk.replay import AmiReplayServer, Playback
 
 AMI = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "ami"
+BRIDGE = "ab7dcd6a-7aa6-4c57-9457-286edf0cc787"
+"""The bridge of ``inbound_answered_ru_trunk_prefix``'s caller and 201."""
 SECRET = "s3cret-never-logged"
 Client = TestClient[Any, Any]
 
@@ -416,9 +418,10 @@ async def test_a_call_spanning_a_link_drop_is_logged_once_with_its_duration(
             "Uniqueid": "1795376470.1",
             "Linkedid": "1795376470.0",
             "Context": "from-trunk",
-            "Extension": "74951234567",
+            "Exten": "74951234567",
             "ChannelState": "6",
             "Duration": "00:00:05",
+            "BridgeId": BRIDGE,
         },
         {
             "Channel": "Local/201@operators-00000001;1",
@@ -427,6 +430,7 @@ async def test_a_call_spanning_a_link_drop_is_logged_once_with_its_duration(
             "Context": "operators",
             "ChannelState": "6",
             "Duration": "00:00:05",
+            "BridgeId": BRIDGE,
         },
         {
             "Channel": "Local/201@operators-00000001;2",
@@ -441,6 +445,7 @@ async def test_a_call_spanning_a_link_drop_is_logged_once_with_its_duration(
             "Uniqueid": "1795376470.0",
             "Linkedid": "1795376470.0",
             "Context": "from-trunk",
+            "Exten": "74951234567",
             "ChannelState": "6",
             "Duration": "00:00:05",
         },
@@ -450,6 +455,7 @@ async def test_a_call_spanning_a_link_drop_is_logged_once_with_its_duration(
     await settle(hub, calls=1)
     [row] = await log_rows(client, accounts[Role.MANAGER].auth)
     assert row["status"] == "answered" and row["duration_s"] == 8
+    assert row["extra"]["operator_talk"] == {"201": 8} and row["to_address"] == "74951234567"
     assert "approximate_end_s" not in row["extra"]
 
 
