@@ -41,8 +41,9 @@ from commhub_asterisk.wire import Headers, MessageReader, parse_headers
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 0.5
-HEARTBEAT_S = 10.0
-"""How often the calls up are reported as seen, so an end missed in a crash is bounded."""
+HEARTBEAT_S = 2.0
+"""How often the link vouches for every call it follows (one row per PBX in the log), so the
+end of a call a crash hid is known to within this."""
 ACTION_TIMEOUT_S = 10.0
 LIST_TIMEOUT_S = 10.0
 """How long a channel list may take to complete before it is read as incomplete."""
@@ -136,6 +137,7 @@ class AmiChannel:
         self._action_ids = itertools.count(1)
         self._sessions = 0
         self._logged_in = False
+        self._vouching = False
         self.reconnects = 0
         """Successful logins after the first one."""
         self.failed_attempts = 0
@@ -287,6 +289,7 @@ class AmiChannel:
         events = tracker.reconcile(channels, at, lost_at=self.gap_since, complete=complete)
         if complete:
             self.gap_since = None
+            self._vouching = True
         return events
 
     @staticmethod
@@ -305,7 +308,10 @@ class AmiChannel:
             self._apply(self.tracker.sweep(now), self._sink)
             if (now - beat).total_seconds() >= HEARTBEAT_S:
                 beat = now
-                if self.connected_since is not None and self.tracker.active_calls:
+                # Only while the tracker follows every call of the PBX: after its own list
+                # was read, with no event lost since.
+                vouching = self._vouching and self.gap_since is None
+                if vouching and self.connected_since is not None and self.tracker.active_calls:
                     self._sink(self.tracker.in_progress(now))
             protocol = self._protocol
             if self.dropped != healed and protocol is not None and not protocol.closed:
@@ -383,6 +389,7 @@ class AmiChannel:
         await protocol.lost
 
     def _disconnected(self) -> None:
+        self._vouching = False
         if self.connected_since is not None:
             self.lost_at = datetime.now(UTC)
             self.disconnected_since = self.lost_at

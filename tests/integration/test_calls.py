@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from commhub.channels import CallOffered, CallUpdated
+from commhub.channels import CallOffered, CallsInProgress, CallUpdated
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.interactions import Direction, Status
 from commhub.domain.phones import parse_phone
@@ -309,3 +309,40 @@ async def test_an_answered_call_from_another_country_leaves_a_missed_call_open(
         assert not await call_store.missed_page(
             session, state="open", operator_id=None, after=None, limit=10
         )
+
+
+async def test_a_call_whose_end_nobody_saw_ends_at_its_last_heartbeat(
+    sessions: SessionFactory,
+) -> None:
+    await setup(sessions)
+    processor = InboundProcessor(sessions=sessions, feed=LiveFeed(), region="RU")
+    await processor.start()
+    try:
+        processor.sink(answered(ringing("pbx:7.0")))  # answered at T0 + 2 s
+        await asyncio.wait_for(processor.drained(), 10)
+        for seconds in (10, 30):  # the link vouches for its calls while it follows them
+            beat = CallsInProgress(
+                source="asterisk:pbx",
+                prefix="pbx:",
+                external_ids=frozenset({"pbx:7.0"}),
+                at=T0 + timedelta(seconds=seconds),
+                complete=False,
+            )
+            processor.sink(beat)
+        await asyncio.wait_for(processor.drained(), 10)
+        # The hub was killed; an hour later the PBX's list no longer has the call.
+        processor.sink(
+            CallsInProgress(
+                source="asterisk:pbx",
+                prefix="pbx:",
+                external_ids=frozenset(),
+                at=T0 + timedelta(hours=1),
+            )
+        )
+        await asyncio.wait_for(processor.drained(), 10)
+    finally:
+        await processor.stop()
+    [row] = await calls(sessions)
+    assert row.status == "answered" and row.ended_at == T0 + timedelta(seconds=30)
+    assert row.duration_s == 28 and row.extra["operator_talk"] == {"201": 28}
+    assert row.extra["approximate_end_s"] == 3600 - 30

@@ -426,24 +426,28 @@ async def calls_ended_unseen(session: AsyncSession, report: CallsInProgress) -> 
     :func:`record_calls` like any snapshot (one row, follow-ups, feed).
     """
     rows = await store.open_calls(session, prefix=report.prefix, before=report.at)
+    beat = await store.last_beat(session, report.prefix)
     return [
-        _ended_unseen(row, report) for row in rows if row.external_id not in report.external_ids
+        _ended_unseen(row, report, beat)
+        for row in rows
+        if row.external_id not in report.external_ids
     ]
 
 
 async def calls_seen(session: AsyncSession, report: CallsInProgress) -> None:
-    """Note that the calls a heartbeat lists were up at its time (bounds an unseen end)."""
-    rows = await store.open_calls(session, prefix=report.prefix, before=report.at)
-    stamp = report.at.isoformat()
-    for row in rows:
-        if row.external_id in report.external_ids and stamp > str(row.extra.get("seen_at", "")):
-            row.extra = {**(row.extra or {}), "seen_at": stamp}
+    """A heartbeat: every call of this PBX the log holds open was up at its time.
+
+    One row per PBX, not per call: an adapter sends it only while it follows
+    every call of its PBX (after the PBX's own list was read), so the claim
+    covers them all; it bounds the end of a call a crash hid.
+    """
+    await store.beat(session, report.prefix, report.at)
     await session.commit()
 
 
-def _ended_unseen(row: Interaction, report: CallsInProgress) -> CallUpdated:
+def _ended_unseen(row: Interaction, report: CallsInProgress, beat: datetime | None) -> CallUpdated:
     snapshot = snapshot_of(row, source=report.source)
-    last_seen = _last_seen(row, report.at)
+    last_seen = _last_seen(row, report.at, beat)
     detail = dict(snapshot.detail)
     detail["approximate_end_s"] = max(0, round((report.at - last_seen).total_seconds()))
     talk = 0
@@ -474,9 +478,9 @@ def _ended_unseen(row: Interaction, report: CallsInProgress) -> CallUpdated:
     )
 
 
-def _last_seen(row: Interaction, limit: datetime) -> datetime:
+def _last_seen(row: Interaction, limit: datetime, beat: datetime | None) -> datetime:
     """The last moment the hub knew this call was up (never after ``limit``)."""
-    moments = [row.occurred_at, row.answered_at]
+    moments = [row.occurred_at, row.answered_at, beat]
     seen = (row.extra or {}).get("seen_at")
     if isinstance(seen, str):
         with contextlib.suppress(ValueError):

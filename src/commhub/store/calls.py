@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.domain.interactions import Channel, Status
 from commhub.store.dialect import upsert_insert
 from commhub.store.pagination import Cursor
-from commhub.store.schema import CallRequest, Interaction, MissedCall, User, utcnow
+from commhub.store.schema import (
+    CallHeartbeat,
+    CallRequest,
+    Interaction,
+    MissedCall,
+    User,
+    utcnow,
+)
 
 OPEN = "open"
 CALLED_BACK = "called_back"
@@ -168,6 +175,22 @@ async def open_call_counts(session: AsyncSession, pbxs: Iterable[str]) -> dict[s
         )
         counts[pbx] = int(counted or 0)
     return counts
+
+
+async def beat(session: AsyncSession, prefix: str, at: datetime) -> None:
+    """Note that every call of this PBX open in the log was up at ``at`` (never backwards)."""
+    insert = upsert_insert(session, CallHeartbeat).values(prefix=prefix, at=at)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["prefix"],
+            set_={"at": insert.excluded.at},
+            where=CallHeartbeat.at < insert.excluded.at,
+        )
+    )
+
+
+async def last_beat(session: AsyncSession, prefix: str) -> datetime | None:
+    return await session.scalar(select(CallHeartbeat.at).where(CallHeartbeat.prefix == prefix))
 
 
 async def live_calls(session: AsyncSession, *, limit: int = 500) -> Sequence[Interaction]:

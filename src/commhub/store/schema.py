@@ -452,6 +452,20 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None]
 
 
+class CallHeartbeat(Base):
+    """When a PBX link last vouched that every call of that PBX still open in the log was up.
+
+    Written every few seconds while the link follows its calls (one row per PBX,
+    keyed by its external-id prefix), so a call whose end a crash hid ends no
+    earlier than it must.
+    """
+
+    __tablename__ = "call_heartbeats"
+
+    prefix: Mapped[str] = mapped_column(String(255), primary_key=True)
+    at: Mapped[datetime]
+
+
 class MailCursorRow(Base):
     """How far a watched mailbox folder is imported (IMAP UIDVALIDITY and last UID)."""
 
