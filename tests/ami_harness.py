@@ -3,14 +3,62 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from commhub.bootstrap import Hub
+from commhub.bootstrap import Hub, open_hub
+from commhub.channels import ChannelContext
+from commhub.config import Settings
 from commhub.store.schema import Interaction
-from commhub_asterisk import AmiChannel
+from commhub.web.app import create_app
+from commhub_asterisk import AmiChannel, adapter
+from commhub_asterisk.recordings import Recording, load_recording
 from commhub_asterisk.replay import AmiReplayServer
+
+AMI = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ami"
+"""The streams recorded from a real Asterisk."""
+SECRET = "s3cret-never-logged"
+"""The replay PBX's AMI secret: tests check it never reaches a log or an answer."""
+Client = TestClient[Any, Any]
+
+
+def recording(name: str) -> Recording:
+    return load_recording(AMI, name)
+
+
+async def replay_pbx() -> AsyncIterator[AmiReplayServer]:
+    """A replay PBX on loopback for one test (the ``pbx`` fixture)."""
+    server = AmiReplayServer(username="commhub", secret=SECRET)
+    await server.start()
+    yield server
+    await server.close()
+
+
+async def hub_with_pbx(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    pbx: AmiReplayServer,
+    **overrides: Any,
+) -> tuple[Client, Hub]:
+    """The app and hub with one PBX named ``main`` on the replay server (not yet logged in)."""
+    channel = adapter(
+        name="main",
+        options=pbx_options(pbx, **{"secret": SECRET, **overrides}),
+        context=ChannelContext(phone_region=settings.phone_region),
+    )
+    opened: list[Hub] = []
+
+    async def opener() -> Hub:
+        hub = await open_hub(settings, channels=[channel])
+        opened.append(hub)
+        return hub
+
+    client = await aiohttp_client(create_app(opener))
+    return client, opened[0]
 
 
 def pbx_options(server: AmiReplayServer, *, secret: str, **overrides: Any) -> dict[str, Any]:

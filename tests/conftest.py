@@ -21,8 +21,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+import ami_harness
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
+from commhub_asterisk.replay import AmiReplayServer
 
 POSTGRES_ENV = "COMMHUB_TEST_POSTGRES_URL"
 REDIS_ENV = "COMMHUB_TEST_REDIS_URL"
@@ -64,12 +66,15 @@ async def _admin_sql(url: str, statement: str) -> bool:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None) -> str:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
+) -> str:
     """A URL to an empty database of each backend."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'commhub.db'}"
     if not postgres_url:
         pytest.skip(f"PostgreSQL backend: set {POSTGRES_ENV} to run")
+    await reset_postgres(postgres_url)
     return postgres_url
 
 
@@ -87,8 +92,6 @@ async def reset_postgres(url: str) -> None:
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated, empty database on each backend."""
-    if database_url.startswith("postgresql"):
-        await reset_postgres(database_url)
     engine = open_engine(database_url)
     await upgrade(engine)
     yield engine
@@ -104,6 +107,13 @@ def sessions(engine: AsyncEngine) -> SessionFactory:
 async def session(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     async with sessions() as session:
         yield session
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[AmiReplayServer]:
+    """A replay PBX on loopback (``ami_harness``): the recorded Asterisk as a peer."""
+    async for server in ami_harness.replay_pbx():
+        yield server
 
 
 @pytest.fixture

@@ -12,22 +12,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from commhub.store.engine import open_engine
 from faults.harness import FaultRig
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def rig(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None
-) -> AsyncIterator[FaultRig]:
-    database_url = None
-    if request.param == "postgres":
-        if not postgres_url:
-            pytest.skip("PostgreSQL backend: set COMMHUB_TEST_POSTGRES_URL to run")
-        await _empty(postgres_url)
-        database_url = postgres_url
+@pytest.fixture
+async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[FaultRig]:
+    """The hub's processes and their PBX, on an empty database of each backend."""
     rig = FaultRig(tmp_path, database_url=database_url)
     try:
         await rig.open()
@@ -39,14 +30,3 @@ async def rig(
         print("\n".join(rig.notes))
         print("----- operator 201's feed -----")
         print("\n".join(str(frame) for frame in rig.feed.frames))
-
-
-async def _empty(url: str) -> None:
-    """Drop everything a previous test left in the database."""
-    engine = open_engine(url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()

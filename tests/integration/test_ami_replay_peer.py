@@ -11,30 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from commhub_asterisk.recordings import Recording, load_recording, split_blocks
+from ami_harness import SECRET, recording
+from commhub_asterisk.recordings import split_blocks
 from commhub_asterisk.replay import AmiReplayServer, ChannelsUp, Playback, parse_action
 from commhub_asterisk.wire import END
-
-AMI = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami"
-SECRET = "peer-secret"
-
-
-def recording(name: str) -> Recording:
-    return load_recording(AMI, name)
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiReplayServer]:
-    server = AmiReplayServer(username="commhub", secret=SECRET)
-    await server.start()
-    yield server
-    await server.close()
-
 
 Connect = Callable[[], Coroutine[Any, Any, "RawClient"]]
 

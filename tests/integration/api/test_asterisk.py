@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 import ami_harness
-from ami_harness import settle
+from ami_harness import SECRET, recording, settle
 from app_fixtures import log_in
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
@@ -34,26 +33,12 @@ from commhub.store.engine import SessionFactory
 from commhub.store.schema import Interaction, User
 from commhub.web.app import create_app
 from commhub_asterisk import AmiChannel, adapter
-from commhub_asterisk.recordings import Recording, load_recording, scale_burst, split_blocks
+from commhub_asterisk.recordings import scale_burst, split_blocks
 from commhub_asterisk.replay import AmiReplayServer, Playback
 
-AMI = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "ami"
 BRIDGE = "ab7dcd6a-7aa6-4c57-9457-286edf0cc787"
 """The bridge of ``inbound_answered_ru_trunk_prefix``'s caller and 201."""
-SECRET = "s3cret-never-logged"
 Client = TestClient[Any, Any]
-
-
-def recording(name: str) -> Recording:
-    return load_recording(AMI, name)
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiReplayServer]:
-    server = AmiReplayServer(username="commhub", secret=SECRET)
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
@@ -86,20 +71,7 @@ def hub_client(
     """Start the hub with one PBX pointed at the replay server."""
 
     async def start(**overrides: Any) -> tuple[Client, Hub]:
-        channel = adapter(
-            name="main",
-            options=pbx_options(pbx, **overrides),
-            context=ChannelContext(phone_region=settings.phone_region),
-        )
-        opened: list[Hub] = []
-
-        async def opener() -> Hub:
-            hub = await open_hub(settings, channels=[channel])
-            opened.append(hub)
-            return hub
-
-        client = await aiohttp_client(create_app(opener))
-        return client, opened[0]
+        return await ami_harness.hub_with_pbx(aiohttp_client, settings, pbx, **overrides)
 
     return start
 

@@ -10,37 +10,22 @@ call tracker read it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 import ami_harness
-from commhub.bootstrap import Hub, open_hub
-from commhub.channels import ChannelContext
+from ami_harness import recording
 from commhub.config import Settings
 from commhub.domain.roles import Role
-from commhub.web.app import create_app
-from commhub_asterisk import adapter
-from commhub_asterisk.recordings import load_recording
 from commhub_asterisk.replay import AmiReplayServer
 
-AMI = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "ami"
-SECRET = "failures-secret"
 REASON_0 = "no such extension, or the operator's phone is unreachable"
 """The tracker's words for ``OriginateResponse`` ``Reason: 0`` (the operator's leg could not
 even be created: the recording's extension 209 does not exist)."""
 Client = TestClient[Any, Any]
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiReplayServer]:
-    server = AmiReplayServer(username="commhub", secret=SECRET)
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
@@ -51,16 +36,7 @@ async def client(
     pbx: AmiReplayServer,
 ) -> Client:
     """The hub with one PBX, the replay peer, connected."""
-    channel = adapter(
-        name="main",
-        options=ami_harness.pbx_options(pbx, secret=SECRET),
-        context=ChannelContext(phone_region=settings.phone_region),
-    )
-
-    async def opener() -> Hub:
-        return await open_hub(settings, channels=[channel])
-
-    made = await aiohttp_client(create_app(opener))
+    made, _ = await ami_harness.hub_with_pbx(aiohttp_client, settings, pbx)
     await pbx.wait_logins(1)
     return made
 
@@ -76,7 +52,7 @@ async def test_a_failed_originate_shows_asterisks_reason_on_the_request_and_the_
     )
     assert made.status == 201, await made.text()
     ivan = (await made.json())["id"]
-    pbx.on_originate = load_recording(AMI, "outbound_click_to_call_failed").body
+    pbx.on_originate = recording("outbound_click_to_call_failed").body
     placed = await client.post(
         "/api/v1/calls",
         json={"contact_id": ivan},

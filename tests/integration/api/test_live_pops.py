@@ -10,8 +10,7 @@ the test needs (the phone still ringing, the operator still talking).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -20,9 +19,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 import ami_harness
-from ami_harness import settle
-from commhub.bootstrap import Hub, open_hub
-from commhub.channels import ChannelContext
+from ami_harness import recording, settle
+from commhub.bootstrap import Hub
 from commhub.config import Settings
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.phones import parse_phone
@@ -30,13 +28,8 @@ from commhub.domain.roles import Role
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
 from commhub.store.schema import Interaction
-from commhub.web.app import create_app
-from commhub_asterisk import adapter
-from commhub_asterisk.recordings import Recording, load_recording
 from commhub_asterisk.replay import AmiReplayServer
 
-AMI = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "ami"
-SECRET = "s3cret-never-logged"
 Client = TestClient[Any, Any]
 Socket = aiohttp.ClientWebSocketResponse
 
@@ -44,18 +37,6 @@ RINGING_CALLER = "+79165550022"
 """The caller of ``reconnect_while_ringing``: ext. 201 rings, nobody has answered yet."""
 TALKING_CALLER = "+79165550011"
 """The caller of ``reconnect_mid_call``: ext. 201 answered and is talking."""
-
-
-def recording(name: str) -> Recording:
-    return load_recording(AMI, name)
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[AmiReplayServer]:
-    server = AmiReplayServer(username="commhub", secret=SECRET)
-    await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
@@ -66,22 +47,10 @@ async def hub_client(
     pbx: AmiReplayServer,
 ) -> tuple[Client, Hub]:
     """The hub with one PBX, the replay server, its link up."""
-    channel = adapter(
-        name="main",
-        options=ami_harness.pbx_options(pbx, secret=SECRET),
-        context=ChannelContext(phone_region=settings.phone_region),
-    )
-    opened: list[Hub] = []
-
-    async def opener() -> Hub:
-        hub = await open_hub(settings, channels=[channel])
-        opened.append(hub)
-        return hub
-
-    client = await aiohttp_client(create_app(opener))
+    client, hub = await ami_harness.hub_with_pbx(aiohttp_client, settings, pbx)
     await pbx.wait_logins(1)
-    await _until(lambda: channel.health().connected)
-    return client, opened[0]
+    await _until(lambda: hub.channels["main"].health().connected)
+    return client, hub
 
 
 async def _until(ready: Callable[[], bool], timeout: float = 10.0) -> None:
