@@ -124,6 +124,8 @@ class Call:
     linkedid: str
     started_at: datetime
     legs: dict[str, Leg] = field(default_factory=dict)
+    trunks: list[Leg] = field(default_factory=list)
+    """The legs on the customer's side, in the order they appeared."""
     live: int = 0
     origin: Leg | None = None
     adopted: bool = False
@@ -144,10 +146,46 @@ class Call:
     cdr_deadline: datetime | None = None
     finalized: bool = False
     fingerprint: tuple[Any, ...] | None = None
+    """What the last snapshot sent showed; ``None`` until one was sent."""
+    state: tuple[Any, ...] | None = None
+    """:meth:`state_key` when a snapshot was last considered."""
     agent_talk: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Queue agents' (extension, talk) by their leg, from ``AgentComplete`` ``TalkTime``."""
-    cdrs: dict[tuple[str, ...], CdrRecord] = field(default_factory=dict)
+    cdrs: dict[str, CdrRecord] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+    _operators: tuple[str, ...] = ()
+
+    def state_key(self) -> tuple[Any, ...]:
+        """Everything a snapshot is made from, cheaply: unchanged means no snapshot to build.
+
+        About 80 events a call, most of them changing nothing a person sees: comparing
+        this is far cheaper than building the snapshot to compare its fingerprint.
+        """
+        talks = self.talks
+        direction = self.direction()
+        key: tuple[Any, ...] = (
+            direction,
+            self.customer(direction) if direction is not None else None,
+            self.finalized,
+            self.started_at,
+            self.ended_at,
+            self.approximate_end_s,
+            len(talks),
+            talks[0].start if talks else None,
+            len(self.rang),
+            len(self.transfers),
+            self.did,
+            self.queue,
+            self.abandoned,
+            self.dial_status if self.ended_at is not None else None,
+            self.recording,
+            self.request_id,
+            len(self.detail),
+        )
+        if self.finalized:
+            ends = tuple(talk.end for talk in talks)
+            key += (len(self.cdrs), len(self.agent_talk), tuple(self.detail.items()), ends)
+        return key
 
     @property
     def ended(self) -> bool:
@@ -157,12 +195,27 @@ class Call:
     def answered(self) -> bool:
         return bool(self.talks)
 
+    def add_leg(self, leg: Leg) -> None:
+        self.legs[leg.uniqueid] = leg
+        if leg.role is Role.TRUNK:
+            self.trunks.append(leg)
+
     def trunk_legs(self) -> list[Leg]:
-        return [leg for leg in self.legs.values() if leg.role is Role.TRUNK]
+        return self.trunks
+
+    def add_talk(self, talk: Talk) -> None:
+        self.talks.append(talk)
+        if talk.extension not in self._operators:
+            self._operators += (talk.extension,)
+
+    def drop_talks(self, operator: str) -> None:
+        """Forget the open talks of ``operator`` (a guess a real answer replaced)."""
+        self.talks = [t for t in self.talks if not (t.operator == operator and t.end is None)]
+        self._operators = tuple(dict.fromkeys(talk.extension for talk in self.talks))
 
     def operators(self) -> tuple[str, ...]:
         """Who talked with the customer, first one first, each once."""
-        return tuple(dict.fromkeys(talk.extension for talk in self.talks))
+        return self._operators
 
     def talking(self, customer: str, operator: str) -> Talk | None:
         for talk in reversed(self.talks):
@@ -220,7 +273,8 @@ class Call:
             return None
         number, name = self.customer(direction)
         status = self.status(direction)
-        durations = None if self.ended_at is None else self.durations(self.ended_at)
+        ended_at = self.ended_at
+        durations = self.durations(ended_at) if self.finalized and ended_at else None
         detail = dict(self.detail)
         if self.ended and status is not Status.ANSWERED:
             reason = _MISSED_REASON.get(self.dial_status)

@@ -182,7 +182,7 @@ class CallTracker:
             call = self.calls[linkedid] = Call(linkedid=linkedid, started_at=now)
         role, extension = self.dialplan.classify(channel, context)
         leg = Leg(uniqueid=uniqueid, call=call, channel=channel, role=role, extension=extension)
-        call.legs[uniqueid] = leg
+        call.add_leg(leg)
         call.live += 1
         self.legs[uniqueid] = leg
         if uniqueid == linkedid:
@@ -261,7 +261,8 @@ class CallTracker:
         if leg.role is Role.TRUNK and not call.answered and call.ended_at is None:
             if call.dial_status in ("", "RINGING") and call.rang:
                 call.dial_status = "CANCEL"
-        if call.ended_at is None and (call.live == 0 or _customer_gone(call)):
+        customer_gone = leg.role is Role.TRUNK and _customer_gone(call)
+        if call.ended_at is None and (call.live == 0 or customer_gone):
             # The customer hung up: the call is over for the card even while an operator's
             # leg lingers (a Local pair, wrap-up), and its end is stored at once.
             call.ended_at = now
@@ -303,15 +304,20 @@ class CallTracker:
         while len(self.finished) > FINISHED_LEGS_KEPT:
             self.finished.popitem(last=False)
 
-    def _emit(self, call: Call) -> None:
-        """Queue the call's snapshot if anything a person sees has changed."""
+    def _emit(self, call: Call) -> CallUpdated | None:
+        """Queue the call's snapshot if anything a person sees has changed; returns it if built."""
+        state = call.state_key()
+        if state == call.state:
+            return None
+        call.state = state
         snapshot = call.snapshot(source=self.source, pbx=self.pbx, region=self.dialplan.region)
         if snapshot is None:
-            return
+            return None
         fingerprint = _fingerprint(snapshot)
         if fingerprint != call.fingerprint:
             call.fingerprint = fingerprint
             self._out.append(snapshot)
+        return snapshot
 
     def _offer(self, call: Call, leg: Leg) -> None:
         extension = leg.extension
@@ -320,8 +326,9 @@ class CallTracker:
         call.rang.append(extension)
         if call.direction() is not Direction.INBOUND:
             return
-        self._emit(call)
-        snapshot = call.snapshot(source=self.source, pbx=self.pbx, region=self.dialplan.region)
+        snapshot = self._emit(call) or call.snapshot(
+            source=self.source, pbx=self.pbx, region=self.dialplan.region
+        )
         if snapshot is not None:
             self._out.append(CallOffered(call=snapshot, extension=extension))
 
@@ -337,7 +344,7 @@ class CallTracker:
         if call.talking(customer.uniqueid, operator.uniqueid) is not None:
             return
         self._drop_pending_transfer(call, customer)
-        call.talks.append(Talk(extension, customer.uniqueid, operator.uniqueid, start, seen=now))
+        call.add_talk(Talk(extension, customer.uniqueid, operator.uniqueid, start, seen=now))
         if start is not None and extension not in call.rang:
             # Joined by a transfer, never rung by the call: the pop follows the customer.
             self._offer(call, operator)
@@ -395,8 +402,7 @@ class CallTracker:
 
     def _drop_pending_transfer(self, call: Call, customer: Leg) -> None:
         """A blind-transferred leg dialled a real phone: that phone's own answer counts."""
-        marker = f"transfer:{customer.uniqueid}"
-        call.talks = [t for t in call.talks if not (t.operator == marker and t.end is None)]
+        call.drop_talks(f"transfer:{customer.uniqueid}")
 
     # --- event handlers --------------------------------------------------------------
 
@@ -416,15 +422,18 @@ class CallTracker:
         leg.exten = h.get("Exten", "")
         if leg is leg.call.origin and leg.role is Role.TRUNK and not leg.call.did:
             leg.call.did = leg.exten
-        self._emit(leg.call)
+        if leg.caller_num and leg.role is Role.TRUNK:
+            self._emit(leg.call)  # a SIP trunk names the caller at once: store it now
 
     def _newcallerid(self, h: Headers, now: datetime) -> None:
         leg = self._leg(h)
         if leg is None:
             return
+        number, name = leg.caller_num, leg.caller_name
         leg.caller_num = presented(h.get("CallerIDNum", "")) or leg.caller_num
         leg.caller_name = presented(h.get("CallerIDName", "")) or leg.caller_name
-        self._emit(leg.call)
+        if leg.role is Role.TRUNK and (number, name) != (leg.caller_num, leg.caller_name):
+            self._emit(leg.call)
 
     def _newstate(self, h: Headers, now: datetime) -> None:
         leg = self._leg(h)
@@ -568,7 +577,7 @@ class CallTracker:
         target_role, _ = self.dialplan.classify("", h.get("Context", ""))
         if target_role is Role.OPERATOR and extension.isdigit():
             marker = f"transfer:{customer.uniqueid}"
-            call.talks.append(Talk(extension, customer.uniqueid, marker, now))
+            call.add_talk(Talk(extension, customer.uniqueid, marker, now))
             if extension not in call.rang:
                 call.rang.append(extension)
         self._emit(call)
@@ -594,20 +603,16 @@ class CallTracker:
         leg = self._leg(h)
         if leg is None:
             return
-        variable = h.get("Variable", "").lstrip("_")
+        attribute = _VARIABLES.get(h.get("Variable", "").lstrip("_"))
         value = h.get("Value", "")
         call = leg.call
-        if variable == "MIXMONITOR_FILENAME" and value:
-            call.recording = value
-        elif variable == "COMMHUB_CALL_ID" and value:
-            call.request_id = value
+        if attribute is None or not value or getattr(call, attribute) == value:
+            return  # not ours, or the same again (inherited by the next leg)
+        setattr(call, attribute, value)
+        if attribute == "request_id":
             self._requests[value] = call
             while len(self._requests) > REQUESTS_KEPT:
                 self._requests.popitem(last=False)
-        elif variable == "COMMHUB_DID" and value:
-            call.did = value
-        else:
-            return
         # Every fact is stored as soon as it is known: a crash a moment later must not lose it.
         self._emit(call)
 
@@ -618,7 +623,8 @@ class CallTracker:
         leg = self.legs.get(uniqueid) or self.finished.get(uniqueid)
         if leg is None:
             return
-        key = (uniqueid, *(h.get(k, "") for k in _CDR_IDENTITY))
+        # One string, not a tuple holding the event's own: 50,000 finished legs keep these.
+        key = "\x1f".join([uniqueid, *(h.get(k, "") for k in _CDR_IDENTITY)])
         call = leg.call
         if key in call.cdrs:
             return
@@ -646,7 +652,7 @@ class CallTracker:
         if operator.extension is not None and operator.extension not in call.operators():
             # Connected while nobody listened: when, only the CDRs can say.
             end = call.ended_at
-            call.talks.append(
+            call.add_talk(
                 Talk(operator.extension, customer.uniqueid, operator.uniqueid, None, end, end)
             )
 
@@ -685,6 +691,13 @@ class CallTracker:
             )
         )
 
+
+_VARIABLES = {
+    "MIXMONITOR_FILENAME": "recording",
+    "COMMHUB_CALL_ID": "request_id",
+    "COMMHUB_DID": "did",
+}
+"""The channel variables the hub reads (``wire.VARIABLES``) and the call facts they set."""
 
 _CDR_IDENTITY = ("StartTime", "AnswerTime", "EndTime", "Disposition", "LastApplication", "Duration")
 """What tells one CDR of a leg from another (a repeated event is the same CDR)."""

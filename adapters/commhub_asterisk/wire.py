@@ -55,13 +55,19 @@ Headers = dict[str, str]
 MessageHandler = Callable[[str, Headers], None]
 
 
+_EVENT_LINES: Final = {f"Event: {name}".encode(): name for name in CALL_EVENTS}
+_VARSET_LINE: Final = b"Event: VarSet"
+
+
 def _wanted_event(first_line: bytes, message: bytes) -> str | None:
-    """The event name if the tracker needs this message, else ``None``; cheap on the skips."""
-    name = first_line[7:].decode("ascii", "replace").strip()
-    if name in CALL_EVENTS:
+    """The event name if the tracker needs this message, else ``None``; cheap on the skips
+    (one lookup of the raw first line: nothing is decoded for the half that is skipped)."""
+    line = first_line if first_line[-1:] not in (b" ", b"\t") else first_line.rstrip()
+    name = _EVENT_LINES.get(line)
+    if name is not None:
         return name
-    if name == "VarSet" and any(variable in message for variable in VARIABLES):
-        return name
+    if line == _VARSET_LINE and any(variable in message for variable in VARIABLES):
+        return "VarSet"
     return None
 
 
@@ -110,11 +116,13 @@ class MessageReader:
 
     def _dispatch(self, messages: Iterable[bytes]) -> None:
         for raw in messages:
-            message = raw.lstrip(b"\r\n")
-            first_line, _, rest = message.partition(b"\r\n")
+            message = raw.lstrip(b"\r\n") if raw[:1] in (b"\r", b"\n") else raw
+            end = message.find(b"\r\n")
+            first_line = message if end < 0 else message[:end]
             if first_line.startswith(BANNER):
-                message = rest
-                first_line, _, _ = message.partition(b"\r\n")
+                message = b"" if end < 0 else message[end + 2 :]
+                end = message.find(b"\r\n")
+                first_line = message if end < 0 else message[:end]
             if not message:
                 continue
             if first_line.startswith(b"Event: "):
