@@ -273,8 +273,14 @@ async def test_a_call_already_over_never_pops(sessions: SessionFactory) -> None:
     try:
         processor.sink(ended(answered(ringing("pbx:9.0"))))
         await asyncio.wait_for(processor.drained(), 10)
-        processor.sink(CallOffered(call=ringing("pbx:9.0"), extension="201"))
-        processor.sink(CallOffered(call=ringing("pbx:10.0"), extension="201"))
+        # After a restart the PBX lists a phone of that call still ringing.
+        adopted = {"reconciled": True}
+        processor.sink(
+            CallOffered(call=replace(ringing("pbx:9.0"), detail=adopted), extension="201")
+        )
+        processor.sink(
+            CallOffered(call=replace(ringing("pbx:10.0"), detail=adopted), extension="201")
+        )
         for _ in range(100):
             if not subscription.queue.empty():
                 break

@@ -346,11 +346,13 @@ class InboundProcessor:
             user_id = users.get(offer.extension)
             if user_id is None or not self._feed.listening(user_id):
                 return
-            stored = await store.calls_by_external_id(session, [offer.call.external_id])
-            row = stored.get(offer.call.external_id)
-            if row is not None and row.ended_at is not None:
-                # A replay, or a leg still listed after a restart, of a call already over.
-                return
+            if offer.call.detail.get("reconciled"):
+                # Only a call first seen in a PBX's list after a restart can be one the log
+                # already holds as over (a live call is new): never pop it again.
+                stored = await store.calls_by_external_id(session, [offer.call.external_id])
+                row = stored.get(offer.call.external_id)
+                if row is not None and row.ended_at is not None:
+                    return
             payload = await screen_pop(
                 session,
                 offer.call,
