@@ -427,6 +427,7 @@ class Outbox(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_outbox_campaign_contact"),
         Index("ix_outbox_state", "state", "next_attempt_at"),
+        Index("ix_outbox_claim", "channel", "source", "state"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -450,6 +451,14 @@ class Outbox(Base):
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    """The sender (process and channel) holding the row while ``lease_until`` is ahead."""
+    claimed_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    """What the Idempotency-Key was first used for: the same key with another body is refused."""
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None]
 
 
 class CallHeartbeat(Base):
