@@ -37,8 +37,10 @@ from commhub.services import users
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.services.mail_inbox import StoredCursors
-from commhub.services.mail_sending import SEND_JOB, queued_rows
+from commhub.services.mail_sending import SEND_JOB
+from commhub.services.outbox import OutboxKeeper
 from commhub.services.sms_sender import SmsSender
+from commhub.store import outbox as outbox_store
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
 from commhub.store.schema import User
@@ -71,6 +73,8 @@ class Hub:
     listening: bool = False
     sms_senders: dict[str, SmsSender] = field(default_factory=dict)
     """One per SMS gateway, in the listening process: it owns the gateways' pace."""
+    mail_keeper: OutboxKeeper | None = None
+    """Turns e-mail claims whose job died mid-dialogue uncertain (the listening process)."""
 
     @property
     def sms_gateways(self) -> list[SmsGateway]:
@@ -87,6 +91,10 @@ class Hub:
             )
             await sender.start()
             self.sms_senders[gateway.name] = sender
+        mailboxes = [c.name for c in self.channels.values() if isinstance(c, Mailer)]
+        if mailboxes:
+            self.mail_keeper = OutboxKeeper(self.sessions, channel="email", sources=mailboxes)
+            self.mail_keeper.start()
         self.listening = True
 
     def sms_queued(self, gateway: str) -> None:
@@ -100,6 +108,9 @@ class Hub:
             for sender in self.sms_senders.values():
                 await sender.stop()
             self.sms_senders.clear()
+            if self.mail_keeper is not None:
+                await self.mail_keeper.stop()
+                self.mail_keeper = None
             for channel in self.channels.values():
                 await channel.stop()
             await self.inbound.stop()
@@ -162,13 +173,16 @@ async def open_hub(
 
 
 async def requeue_outbox(hub: Hub) -> None:
-    """Queue a send job for every message still waiting: in-process jobs die with the process."""
+    """Queue a send job for every e-mail still waiting: in-process jobs die with the process.
+
+    Only e-mail goes by job; each SMS gateway's sender reads its own queue.
+    """
     async with hub.sessions() as session:
-        waiting = await queued_rows(session)
+        waiting = await outbox_store.queued_ids(session, channel="email")
     for outbox_id in waiting:
         await hub.jobs.enqueue(SEND_JOB, outbox_id, job_id=f"outbox:{outbox_id}")
     if waiting:
-        log.info("%d messages waiting in the outbox were queued for sending", len(waiting))
+        log.info("%d e-mails waiting in the outbox were queued for sending", len(waiting))
 
 
 def load_channels(settings: Settings, *, cursors: MailCursors | None = None) -> list[Channel]:

@@ -437,6 +437,22 @@ class SmsGateway(Channel, Protocol):
 
 
 @runtime_checkable
+class SentLookup(Protocol):
+    """An SMS gateway that can say whether it took a message (Twilio's message list).
+
+    The core asks it about a message whose hand-over a crash cut off, so that
+    it is neither sent twice nor lost.
+    """
+
+    async def find_sent(self, message: OutboundSms, *, since: datetime) -> SmsAccepted | None:
+        """The gateway's record of ``message`` created at or after ``since``; ``None`` if none.
+
+        ``None`` must mean the gateway surely has no such message. Raises
+        :class:`ChannelUnavailable` when it cannot tell now.
+        """
+
+
+@runtime_checkable
 class WebhookReceiver(Protocol):
     """A channel the outside system calls over HTTP (delivery reports, inbound SMS)."""
 

@@ -39,6 +39,8 @@ class Status(StrEnum):
     RECEIVED = "received"
     BOUNCED = "bounced"
     LOGGED = "logged"
+    UNCERTAIN = "uncertain"
+    """An outbound message whose hand-over a crash cut off: it may have been sent."""
 
 
 @dataclass(frozen=True, slots=True)

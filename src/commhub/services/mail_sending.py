@@ -2,21 +2,25 @@
 
 The message is built, stored (interaction ``queued``, the exact bytes, the
 outbox row) and committed before anything is sent, so it is on the card at
-once and survives a crash. The job moves the row ``queued → sending →
-sent`` (or ``failed`` with the server's reason); a row already past
-``queued`` is never sent again, so a job run twice sends once. A row left in
-``sending`` by a crash is not retried blindly (the server may have taken it):
-it stays visible for a person to decide.
+once and survives a crash. The job *claims* the row (``store/outbox.py``:
+``sending``, its holder's name, a lease renewed while the SMTP dialogue
+runs), so a job run twice, or by two workers, sends once; the row ends
+``sent`` (or ``failed`` with the server's reason, or ``queued`` again for a
+temporary failure). A claim whose holder died mid-dialogue lapses into
+``uncertain``: the server may have the message, so it is neither retried
+nor failed by itself but shown to a person to resend or dismiss.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import (
@@ -43,7 +47,9 @@ from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
+from commhub.store import outbox as claims
 from commhub.store import suppressions
+from commhub.store.engine import SessionFactory
 from commhub.store.schema import Email, Interaction, Outbox, utcnow
 
 log = logging.getLogger(__name__)
@@ -229,65 +235,107 @@ def _email_row(
 
 
 async def send_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
-    """The job: send one outbox row through its mailbox, record what the server said."""
-    sessions = ctx["sessions"]
+    """The job: claim one outbox row, send it through its mailbox, record what the server said."""
+    sessions: SessionFactory = ctx["sessions"]
     channels: Mapping[str, Channel] = ctx.get("channels", {})
+    holder: str = ctx.setdefault("outbox_holder", claims.holder_name("email"))
     final_try = int(ctx.get("job_try", 1)) >= int(ctx.get("max_tries", 3))
     async with sessions() as session:
+        taken = await claims.claim(session, holder=holder, ids=[outbox_id])
         row = await session.get(Outbox, outbox_id)
-        if row is None or row.state != "queued":
+        if row is None or outbox_id not in taken:
             return "nothing to do" if row is None else row.state
         mailer = channels.get(row.source)
         if not isinstance(mailer, Mailer):
-            await _fail(session, row, f"no mailbox named {row.source!r} is configured")
+            await _fail(session, row, holder, f"no mailbox named {row.source!r} is configured")
             return "failed"
         email = await store.for_interaction(session, row.interaction_id)
         if email is None:
-            await _fail(session, row, "the stored message is missing")
+            await _fail(session, row, holder, "the stored message is missing")
             return "failed"
         message = OutboundEmail(
             key=row.key, sender=row.sender, recipients=tuple(row.recipients["to"]), raw=email.raw
         )
-        row.state = "sending"
-        row.attempts += 1
+        attempts = row.attempts
         await session.commit()
-        try:
-            result = await mailer.send(message)
-        except SendRejected as exc:
-            await _fail(session, row, str(exc))
-            return "failed"
-        except (ChannelUnavailable, ChannelError) as exc:
-            if final_try:
-                await _fail(session, row, f"gave up after {row.attempts} tries: {exc}")
-                return "failed"
-            row.state = "queued"
-            row.last_error = str(exc)
+    renewing = asyncio.create_task(_renew(sessions, holder, outbox_id))
+    try:
+        result = await mailer.send(message)
+    except SendRejected as exc:
+        return await _fail_by_id(sessions, outbox_id, holder, str(exc))
+    except (ChannelUnavailable, ChannelError) as exc:
+        if final_try:
+            return await _fail_by_id(
+                sessions, outbox_id, holder, f"gave up after {attempts} tries: {exc}"
+            )
+        async with sessions() as session:
+            await claims.release(
+                session, holder=holder, outbox_id=outbox_id, reason=str(exc), retry_at=utcnow()
+            )
             await session.commit()
-            raise
-        row.state = "sent"
-        row.sent_at = result.accepted_at
-        row.reply = result.reply
-        if result.refused:
-            row.last_error = "; ".join(f"{a}: {why}" for a, why in result.refused.items())
+        raise
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+    async with sessions() as session:
+        refused = "; ".join(f"{a}: {why}" for a, why in result.refused.items())
+        done = await session.execute(
+            update(Outbox)
+            .where(claims.held_by(holder, outbox_id))
+            .values(
+                state=claims.SENT,
+                sent_at=result.accepted_at,
+                reply=result.reply,
+                last_error=refused or None,
+                lease_until=None,
+            )
+            .returning(Outbox.interaction_id)
+        )
+        interaction_id = done.scalar()
+        if interaction_id is None:
+            await session.rollback()
+            return "settled meanwhile"
         await store.set_status(
-            session, row.interaction_id, Status.SENT.value, only_from=[Status.QUEUED.value]
+            session,
+            interaction_id,
+            Status.SENT.value,
+            only_from=[Status.QUEUED.value, Status.UNCERTAIN.value],
         )
         await session.commit()
-        return "sent"
+    return "sent"
 
 
-async def _fail(session: AsyncSession, row: Outbox, reason: str) -> None:
+async def _renew(sessions: SessionFactory, holder: str, outbox_id: int) -> None:
+    """Keep the claim alive while the SMTP dialogue runs (a large message, a slow server)."""
+    while True:
+        await asyncio.sleep(claims.LEASE_S / 3)
+        with contextlib.suppress(OSError, TimeoutError):
+            async with sessions() as session:
+                await claims.renew(session, holder=holder, ids=[outbox_id])
+
+
+async def _fail_by_id(sessions: SessionFactory, outbox_id: int, holder: str, reason: str) -> str:
+    async with sessions() as session:
+        row = await session.get(Outbox, outbox_id)
+        if row is not None:
+            await _fail(session, row, holder, reason)
+    return "failed"
+
+
+async def _fail(session: AsyncSession, row: Outbox, holder: str, reason: str) -> None:
+    if row.claimed_by != holder or row.state not in (claims.SENDING, claims.UNCERTAIN):
+        await session.rollback()
+        return  # settled meanwhile by someone who knew
     log.warning("e-mail %s not sent: %s", row.key, reason)
-    row.state = "failed"
+    row.state = claims.FAILED
     row.last_error = reason
+    row.lease_until = None
     interaction = await session.get(Interaction, row.interaction_id)
-    if interaction is not None and interaction.status == Status.QUEUED.value:
+    if interaction is not None and interaction.status in (
+        Status.QUEUED.value,
+        Status.UNCERTAIN.value,
+    ):
         interaction.status = Status.FAILED.value
         interaction.extra = {**interaction.extra, "error": reason}
     await session.commit()
-
-
-async def queued_rows(session: AsyncSession) -> list[int]:
-    """Outbox rows waiting to be sent: after a restart, their jobs are queued again."""
-    rows = await session.scalars(select(Outbox.id).where(Outbox.state == "queued"))
-    return list(rows)

@@ -3,14 +3,17 @@
 The rate is kept on an absolute schedule (the n-th message of a backlog
 starts at ``t0 + n / rate``), so a slow answer does not slow the rate and a
 fast one does not let a burst through; up to ``window`` sends are in flight
-at once, as gateways allow (SMPP's window, Twilio's concurrency). A message
-is marked ``sending`` before it is handed over, so a crash cannot send it a
-second time: on the next start such messages are failed with a reason a
-person can act on, not resent blindly. The gateway's acceptances are
-written in batches a few tens of milliseconds apart (so a crash in that
-moment also leaves those few in doubt, never resent). Throttling and
-temporary failures are retried with backoff; a permanent refusal fails the
-message at once.
+at once, as gateways allow (SMPP's window, Twilio's concurrency).
+
+A message is *claimed* (``store/outbox.py``: ``sending``, this sender's
+name, a lease it renews) just before its turn, so no other sender can take
+it and a crash cannot send it a second time. The gateway's acceptances are
+written in batches a few tens of milliseconds apart. A claim whose holder
+died (its lease ran out) makes the message *uncertain*: a gateway that keeps
+a list of what it took (``SentLookup``) is asked, and the message is settled
+as sent or queued again by its answer; otherwise it stays "may have been
+sent" for its delivery report or a person. Throttling and temporary failures
+are retried with backoff; a permanent refusal fails the message at once.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Final
+from datetime import datetime, timedelta
+from typing import Final, cast
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import (
@@ -32,11 +35,14 @@ from commhub.channels import (
     OutboundSms,
     SendRejected,
     SendThrottled,
+    SentLookup,
     SmsAccepted,
     SmsGateway,
 )
-from commhub.domain.interactions import Channel
+from commhub.domain.interactions import Channel, Status
 from commhub.services import live
+from commhub.services.outbox import mark_lapsed
+from commhub.store import outbox as claims
 from commhub.store import sms as store
 from commhub.store.engine import SessionFactory
 from commhub.store.schema import Contact, Interaction, Outbox, SmsMessage, SmsPart, utcnow
@@ -55,7 +61,12 @@ RETRY_WRITE_MIN_S: Final = 0.5
 POLL_S: Final = 1.0
 """How often a sender looks for messages queued by another process."""
 BATCH: Final = 200
-INTERRUPTED: Final = "the hub stopped while sending it: not known whether the gateway took it"
+KEEP_EVERY_S: Final = claims.LEASE_S / 3
+"""How often a sender renews its leases and looks for others' lapsed ones."""
+LOOKUP_SLACK_S: Final = 5.0
+"""A gateway's clock may run this far behind ours when a message is looked up."""
+GONE: Final = "the gateway had no record of it after the hub stopped mid-send: sent again"
+_WAITING: Final = (Status.QUEUED.value, Status.UNCERTAIN.value)
 
 
 class Pacer:
@@ -96,6 +107,8 @@ class Claimed:
     interaction_id: int
     message: OutboundSms
     attempts: int
+    holder: str
+    """Who claimed it: only that holder's answer settles the row."""
 
 
 class SmsSender:
@@ -123,6 +136,10 @@ class SmsSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._holder = claims.holder_name(f"sms:{gateway.name}")
+        self._held: set[int] = set()
+        """Outbox ids claimed here whose outcome is not written yet: their leases are renewed."""
+        self._keeper: asyncio.Task[None] | None = None
         self.sent = 0
         self.failed = 0
         self.retried = 0
@@ -133,14 +150,9 @@ class SmsSender:
         self._wake.set()
 
     async def start(self) -> None:
-        async with self._sessions() as session:
-            interrupted = await _fail_interrupted(session, self._gateway.name)
-        if interrupted:
-            log.error(
-                "%s: %d messages were cut off mid-send: %s", self.name, interrupted, INTERRUPTED
-            )
         self._task = asyncio.create_task(self._loop(), name=f"sms sender {self.name}")
         self._recorder = asyncio.create_task(self._record_loop(), name=f"sms records {self.name}")
+        self._keeper = asyncio.create_task(self._keep_loop(), name=f"sms leases {self.name}")
 
     async def stop(self, *, flush_timeout: float = 10.0) -> None:
         """Stop taking messages; let those in flight finish (up to ``flush_timeout`` s)."""
@@ -153,11 +165,13 @@ class SmsSender:
             await asyncio.wait(self._sending, timeout=flush_timeout)
         for task in self._sending:
             task.cancel()
-        if self._recorder is not None:
-            self._recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recorder
-            self._recorder = None
+        for name in ("_recorder", "_keeper"):
+            task = getattr(self, name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                setattr(self, name, None)
         await self._flush_accepted()
 
     @property
@@ -205,23 +219,65 @@ class SmsSender:
             return []
 
     async def _mark(self, dues: list[Due]) -> list[Claimed]:
-        """Mark the next few ``sending`` in one statement, just before their turn.
+        """Claim the next few in one statement, just before their turn.
 
-        Only a window's worth is marked ahead, so a crash leaves at most that
+        Only a window's worth is claimed ahead, so a crash leaves at most that
         many in doubt, never a whole page read ahead.
         """
         try:
             async with self._sessions() as session:
-                attempts = await _mark_sending(session, [d.outbox_id for d in dues])
+                taken = await claims.claim(
+                    session, holder=self._holder, ids=[d.outbox_id for d in dues]
+                )
         except (OSError, TimeoutError) as exc:
             self.last_error = f"database: {exc}"
-            log.error("%s: cannot mark messages sending: %s", self.name, exc)
+            log.error("%s: cannot claim messages: %s", self.name, exc)
             return []
+        self._held.update(taken)
         return [
-            Claimed(d.outbox_id, d.interaction_id, d.message, attempts[d.outbox_id])
+            Claimed(
+                d.outbox_id, d.interaction_id, d.message, taken[d.outbox_id].attempts, self._holder
+            )
             for d in dues
-            if d.outbox_id in attempts  # else no longer queued (taken care of meanwhile)
+            if d.outbox_id in taken  # else no longer queued (taken care of meanwhile)
         ]
+
+    async def _keep_loop(self) -> None:
+        """Renew this sender's leases; turn others' lapsed claims uncertain and settle them."""
+        while True:
+            try:
+                async with self._sessions() as session:
+                    await claims.renew(session, holder=self._holder, ids=sorted(self._held))
+                await mark_lapsed(self._sessions, channel=Channel.SMS.value, sources=[self.name])
+                await self._look_up_uncertain()
+            except (OSError, TimeoutError) as exc:
+                self.last_error = f"database: {exc}"
+                log.error("%s: cannot renew or check claims: %s", self.name, exc)
+            await asyncio.sleep(KEEP_EVERY_S)
+
+    async def _look_up_uncertain(self) -> None:
+        """Ask a gateway that keeps a list whether it took each message in doubt."""
+        gateway = self._gateway
+        if not isinstance(gateway, SentLookup):
+            return
+        async with self._sessions() as session:
+            doubts = await _uncertain(session, self.name)
+        for item, since in doubts:
+            try:
+                found = await gateway.find_sent(
+                    item.message, since=since - timedelta(seconds=LOOKUP_SLACK_S)
+                )
+            except ChannelUnavailable as exc:
+                log.warning("%s: cannot look up messages in doubt now: %s", self.name, exc)
+                return
+            if found is not None:
+                log.info("%s: %s was taken before the stop: sent", self.name, item.message.key)
+                self._accepted.append((item, found))
+                self._answered.set()
+            else:
+                async with self._sessions() as session:
+                    await _queue_again(session, item)
+                log.warning("%s: %s: %s", self.name, item.message.key, GONE)
 
     async def _send(self, item: Claimed) -> None:
         try:
@@ -265,6 +321,7 @@ class SmsSender:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
         self.sent += len(batch)
+        self._held.difference_update(item.outbox_id for item, _ in batch)
         if self._feed.anyone:
             for interaction_id, contact_id, owner, status in changed:
                 data = {"interaction_id": interaction_id, "contact_id": contact_id}
@@ -284,16 +341,15 @@ class SmsSender:
             "%s: %s not sent (%s), retrying in %.0fs", self.name, item.message.key, reason, delay
         )
         async with self._sessions() as session:
-            await session.execute(
-                update(Outbox)
-                .where(Outbox.id == item.outbox_id)
-                .values(
-                    state="queued",
-                    last_error=reason,
-                    next_attempt_at=utcnow() + timedelta(seconds=delay),
-                )
+            await claims.release(
+                session,
+                holder=item.holder,
+                outbox_id=item.outbox_id,
+                reason=reason,
+                retry_at=utcnow() + timedelta(seconds=delay),
             )
             await session.commit()
+        self._held.discard(item.outbox_id)
 
     async def _record(self, item: Claimed, *, failed: str) -> None:
         """A message that will not go: failed, with the reason, on its card."""
@@ -303,6 +359,11 @@ class SmsSender:
             message = await store.message_of(session, item.interaction_id)
             if outbox is None or interaction is None or message is None:
                 return  # deleted meanwhile (the contact was erased)
+            if outbox.claimed_by != item.holder or outbox.state not in (
+                claims.SENDING,
+                claims.UNCERTAIN,
+            ):
+                return  # settled meanwhile by someone who knew
             outbox.state = "failed"
             outbox.last_error = failed
             message.reason = failed
@@ -310,6 +371,7 @@ class SmsSender:
             interaction.extra = {**interaction.extra, "reason": failed}
             contact_id = interaction.contact_id
             await session.commit()
+        self._held.discard(item.outbox_id)
         self.failed += 1
         log.warning("%s: %s failed: %s", self.name, item.message.key, failed)
         if contact_id is not None and self._feed.anyone:
@@ -345,21 +407,6 @@ async def _due(session: AsyncSession, gateway: str, after: int, limit: int) -> l
     ]
 
 
-async def _mark_sending(session: AsyncSession, outbox_ids: list[int]) -> dict[int, int]:
-    """Mark still-queued rows ``sending``; their attempt numbers by id."""
-    if not outbox_ids:
-        return {}
-    rows = await session.execute(
-        update(Outbox)
-        .where(Outbox.id.in_(outbox_ids), Outbox.state == "queued")
-        .values(state="sending", attempts=Outbox.attempts + 1)
-        .returning(Outbox.id, Outbox.attempts)
-    )
-    marked = {outbox_id: attempts for outbox_id, attempts in rows}
-    await session.commit()
-    return marked
-
-
 async def _record_accepted(
     session: AsyncSession, gateway: str, batch: list[tuple[Claimed, SmsAccepted]]
 ) -> list[tuple[int, int, int, str]]:
@@ -367,14 +414,26 @@ async def _record_accepted(
 
     Plain statements, no objects loaded: this runs for every message sent.
     """
+    table = cast(Table, Outbox.__table__)
     await session.execute(
-        update(Outbox),
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.state.in_((claims.SENDING, claims.UNCERTAIN)),
+            func.coalesce(table.c.claimed_by, "") == bindparam("b_holder"),
+        )
+        .values(
+            state=claims.SENT,
+            sent_at=bindparam("b_at"),
+            reply=bindparam("b_reply"),
+            lease_until=None,
+        ),
         [
             {
-                "id": item.outbox_id,
-                "state": "sent",
-                "sent_at": accepted.accepted_at,
-                "reply": " ".join(accepted.gateway_ids)[:1000],
+                "b_id": item.outbox_id,
+                "b_holder": item.holder,
+                "b_at": accepted.accepted_at,
+                "b_reply": " ".join(accepted.gateway_ids)[:1000],
             }
             for item, accepted in batch
         ],
@@ -399,7 +458,7 @@ async def _record_accepted(
         ids = [item.interaction_id for item, accepted in batch if accepted.state is state]
         rows = await session.execute(
             update(Interaction)
-            .where(Interaction.id.in_(ids), Interaction.status == DeliveryState.QUEUED.value)
+            .where(Interaction.id.in_(ids), Interaction.status.in_(_WAITING))
             .values(status=state.value)
             .returning(Interaction.id, Interaction.contact_id)
         )
@@ -415,22 +474,48 @@ async def _record_accepted(
     return [(i, c, owners[c] or 0, st) for i, c, _, st in moved if owners.get(c)]
 
 
-async def _fail_interrupted(session: AsyncSession, gateway: str) -> int:
-    rows = (
-        await session.scalars(
-            select(Outbox).where(
-                Outbox.channel == Channel.SMS.value,
-                Outbox.source == gateway,
-                Outbox.state == "sending",
-            )
+async def _uncertain(session: AsyncSession, gateway: str) -> list[tuple[Claimed, datetime]]:
+    """This gateway's messages in doubt, with when each was claimed (the lookup's start)."""
+    rows = await session.execute(
+        select(Outbox, SmsMessage)
+        .join(SmsMessage, SmsMessage.interaction_id == Outbox.interaction_id)
+        .where(
+            Outbox.channel == Channel.SMS.value,
+            Outbox.source == gateway,
+            Outbox.state == claims.UNCERTAIN,
         )
-    ).all()
-    for row in rows:
-        row.state = "failed"
-        row.last_error = INTERRUPTED
-        interaction = await session.get(Interaction, row.interaction_id)
-        if interaction is not None and interaction.status == DeliveryState.QUEUED.value:
-            interaction.status = DeliveryState.FAILED.value
-            interaction.extra = {**interaction.extra, "reason": INTERRUPTED}
+        .order_by(Outbox.id)
+        .limit(BATCH)
+    )
+    return [
+        (
+            Claimed(
+                row.id,
+                row.interaction_id,
+                OutboundSms(row.key, row.sender, sms.recipient, sms.text),
+                row.attempts,
+                row.claimed_by or "",
+            ),
+            row.claimed_at or row.created_at,
+        )
+        for row, sms in rows
+    ]
+
+
+async def _queue_again(session: AsyncSession, item: Claimed) -> None:
+    """The gateway surely has no such message: back in the queue, saying why. Commits."""
+    result = await session.execute(
+        update(Outbox)
+        .where(Outbox.id == item.outbox_id, Outbox.state == claims.UNCERTAIN)
+        .values(state=claims.QUEUED, last_error=GONE, next_attempt_at=None, claimed_by=None)
+    )
+    if getattr(result, "rowcount", 0):
+        await session.execute(
+            update(Interaction)
+            .where(
+                Interaction.id == item.interaction_id,
+                Interaction.status == Status.UNCERTAIN.value,
+            )
+            .values(status=Status.QUEUED.value)
+        )
     await session.commit()
-    return len(rows)

@@ -1,0 +1,130 @@
+"""What happens to outbox rows in doubt: found by lapsed leases, settled by a gateway or a person.
+
+Every channel's sender claims rows through ``store/outbox.py``; this module
+holds what is the same for all of them once a claim lapses: the row and its
+card entry say "may have been sent" with the reason, and stay so until the
+gateway answers (a lookup, a delivery report) or a person resends or
+dismisses the row. Nothing here resends or fails a row by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.interactions import Status
+from commhub.services.errors import Conflict, NotFound
+from commhub.store import outbox as store
+from commhub.store.engine import SessionFactory
+from commhub.store.schema import Interaction, Outbox, utcnow
+
+log = logging.getLogger(__name__)
+
+WAITING = (Status.QUEUED.value,)
+"""Interaction statuses a send's outcome may overwrite (reports move it on from there)."""
+
+
+async def mark_lapsed(
+    sessions: SessionFactory, *, channel: str, sources: Sequence[str]
+) -> list[int]:
+    """Turn the rows whose holder died mid-hand-over ``uncertain``; their ids. Commits."""
+    async with sessions() as session:
+        rows = await store.lapsed(session, channel=channel, sources=sources)
+        if not rows:
+            return []
+        await set_interaction_status(
+            session, [r.interaction_id for r in rows], Status.UNCERTAIN.value, only_from=WAITING
+        )
+        await session.commit()
+    log.error(
+        "%d %s messages were cut off mid-hand-over and are now uncertain: %s",
+        len(rows),
+        channel,
+        store.CUT_OFF,
+    )
+    return [row.id for row in rows]
+
+
+async def set_interaction_status(
+    session: AsyncSession, interaction_ids: Sequence[int], status: str, *, only_from: Sequence[str]
+) -> None:
+    if interaction_ids:
+        await session.execute(
+            update(Interaction)
+            .where(Interaction.id.in_(list(interaction_ids)), Interaction.status.in_(only_from))
+            .values(status=status)
+        )
+
+
+async def resend(session: AsyncSession, outbox_id: int, *, user_id: int) -> Outbox:
+    """A person decided an uncertain row did not go: queue it once more. Commits."""
+    row = await _uncertain_row(session, outbox_id)
+    row.state = store.QUEUED
+    row.next_attempt_at = None
+    row.claimed_by = None
+    row.resolved_by = user_id
+    row.resolved_at = utcnow()
+    row.last_error = f"sent again by a person after: {row.last_error or store.CUT_OFF}"
+    await set_interaction_status(
+        session, [row.interaction_id], Status.QUEUED.value, only_from=(Status.UNCERTAIN.value,)
+    )
+    await session.commit()
+    log.info("outbox %s: resent by user %s", row.key, user_id)
+    return row
+
+
+async def dismiss(session: AsyncSession, outbox_id: int, *, user_id: int) -> Outbox:
+    """A person decided to leave an uncertain row as it is: it drops off the list. Commits."""
+    row = await _uncertain_row(session, outbox_id)
+    row.state = store.DISMISSED
+    row.resolved_by = user_id
+    row.resolved_at = utcnow()
+    await session.commit()
+    log.info("outbox %s: dismissed by user %s", row.key, user_id)
+    return row
+
+
+async def _uncertain_row(session: AsyncSession, outbox_id: int) -> Outbox:
+    row = await session.get(Outbox, outbox_id, with_for_update=True)
+    if row is None:
+        raise NotFound("outbox message", outbox_id)
+    if row.state != store.UNCERTAIN:
+        raise Conflict("state", f"the message is {row.state}, not uncertain: nothing to settle")
+    return row
+
+
+class OutboxKeeper:
+    """Looks, every third of a lease, for one channel's claims whose holder stopped renewing.
+
+    SMS senders do this for their own gateway; e-mail is sent by jobs that
+    may run anywhere, so the listening process keeps watch for them.
+    """
+
+    def __init__(self, sessions: SessionFactory, *, channel: str, sources: Sequence[str]) -> None:
+        self._sessions = sessions
+        self._channel = channel
+        self._sources = list(sources)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"outbox keeper {self._channel}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await mark_lapsed(self._sessions, channel=self._channel, sources=self._sources)
+            except (OSError, TimeoutError) as exc:
+                log.error("cannot check %s claims: %s", self._channel, exc)
+            await asyncio.sleep(store.LEASE_S / 3)

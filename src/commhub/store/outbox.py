@@ -1,0 +1,217 @@
+"""The outbox's one claim mechanism, for every channel: who holds a row, until when.
+
+A sender *claims* a row before handing it to a gateway: one ``UPDATE … WHERE
+state = 'queued'`` moves it to ``sending`` with the sender's name and a lease,
+so two senders (two processes, an e-mail job run twice, a sender and a
+person's "resend") can never both hold it — the second finds it no longer
+queued. While the hand-over runs the holder renews the lease. A lease that
+runs out means the holder died mid-hand-over: the row becomes ``uncertain``
+(the gateway may have it), never ``failed`` and never ``queued`` again by
+itself; the gateway is asked where it can tell, else a person decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.store.schema import Outbox, utcnow
+
+QUEUED: Final = "queued"
+SENDING: Final = "sending"
+SENT: Final = "sent"
+FAILED: Final = "failed"
+UNCERTAIN: Final = "uncertain"
+DISMISSED: Final = "dismissed"
+STATES: Final = (QUEUED, SENDING, SENT, FAILED, UNCERTAIN, DISMISSED)
+
+LEASE_S: Final = 30.0
+"""How long a claim holds without renewal; holders renew every third of it."""
+CUT_OFF: Final = "the hub stopped while handing it over: not known whether the gateway took it"
+
+
+def holder_name(role: str) -> str:
+    """This process's name for its claims: host, pid and a per-start token, then the role."""
+    token = uuid.uuid4().hex[:8]
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{token}:{role}"[:100]
+
+
+def request_hash(request: Mapping[str, Any]) -> str:
+    """A digest of what an Idempotency-Key was used for, key order and spacing aside."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A row this holder now owns, with its attempt number (1 for the first hand-over)."""
+
+    outbox_id: int
+    interaction_id: int
+    attempts: int
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    holder: str,
+    ids: Sequence[int],
+    lease_s: float = LEASE_S,
+) -> dict[int, Claim]:
+    """Claim those of ``ids`` still queued; commits. Rows another holder took are left out."""
+    if not ids:
+        return {}
+    now = utcnow()
+    rows = await session.execute(
+        update(Outbox)
+        .where(Outbox.id.in_(list(ids)), Outbox.state == QUEUED)
+        .values(
+            state=SENDING,
+            claimed_by=holder,
+            claimed_at=now,
+            lease_until=now + timedelta(seconds=lease_s),
+            attempts=Outbox.attempts + 1,
+        )
+        .returning(Outbox.id, Outbox.interaction_id, Outbox.attempts)
+    )
+    claims = {i: Claim(i, interaction, attempts) for i, interaction, attempts in rows}
+    await session.commit()
+    return claims
+
+
+async def renew(
+    session: AsyncSession, *, holder: str, ids: Sequence[int], lease_s: float = LEASE_S
+) -> int:
+    """Extend this holder's leases on ``ids`` still being sent; commits. How many it holds."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(Outbox)
+        .where(Outbox.id.in_(list(ids)), Outbox.state == SENDING, Outbox.claimed_by == holder)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_s))
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def held_by(holder: str, outbox_id: Any) -> Any:
+    """The condition under which a holder may still write its row's outcome.
+
+    A row whose lease lapsed while its holder was still waiting on the
+    gateway (``uncertain``, holder kept) still takes the holder's answer:
+    the holder knows what the others could only guess.
+    """
+    return and_(
+        Outbox.id == outbox_id,
+        Outbox.state.in_((SENDING, UNCERTAIN)),
+        Outbox.claimed_by == holder,
+    )
+
+
+async def release(
+    session: AsyncSession, *, holder: str, outbox_id: int, reason: str, retry_at: datetime
+) -> bool:
+    """Give a row back to the queue for a later try (the gateway said not now). No commit."""
+    result = await session.execute(
+        update(Outbox)
+        .where(held_by(holder, outbox_id))
+        .values(
+            state=QUEUED,
+            last_error=reason,
+            next_attempt_at=retry_at,
+            claimed_by=None,
+            lease_until=None,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def lapsed(
+    session: AsyncSession, *, channel: str, sources: Sequence[str], now: datetime | None = None
+) -> list[Outbox]:
+    """Rows of these sources whose holder stopped renewing: they turn ``uncertain``. No commit.
+
+    Returns them, so the caller can mark their interactions and ask the gateway.
+    """
+    when = now or utcnow()
+    rows = (
+        await session.scalars(
+            select(Outbox)
+            .where(
+                Outbox.channel == channel,
+                Outbox.source.in_(list(sources)),
+                Outbox.state == SENDING,
+                or_(Outbox.lease_until.is_(None), Outbox.lease_until < when),
+            )
+            .order_by(Outbox.id)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in rows:
+        row.state = UNCERTAIN
+        row.last_error = CUT_OFF
+        row.lease_until = None
+    return list(rows)
+
+
+async def uncertain(
+    session: AsyncSession, *, channel: str, source: str, limit: int = 500
+) -> Sequence[Outbox]:
+    """Rows of one source in doubt, oldest first."""
+    return (
+        await session.scalars(
+            select(Outbox)
+            .where(Outbox.channel == channel, Outbox.source == source, Outbox.state == UNCERTAIN)
+            .order_by(Outbox.id)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def queued_ids(session: AsyncSession, *, channel: str) -> list[int]:
+    """Rows of one channel waiting to be sent (after a restart, their jobs are queued again)."""
+    rows = await session.scalars(
+        select(Outbox.id).where(Outbox.channel == channel, Outbox.state == QUEUED)
+    )
+    return list(rows)
+
+
+async def by_key(session: AsyncSession, key: str) -> Outbox | None:
+    return await session.scalar(select(Outbox).where(Outbox.key == key))
+
+
+async def counts(session: AsyncSession) -> dict[tuple[str, str, str], int]:
+    """(channel, source, state) → rows: the outbox at a glance."""
+    rows = await session.execute(
+        select(Outbox.channel, Outbox.source, Outbox.state, func.count()).group_by(
+            Outbox.channel, Outbox.source, Outbox.state
+        )
+    )
+    return {(c, s, st): n for c, s, st, n in rows}
+
+
+async def listing(
+    session: AsyncSession,
+    *,
+    states: Sequence[str],
+    channel: str | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> Sequence[Outbox]:
+    """Rows in these states, newest first, for the people who settle them."""
+    query = select(Outbox).where(Outbox.state.in_(list(states)))
+    if channel is not None:
+        query = query.where(Outbox.channel == channel)
+    if after_id is not None:
+        query = query.where(Outbox.id < after_id)
+    return (await session.scalars(query.order_by(Outbox.id.desc()).limit(limit))).all()
