@@ -100,6 +100,9 @@ class TwilioApi:
         app.router.add_post(
             f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._create_message
         )
+        app.router.add_get(
+            f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._list_messages
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -191,6 +194,34 @@ class TwilioApi:
         if problem is not None:
             return _error(400, *problem)
         return web.json_response(self._message(form), status=201)
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        """The Messages list, newest first, filtered by To and From, one page of PageSize."""
+        username, password = _basic_auth(request.headers.get("Authorization", ""))
+        if not self._authorised(request.match_info["account_sid"], username, password):
+            return _error(401, 20003, "Authenticate")
+        query = request.query
+        size = int(query.get("PageSize", "50"))
+        found = [
+            {key: value for key, value in message.items() if key != "status_callback"}
+            for message in reversed(self.messages.values())
+            if query.get("To", message["to"]) == message["to"]
+            and query.get("From", message["from"]) == message["from"]
+        ]
+        path = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        return web.json_response(
+            {
+                "messages": found[:size],
+                "end": min(size, len(found)) - 1,
+                "first_page_uri": f"{path}?PageSize={size}&Page=0",
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": f"{path}?PageSize={size}&Page=0",
+            }
+        )
 
     def _authorised(self, account_sid: str, username: str, password: str) -> bool:
         if username == self.account_sid:

@@ -137,6 +137,8 @@ class Deliveries:
             at=datetime.now(UTC),
             reason=receipt.reason,
             settled=asyncio.get_running_loop().create_future(),
+            handset=_number(message.source),
+            text_head=receipt.text_head,
         )
         self._reply_after(self._spawn(self._hand_over(report)), reply)
 

@@ -41,6 +41,8 @@ ReceiptIds = Literal["as_submitted", "decimal", "hex"]
 """How a text receipt's id reads next to the submit_sm_resp id: the same way, or converted."""
 
 _FIELD: Final = re.compile(r"\b(id|stat|err):\s*(\S*)", re.IGNORECASE)
+_TEXT: Final = re.compile(r"\btext:(.*)\Z", re.IGNORECASE | re.DOTALL)
+"""The receipt's last field: the first characters of the message it reports on (Appendix B)."""
 _HEX: Final = frozenset(string.hexdigits)
 
 STATES: Final[Mapping[str, DeliveryState | None]] = {
@@ -73,6 +75,7 @@ class Receipt:
     message_id: str
     stat: str
     error: str = ""
+    text_head: str = ""
 
     @property
     def state(self) -> DeliveryState | None:
@@ -129,6 +132,9 @@ def _fields(message: ShortMessage) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name, value in _FIELD.findall(text):
         fields.setdefault(name.lower(), value)
+    quoted = _TEXT.search(text)
+    if quoted:
+        fields["text"] = quoted.group(1)
     return fields
 
 
@@ -151,4 +157,9 @@ def read_receipt(message: ShortMessage, *, receipt_ids: ReceiptIds) -> Receipt:
     network_error = message.tlvs.get(NETWORK_ERROR_CODE, b"")
     if not error and len(network_error) == 3:
         error = f"{int.from_bytes(network_error[1:], 'big'):03d}"  # type octet, then the code
-    return Receipt(message_id=canonical_id(message_id), stat=stat, error=error)
+    return Receipt(
+        message_id=canonical_id(message_id),
+        stat=stat,
+        error=error,
+        text_head=fields.get("text", ""),
+    )

@@ -51,6 +51,8 @@ WINDOW: Final = 10
 """Requests in flight at once: far below the concurrency Twilio allows an account."""
 THROTTLE_CODES: Final = frozenset({20429, 21611})
 """Too many requests; the sender's queue is full (Twilio queues at most 4 hours of sends)."""
+LOOKUP_LIMIT: Final = 200
+"""Messages to one number read when looking for one whose hand-over a crash cut off."""
 CONFIG_STATUSES: Final = frozenset({401, 403, 404})
 """Our credentials or account SID are wrong: no message is at fault, so none is failed for it."""
 
@@ -238,6 +240,35 @@ class TwilioGateway:
             accepted_at=datetime.now(UTC),
             state=webhooks.STATES.get(status, DeliveryState.QUEUED),
         )
+
+    async def find_sent(self, message: OutboundSms, *, since: datetime) -> SmsAccepted | None:
+        """Twilio's record of ``message``: the newest Message to its number with its text.
+
+        Read from the Messages list filtered by To (and From where we chose
+        it), newest first; only messages created at or after ``since`` count.
+        """
+        request = self._request(message)
+        filters: dict[str, Any] = {"to": message.recipient, "limit": LOOKUP_LIMIT}
+        if "from_" in request:
+            filters["from_"] = request["from_"]
+        try:
+            found = await self._rest().messages.list_async(**filters)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise ChannelUnavailable(f"Twilio: cannot list messages: HTTP {exc.status}") from None
+        except (TimeoutError, TwilioException, aiohttp.ClientError, OSError, ValueError) as exc:
+            raise ChannelUnavailable(
+                f"Twilio: cannot list messages: {type(exc).__name__}"
+            ) from None
+        for record in found:
+            created = record.date_created
+            if record.body == message.text and (created is None or created >= since):
+                status = str(record.status or "").lower()
+                return SmsAccepted(
+                    gateway_ids=(str(record.sid),),
+                    accepted_at=created or datetime.now(UTC),
+                    state=webhooks.STATES.get(status, DeliveryState.QUEUED),
+                )
+        return None
 
     async def webhook(self, request: WebhookRequest) -> WebhookResponse:
         """Check a callback's signature, hand its event to the core, answer once it is stored.

@@ -212,6 +212,14 @@ class SmsReport:
     reason: str = ""
     """The gateway's or the network's words for a failure (``30003 Unreachable``)."""
     settled: asyncio.Future[None] | None = None
+    handset: str = ""
+    """The phone the message went to, where the report says (an SMPP receipt's source)."""
+    text_head: str = ""
+    """The start of the message's text, where the report quotes it (an SMPP receipt's ``text:``).
+
+    With ``handset``, it ties a report to a message whose hand-over a crash
+    cut off before the gateway's id was written down.
+    """
 
 
 InboundEvent = CallUpdated | CallOffered | CallsInProgress | MailArrived | SmsReceived | SmsReport

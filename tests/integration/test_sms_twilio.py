@@ -30,6 +30,7 @@ from commhub.channels import (
     OutboundSms,
     SendRejected,
     SendThrottled,
+    SentLookup,
     SmsGateway,
     SmsReceived,
     SmsReport,
@@ -209,6 +210,32 @@ async def test_send_posts_the_message_with_our_credentials_and_status_callback(
     assert accepted.state is DeliveryState.QUEUED
     assert api.messages[sid]["num_segments"] == "1"
     assert gateway.health().error is None
+
+
+async def test_a_message_in_doubt_is_found_in_twilios_list_only_if_twilio_took_it(
+    gateway: TwilioGateway, api: TwilioApi
+) -> None:
+    """After a crash mid-send the hub asks Twilio: found means sent, none means not sent."""
+    assert isinstance(gateway, SentLookup)
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    accepted = await gateway.send(sms("Your order 17 is ready"))
+    await gateway.send(sms("Another text to the same phone"))
+    await gateway.send(sms("Your order 17 is ready", recipient="+79161230099"))
+
+    found = await gateway.find_sent(sms("Your order 17 is ready"), since=before)
+    assert found is not None and found.gateway_ids == accepted.gateway_ids
+    assert found.state is DeliveryState.QUEUED
+    assert await gateway.find_sent(sms("Never handed over"), since=before) is None
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await gateway.find_sent(sms("Your order 17 is ready"), since=later) is None
+
+
+async def test_a_lookup_twilio_cannot_answer_leaves_the_doubt_open(
+    gateway: TwilioGateway, api: TwilioApi
+) -> None:
+    await api.stop()
+    with pytest.raises(ChannelUnavailable, match="cannot list messages"):
+        await gateway.find_sent(sms(), since=datetime.now(UTC))
 
 
 async def test_send_from_the_messages_sender_and_with_an_api_key(

@@ -9,6 +9,10 @@ the number on the SMS suppression list; an opt-in word lifts it.
 A delivery report names one part of a message we sent. Reports arrive more
 than once and out of order, so a part's state and its message's status
 only ever move forward (queued < sent < delivered/undelivered/failed).
+A report on a message whose hand-over a crash cut off (outbox ``uncertain``)
+is the gateway's proof that it took it: by our own key where the gateway
+carries it back (Kannel's dlr-url), else by the phone and the start of the
+text it quotes (an SMPP receipt), the oldest such message in doubt.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from commhub.domain.opt_outs import Instruction, Keywords
 from commhub.domain.sms_text import measure
 from commhub.services.calls import CallerNumber, contact_for_caller
 from commhub.store import interactions as interaction_store
+from commhub.store import outbox as claims
 from commhub.store import sms as store
 from commhub.store import suppressions
-from commhub.store.schema import Contact, SmsMessage
+from commhub.store.schema import Contact, Interaction, Outbox, SmsMessage
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +135,8 @@ async def file_received(
 async def apply_report(session: AsyncSession, report: SmsReport) -> Filed:
     """Move the reported part, and its message, forward; never backwards. Commits."""
     found = await store.part(session, report.source, report.gateway_id)
+    if found is None and await _settle_doubt(session, report):
+        found = await store.part(session, report.source, report.gateway_id)
     if found is None:
         await session.rollback()
         return Filed(Outcome.UNMATCHED)
@@ -157,6 +164,39 @@ async def apply_report(session: AsyncSession, report: SmsReport) -> Filed:
         "reason": message.reason,
     }
     return Filed(Outcome.CHANGED if changed else Outcome.UNCHANGED, interaction.id, owner, summary)
+
+
+async def _settle_doubt(session: AsyncSession, report: SmsReport) -> bool:
+    """Settle the uncertain message this report proves the gateway took; no commit."""
+    doubt = (
+        select(Outbox, SmsMessage)
+        .join(SmsMessage, SmsMessage.interaction_id == Outbox.interaction_id)
+        .where(Outbox.source == report.source, Outbox.state == claims.UNCERTAIN)
+    )
+    row = (await session.execute(doubt.where(Outbox.key == report.gateway_id))).first()
+    if row is None and report.handset:
+        candidates = await session.execute(
+            doubt.where(SmsMessage.recipient == report.handset).order_by(Outbox.id).limit(50)
+        )
+        head = " ".join(report.text_head.split())
+        row = next(
+            (c for c in candidates if " ".join(c[1].text.split()).startswith(head)),
+            None,
+        )
+    if row is None:
+        return False
+    outbox, message = row[0], row[1]
+    outbox.state = claims.SENT
+    outbox.sent_at = report.at
+    outbox.reply = report.gateway_id[:1000]
+    outbox.last_error = f"{outbox.last_error}; the gateway's report proved it was taken"[:2000]
+    await store.add_parts(session, message, [report.gateway_id], DeliveryState.QUEUED.value)
+    interaction = await session.get(Interaction, outbox.interaction_id)
+    if interaction is not None and interaction.status == Status.UNCERTAIN.value:
+        interaction.status = Status.QUEUED.value
+    await session.flush()
+    log.info("SMS %s in doubt: %s's report shows it was sent", outbox.key, report.source)
+    return True
 
 
 def overall(states: Iterable[DeliveryState]) -> DeliveryState:
