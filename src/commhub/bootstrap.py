@@ -43,7 +43,7 @@ from commhub.services.sms_sender import SmsSender
 from commhub.store import outbox as outbox_store
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
-from commhub.store.schema import User
+from commhub.store.schema import Outbox, User
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,13 @@ class Hub:
             self.mail_keeper = OutboxKeeper(self.sessions, channel="email", sources=mailboxes)
             self.mail_keeper.start()
         self.listening = True
+
+    async def outbox_queued(self, row: Outbox) -> None:
+        """A row went (back) to ``queued``: its sender hears of it now, not at the next poll."""
+        if row.channel == "email":
+            await self.jobs.enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}:{row.attempts}")
+        else:
+            self.sms_queued(row.source)
 
     def sms_queued(self, gateway: str) -> None:
         """A message was queued for ``gateway``: its sender (if it is here) looks at once."""

@@ -42,6 +42,8 @@ class Permission(StrEnum):
     """Read messages that could not be filed, raw."""
     SUPPRESSIONS = "suppressions"
     """See and lift the addresses no message may go to."""
+    OUTBOX_SETTLE = "outbox.settle"
+    """See messages a crash left in doubt (may have been sent) and resend or dismiss them."""
     CHANNELS_VIEW = "channels.view"
     """See whether the PBXs, mailboxes and gateways are connected."""
     TOKENS_MANAGE = "tokens.manage"
@@ -78,6 +80,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.EMAIL_TRIAGE,
         Permission.SMS_SEND,
         Permission.SUPPRESSIONS,
+        Permission.OUTBOX_SETTLE,
     },
     Role.ADMIN: frozenset(Permission),
 }

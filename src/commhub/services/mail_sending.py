@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import (
@@ -45,6 +45,7 @@ from commhub.domain.mail_compose import (
 )
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
+from commhub.services.outbox import reused_key
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
 from commhub.store import outbox as claims
@@ -70,6 +71,9 @@ class EmailRequest:
     contact_id: int | None = None
     reply_to_id: int | None = None
     key: str = ""
+    fingerprint: str = ""
+    """A digest of what the client asked (``store.outbox.request_hash``): a ``key`` used
+    again for something else is refused, as payment APIs do."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -104,7 +108,7 @@ async def _queue(
     region: str,
 ) -> tuple[Outbox, bool]:
     if request.key:
-        existing = await session.scalar(select(Outbox).where(Outbox.key == request.key))
+        existing = await reused_key(session, request.key, request.fingerprint)
         if existing is not None:
             return existing, False
     parent = await _parent(session, request.reply_to_id)
@@ -150,6 +154,7 @@ async def _queue(
         sender=composed.sender,
         recipients={"to": list(composed.recipients)},
         state="queued",
+        request_hash=request.fingerprint or None,
     )
     session.add(outbox)
     await session.commit()

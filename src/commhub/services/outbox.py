@@ -14,11 +14,11 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Status
-from commhub.services.errors import Conflict, NotFound
+from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store import outbox as store
 from commhub.store.engine import SessionFactory
 from commhub.store.schema import Interaction, Outbox, utcnow
@@ -87,6 +87,18 @@ async def dismiss(session: AsyncSession, outbox_id: int, *, user_id: int) -> Out
     await session.commit()
     log.info("outbox %s: dismissed by user %s", row.key, user_id)
     return row
+
+
+async def reused_key(session: AsyncSession, key: str, fingerprint: str) -> Outbox | None:
+    """The row an idempotency key already made; refused if it was made for another request."""
+    existing = await session.scalar(select(Outbox).where(Outbox.key == key))
+    if existing is None:
+        return None
+    if fingerprint and existing.request_hash and existing.request_hash != fingerprint:
+        raise InvalidInput(
+            "Idempotency-Key", "this key was already used for a different request: use a new key"
+        )
+    return existing
 
 
 async def _uncertain_row(session: AsyncSession, outbox_id: int) -> Outbox:

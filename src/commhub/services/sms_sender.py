@@ -66,7 +66,6 @@ KEEP_EVERY_S: Final = claims.LEASE_S / 3
 LOOKUP_SLACK_S: Final = 5.0
 """A gateway's clock may run this far behind ours when a message is looked up."""
 GONE: Final = "the gateway had no record of it after the hub stopped mid-send: sent again"
-_WAITING: Final = (Status.QUEUED.value, Status.UNCERTAIN.value)
 
 
 class Pacer:
@@ -453,12 +452,20 @@ async def _record_accepted(
     ]  # fmt: skip
     if parts:
         await session.execute(insert(SmsPart), parts)
+    await session.execute(  # a message in doubt that the gateway had: no longer in doubt
+        update(Interaction)
+        .where(
+            Interaction.id.in_([item.interaction_id for item, _ in batch]),
+            Interaction.status == Status.UNCERTAIN.value,
+        )
+        .values(status=Status.QUEUED.value)
+    )
     moved: list[tuple[int, int, int, str]] = []
     for state in {accepted.state for _, accepted in batch if accepted.state.rank > 0}:
         ids = [item.interaction_id for item, accepted in batch if accepted.state is state]
         rows = await session.execute(
             update(Interaction)
-            .where(Interaction.id.in_(ids), Interaction.status.in_(_WAITING))
+            .where(Interaction.id.in_(ids), Interaction.status == DeliveryState.QUEUED.value)
             .values(status=state.value)
             .returning(Interaction.id, Interaction.contact_id)
         )

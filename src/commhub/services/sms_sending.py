@@ -23,6 +23,7 @@ from commhub.domain.interactions import Channel, Direction, NewInteraction, Stat
 from commhub.domain.sms_text import MAX_SEGMENTS, SmsShape, measure
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
+from commhub.services.outbox import reused_key
 from commhub.store import interactions as interaction_store
 from commhub.store import suppressions
 from commhub.store.schema import Contact, ContactPoint, Outbox, SmsMessage, utcnow
@@ -42,6 +43,9 @@ class SmsRequest:
     purpose: str | None = None
     """``transactional``, ``marketing``…: a gateway chosen for it sends."""
     key: str = ""
+    fingerprint: str = ""
+    """A digest of what the client asked (``store.outbox.request_hash``): a ``key`` used
+    again for something else is refused, as payment APIs do."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,7 +88,7 @@ async def queue_sms(
     client retrying after a timeout does not send twice.
     """
     if request.key:
-        existing = await session.scalar(select(Outbox).where(Outbox.key == request.key))
+        existing = await reused_key(session, request.key, request.fingerprint)
         if existing is not None:
             return existing, False
     text = request.text
@@ -142,6 +146,7 @@ async def queue_sms(
         sender=sender,
         recipients={"to": [recipient]},
         state="queued",
+        request_hash=request.fingerprint or None,
     )
     session.add(outbox)
     await session.commit()

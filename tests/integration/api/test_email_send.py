@@ -34,7 +34,7 @@ from commhub.domain.roles import Role
 from commhub.services import contacts
 from commhub.store import suppressions
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Outbox
+from commhub.store.schema import Interaction, Outbox
 from commhub.web.app import create_app
 from commhub_email import adapter
 from smtp_sink import SmtpSink
@@ -473,3 +473,115 @@ async def test_a_wrong_password_fails_with_the_login_refusal_not_the_password(
         assert "wrong-secret" not in caplog.text
     finally:
         await server.close()
+
+
+async def test_an_idempotency_key_used_for_another_message_is_refused(
+    hub_client: HubClient, sink: SmtpSink, accounts: dict[Role, Any], anna: int
+) -> None:
+    """As payment APIs do: the same key with another body is a client's mistake, not a retry."""
+    client, _ = await hub_client(sink.port)
+    auth = {**accounts[Role.OPERATOR].auth, "Idempotency-Key": "compose-8"}
+    first = await send(client, auth, text="The first text")
+    response = await client.post(
+        "/api/v1/emails",
+        json={"to": [{"address": "anna@client.example"}], "subject": "x", "text": "Another"},
+        headers=auth,
+    )
+    assert response.status == 422
+    problem = await response.json()
+    assert problem["errors"][0]["field"] == "Idempotency-Key"
+    assert "different request" in problem["errors"][0]["message"]
+    await settled(client, accounts[Role.OPERATOR].auth, first["interaction_id"])
+    assert len(sink.messages) == 1
+
+
+async def _cut_off(sessions: SessionFactory, outbox_id: int) -> None:
+    """Leave a row as a process killed mid-hand-over leaves it: held by a dead holder."""
+    async with sessions() as session:
+        row = await session.get(Outbox, outbox_id)
+        assert row is not None
+        row.state = "sending"
+        row.claimed_by = "gone-host:4242:dead:email"
+        row.claimed_at = row.created_at
+        row.lease_until = row.created_at
+        row.attempts = 1
+        row.sent_at = None
+        interaction = await session.get(Interaction, row.interaction_id)
+        assert interaction is not None
+        interaction.status = "queued"
+        await session.commit()
+
+
+async def test_a_message_cut_off_mid_hand_over_is_shown_as_uncertain_and_sent_only_when_asked(
+    hub_client: HubClient,
+    sink: SmtpSink,
+    accounts: dict[Role, Any],
+    anna: int,
+    sessions: SessionFactory,
+) -> None:
+    client, _ = await hub_client(sink.port)
+    operator, manager = accounts[Role.OPERATOR].auth, accounts[Role.MANAGER].auth
+    queued = await send(client, operator, subject="Cut off")
+    await settled(client, operator, queued["interaction_id"])
+    sink.messages.clear()
+    await _cut_off(sessions, queued["id"])
+
+    async def uncertain() -> list[dict[str, Any]]:
+        response = await client.get("/api/v1/outbox?channel=email", headers=manager)
+        assert response.status == 200, await response.text()
+        items: list[dict[str, Any]] = (await response.json())["items"]
+        return items
+
+    async def listed() -> None:
+        while not await uncertain():
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(listed(), 20)
+    [row] = await uncertain()
+    assert row["id"] == queued["id"] and "not known whether" in row["reason"]
+    card = await client.get(f"/api/v1/emails/{queued['interaction_id']}", headers=operator)
+    assert (await card.json())["status"] == "uncertain"
+    assert sink.messages == []  # never resent by itself
+
+    refused = await client.post(f"/api/v1/outbox/{queued['id']}/resend", headers=operator)
+    assert refused.status == 403
+    resent = await client.post(f"/api/v1/outbox/{queued['id']}/resend", headers=manager)
+    assert resent.status == 200, await resent.text()
+    mail = await settled(client, operator, queued["interaction_id"])
+    assert mail["outbox"]["state"] == "sent" and mail["status"] == "sent"
+    assert len(sink.messages) == 1
+    assert await uncertain() == []
+    again = await client.post(f"/api/v1/outbox/{queued['id']}/resend", headers=manager)
+    assert again.status == 409
+
+
+async def test_a_dismissed_uncertain_message_leaves_the_list_and_is_not_sent(
+    hub_client: HubClient,
+    sink: SmtpSink,
+    accounts: dict[Role, Any],
+    anna: int,
+    sessions: SessionFactory,
+) -> None:
+    client, _ = await hub_client(sink.port)
+    operator, manager = accounts[Role.OPERATOR].auth, accounts[Role.MANAGER].auth
+    queued = await send(client, operator, subject="Cut off too")
+    await settled(client, operator, queued["interaction_id"])
+    sink.messages.clear()
+    await _cut_off(sessions, queued["id"])
+
+    async def dismissed() -> None:
+        while True:
+            answer = await client.post(f"/api/v1/outbox/{queued['id']}/dismiss", headers=manager)
+            if answer.status == 200:
+                return
+            assert answer.status == 409  # still 'sending' until the lease is seen to lapse
+            await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(dismissed(), 20)
+    listed = await client.get("/api/v1/outbox", headers=manager)
+    assert (await listed.json())["items"] == []
+    gone = await client.get("/api/v1/outbox?state=dismissed", headers=manager)
+    [row] = (await gone.json())["items"]
+    assert row["state"] == "dismissed" and row["resolved_by"] is not None
+    await asyncio.sleep(0.3)
+    assert sink.messages == []

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 import commhub_smpp
 import commhub_twilio
@@ -28,7 +28,7 @@ from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction, Suppression
+from commhub.store.schema import Interaction, Outbox, SmsMessage, SmsPart, Suppression
 from commhub.web.app import create_app
 from smsc import Smsc
 from twilio_api import TwilioApi, new_sid, sign
@@ -387,3 +387,75 @@ async def test_an_sms_from_a_phone_over_smpp_lands_on_the_card(
     async with sessions() as session:
         [row] = (await session.scalars(select(Interaction))).all()
     assert row.summary == "Перезвоните после обеда"
+
+
+async def test_an_idempotency_key_used_for_another_text_is_refused(
+    hub: tuple[Client, Hub, str], api: TwilioApi, accounts: dict[Role, Any], anna: int
+) -> None:
+    client, _, _ = hub
+    auth = {**accounts[Role.OPERATOR].auth, "Idempotency-Key": "remind-1"}
+    first = await client.post("/api/v1/sms", json={"contact_id": anna, "text": "A"}, headers=auth)
+    assert first.status == 202
+    queued = await first.json()
+    same = await client.post("/api/v1/sms", json={"contact_id": anna, "text": "A"}, headers=auth)
+    assert same.status == 200 and (await same.json())["id"] == queued["id"]
+    other = await client.post("/api/v1/sms", json={"contact_id": anna, "text": "B"}, headers=auth)
+    assert other.status == 422
+    assert (await other.json())["errors"][0]["field"] == "Idempotency-Key"
+    await until(lambda: _state_is(client, auth, queued["id"], "sent"))
+    assert [r.form["Body"] for r in api.received] == ["A"]
+
+
+async def _cut_off(sessions: SessionFactory, interaction_id: int) -> None:
+    """Leave a sent SMS as a process killed mid-hand-over leaves it: held by a dead holder,
+    with no gateway id written down."""
+    async with sessions() as session:
+        row = await session.scalar(select(Outbox).where(Outbox.interaction_id == interaction_id))
+        assert row is not None
+        row.state, row.sent_at, row.reply = "sending", None, None
+        row.claimed_by = "gone-host:4242:dead:sms:twilio"
+        row.claimed_at = row.lease_until = row.created_at
+        interaction = await session.get(Interaction, interaction_id)
+        assert interaction is not None
+        interaction.status = "queued"
+        await session.execute(
+            delete(SmsPart).where(
+                SmsPart.sms_id.in_(
+                    select(SmsMessage.id).where(SmsMessage.interaction_id == interaction_id)
+                )
+            )
+        )
+        await session.commit()
+
+
+@pytest.mark.parametrize("twilio_took_it", [True, False])
+async def test_an_sms_cut_off_mid_send_is_settled_by_asking_twilio_and_sent_once(
+    hub: tuple[Client, Hub, str],
+    api: TwilioApi,
+    accounts: dict[Role, Any],
+    anna: int,
+    sessions: SessionFactory,
+    twilio_took_it: bool,
+) -> None:
+    client, _, _ = hub
+    auth = accounts[Role.OPERATOR].auth
+    response = await client.post(
+        "/api/v1/sms", json={"contact_id": anna, "text": "Cut off"}, headers=auth
+    )
+    sms = await response.json()
+    await until(lambda: _state_is(client, auth, sms["id"], "sent"))
+    await _cut_off(sessions, sms["id"])
+    if not twilio_took_it:
+        api.messages.clear()
+    api.received.clear()
+
+    async def settled() -> bool:
+        found = await read_sms(client, auth, sms["id"])
+        return bool(found["state"] == "sent" and found["status"] == "queued")
+
+    await until(settled, 20)
+    sent_again = [] if twilio_took_it else ["Cut off"]
+    assert [r.form["Body"] for r in api.received] == sent_again
+    [sid] = api.messages
+    assert (await api.report(sid, "delivered"))[0] == 200
+    assert (await read_sms(client, auth, sms["id"]))["status"] == "delivered"

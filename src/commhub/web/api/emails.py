@@ -19,6 +19,7 @@ from commhub.services import mail_triage
 from commhub.services.errors import NotFound
 from commhub.services.mail_sending import SEND_JOB, EmailRequest, queue_email
 from commhub.store import emails as store
+from commhub.store.outbox import request_hash
 from commhub.store.schema import Email, Interaction, Outbox
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.contacts import region_of
@@ -63,6 +64,7 @@ async def send_email(request: web.Request) -> web.StreamResponse:
         contact_id=body.contact_id,
         reply_to_id=body.reply_to_id,
         key=f"api:{principal(request).user_id}:{key}" if key else "",
+        fingerprint=request_hash(body.model_dump(mode="json")) if key else "",
     )
     async with request.app[SESSIONS]() as session:
         row, created = await queue_email(

@@ -12,6 +12,7 @@ from commhub.domain.roles import Permission
 from commhub.domain.sms_text import MAX_SEGMENTS, SmsTextError
 from commhub.services.errors import NotFound
 from commhub.services.sms_sending import SmsRequest, preview, queue_sms
+from commhub.store.outbox import request_hash
 from commhub.store.schema import Interaction, Outbox, SmsMessage
 from commhub.web.api import sms_schemas as schemas
 from commhub.web.api.contacts import region_of
@@ -74,6 +75,7 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
         sender=body.sender,
         purpose=body.purpose,
         key=f"api:{user_id}:{key}" if key else "",
+        fingerprint=request_hash(body.model_dump(mode="json")) if key else "",
     )
     async with request.app[SESSIONS]() as session:
         try:
