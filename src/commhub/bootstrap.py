@@ -87,13 +87,22 @@ class Hub:
             await channel.start(self.inbound.sink)
         for gateway in self.sms_gateways:
             sender = SmsSender(
-                gateway, sessions=self.sessions, feed=self.feed, window=gateway.window
+                gateway,
+                sessions=self.sessions,
+                feed=self.feed,
+                window=gateway.window,
+                lease_s=self.settings.outbox_lease_s,
             )
             await sender.start()
             self.sms_senders[gateway.name] = sender
         mailboxes = [c.name for c in self.channels.values() if isinstance(c, Mailer)]
         if mailboxes:
-            self.mail_keeper = OutboxKeeper(self.sessions, channel="email", sources=mailboxes)
+            self.mail_keeper = OutboxKeeper(
+                self.sessions,
+                channel="email",
+                sources=mailboxes,
+                lease_s=self.settings.outbox_lease_s,
+            )
             self.mail_keeper.start()
         self.listening = True
 

@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         description="The console's language for users who chose none (en, ru); empty: "
         "the browser's.",
     )
+    outbox_lease_s: float = Field(
+        default=30.0,
+        ge=2.0,
+        le=3600.0,
+        description="How long a sender's claim on an outbox message holds without renewal "
+        "(renewed every third of it); a message whose sender died mid-hand-over is shown as "
+        "uncertain about this long after.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."

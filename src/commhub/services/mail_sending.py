@@ -244,9 +244,11 @@ async def send_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
     sessions: SessionFactory = ctx["sessions"]
     channels: Mapping[str, Channel] = ctx.get("channels", {})
     holder: str = ctx.setdefault("outbox_holder", claims.holder_name("email"))
+    settings = ctx.get("settings")
+    lease_s = float(getattr(settings, "outbox_lease_s", claims.LEASE_S))
     final_try = int(ctx.get("job_try", 1)) >= int(ctx.get("max_tries", 3))
     async with sessions() as session:
-        taken = await claims.claim(session, holder=holder, ids=[outbox_id])
+        taken = await claims.claim(session, holder=holder, ids=[outbox_id], lease_s=lease_s)
         row = await session.get(Outbox, outbox_id)
         if row is None or outbox_id not in taken:
             return "nothing to do" if row is None else row.state
@@ -263,7 +265,7 @@ async def send_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
         )
         attempts = row.attempts
         await session.commit()
-    renewing = asyncio.create_task(_renew(sessions, holder, outbox_id))
+    renewing = asyncio.create_task(_renew(sessions, holder, outbox_id, lease_s))
     try:
         result = await mailer.send(message)
     except SendRejected as exc:
@@ -311,13 +313,13 @@ async def send_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
     return "sent"
 
 
-async def _renew(sessions: SessionFactory, holder: str, outbox_id: int) -> None:
+async def _renew(sessions: SessionFactory, holder: str, outbox_id: int, lease_s: float) -> None:
     """Keep the claim alive while the SMTP dialogue runs (a large message, a slow server)."""
     while True:
-        await asyncio.sleep(claims.LEASE_S / 3)
+        await asyncio.sleep(lease_s / 3)
         with contextlib.suppress(OSError, TimeoutError):
             async with sessions() as session:
-                await claims.renew(session, holder=holder, ids=[outbox_id])
+                await claims.renew(session, holder=holder, ids=[outbox_id], lease_s=lease_s)
 
 
 async def _fail_by_id(sessions: SessionFactory, outbox_id: int, holder: str, reason: str) -> str:

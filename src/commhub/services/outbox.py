@@ -117,8 +117,16 @@ class OutboxKeeper:
     may run anywhere, so the listening process keeps watch for them.
     """
 
-    def __init__(self, sessions: SessionFactory, *, channel: str, sources: Sequence[str]) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        channel: str,
+        sources: Sequence[str],
+        lease_s: float = store.LEASE_S,
+    ) -> None:
         self._sessions = sessions
+        self._lease_s = lease_s
         self._channel = channel
         self._sources = list(sources)
         self._task: asyncio.Task[None] | None = None
@@ -139,4 +147,4 @@ class OutboxKeeper:
                 await mark_lapsed(self._sessions, channel=self._channel, sources=self._sources)
             except (OSError, TimeoutError) as exc:
                 log.error("cannot check %s claims: %s", self._channel, exc)
-            await asyncio.sleep(store.LEASE_S / 3)
+            await asyncio.sleep(self._lease_s / 3)

@@ -61,8 +61,6 @@ RETRY_WRITE_MIN_S: Final = 0.5
 POLL_S: Final = 1.0
 """How often a sender looks for messages queued by another process."""
 BATCH: Final = 200
-KEEP_EVERY_S: Final = claims.LEASE_S / 3
-"""How often a sender renews its leases and looks for others' lapsed ones."""
 LOOKUP_SLACK_S: Final = 5.0
 """A gateway's clock may run this far behind ours when a message is looked up."""
 GONE: Final = "the gateway had no record of it after the hub stopped mid-send: sent again"
@@ -121,6 +119,7 @@ class SmsSender:
         feed: live.LiveFeed,
         window: int = 10,
         poll_s: float = POLL_S,
+        lease_s: float = claims.LEASE_S,
     ) -> None:
         self._gateway = gateway
         self._sessions = sessions
@@ -139,6 +138,7 @@ class SmsSender:
         self._held: set[int] = set()
         """Outbox ids claimed here whose outcome is not written yet: their leases are renewed."""
         self._keeper: asyncio.Task[None] | None = None
+        self._lease_s = lease_s
         self.sent = 0
         self.failed = 0
         self.retried = 0
@@ -226,7 +226,10 @@ class SmsSender:
         try:
             async with self._sessions() as session:
                 taken = await claims.claim(
-                    session, holder=self._holder, ids=[d.outbox_id for d in dues]
+                    session,
+                    holder=self._holder,
+                    ids=[d.outbox_id for d in dues],
+                    lease_s=self._lease_s,
                 )
         except (OSError, TimeoutError) as exc:
             self.last_error = f"database: {exc}"
@@ -246,13 +249,15 @@ class SmsSender:
         while True:
             try:
                 async with self._sessions() as session:
-                    await claims.renew(session, holder=self._holder, ids=sorted(self._held))
+                    await claims.renew(
+                        session, holder=self._holder, ids=sorted(self._held), lease_s=self._lease_s
+                    )
                 await mark_lapsed(self._sessions, channel=Channel.SMS.value, sources=[self.name])
                 await self._look_up_uncertain()
             except (OSError, TimeoutError) as exc:
                 self.last_error = f"database: {exc}"
                 log.error("%s: cannot renew or check claims: %s", self.name, exc)
-            await asyncio.sleep(KEEP_EVERY_S)
+            await asyncio.sleep(self._lease_s / 3)
 
     async def _look_up_uncertain(self) -> None:
         """Ask a gateway that keeps a list whether it took each message in doubt."""
@@ -261,7 +266,12 @@ class SmsSender:
             return
         async with self._sessions() as session:
             doubts = await _uncertain(session, self.name)
+        # A request the dead holder sent may still be working its way into the
+        # gateway: its "none" counts only once that cannot be so any longer.
+        settled_before = utcnow() - timedelta(seconds=2 * self._lease_s + LOOKUP_SLACK_S)
         for item, since in doubts:
+            if since > settled_before:
+                continue
             try:
                 found = await gateway.find_sent(
                     item.message, since=since - timedelta(seconds=LOOKUP_SLACK_S)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -414,7 +415,7 @@ async def _cut_off(sessions: SessionFactory, interaction_id: int) -> None:
         assert row is not None
         row.state, row.sent_at, row.reply = "sending", None, None
         row.claimed_by = "gone-host:4242:dead:sms:twilio"
-        row.claimed_at = row.lease_until = row.created_at
+        row.claimed_at = row.lease_until = row.created_at - timedelta(minutes=10)
         interaction = await session.get(Interaction, interaction_id)
         assert interaction is not None
         interaction.status = "queued"
