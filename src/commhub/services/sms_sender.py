@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import (
@@ -44,6 +44,7 @@ from commhub.services import live
 from commhub.services.outbox import mark_lapsed
 from commhub.store import outbox as claims
 from commhub.store import sms as store
+from commhub.store.dialect import upsert_insert
 from commhub.store.engine import SessionFactory
 from commhub.store.schema import Contact, Interaction, Outbox, SmsMessage, SmsPart, utcnow
 
@@ -269,8 +270,9 @@ class SmsSender:
         # A request the dead holder sent may still be working its way into the
         # gateway: its "none" counts only once that cannot be so any longer.
         settled_before = utcnow() - timedelta(seconds=2 * self._lease_s + LOOKUP_SLACK_S)
+        settling = {item.outbox_id for item, _ in self._accepted}
         for item, since in doubts:
-            if since > settled_before:
+            if since > settled_before or item.outbox_id in settling:
                 continue
             try:
                 found = await gateway.find_sent(
@@ -428,7 +430,8 @@ async def _record_accepted(
         update(table)
         .where(
             table.c.id == bindparam("b_id"),
-            table.c.state.in_((claims.SENDING, claims.UNCERTAIN)),
+            # not IN (...): an expanding parameter cannot go through executemany
+            or_(table.c.state == claims.SENDING, table.c.state == claims.UNCERTAIN),
             func.coalesce(table.c.claimed_by, "") == bindparam("b_holder"),
         )
         .values(
@@ -460,8 +463,13 @@ async def _record_accepted(
         if item.interaction_id in by_interaction
         for part in dict.fromkeys(accepted.gateway_ids)
     ]  # fmt: skip
-    if parts:
-        await session.execute(insert(SmsPart), parts)
+    if parts:  # a part already known (a doubt settled twice) is kept as it is
+        await session.execute(
+            upsert_insert(session, SmsPart).on_conflict_do_nothing(
+                index_elements=["gateway", "gateway_id"]
+            ),
+            parts,
+        )
     await session.execute(  # a message in doubt that the gateway had: no longer in doubt
         update(Interaction)
         .where(

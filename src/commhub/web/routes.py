@@ -23,6 +23,7 @@ from commhub.web.openapi import openapi_document
 from commhub.web.ui import (
     actions,
     admin_channels,
+    admin_outbox,
     admin_users,
     assets,
     card_actions,
@@ -111,6 +112,9 @@ def add_routes(app: web.Application) -> None:
             web.get("/admin/users/{id}", admin_users.user_page),
             web.post("/admin/users/{id}", admin_users.update_user),
             web.get("/admin/channels", admin_channels.channels_page),
+            web.get("/admin/outbox", admin_outbox.outbox_page),
+            web.post("/admin/outbox/{id}/resend", admin_outbox.resend),
+            web.post("/admin/outbox/{id}/dismiss", admin_outbox.dismiss),
             web.get("/profile", profile.profile_page),
             web.post("/profile", profile.profile_submit),
             web.get("/contacts", cards.contacts_page),

@@ -57,6 +57,7 @@ NAVIGATION: Final = (
     NavItem("/live", N_("Live calls"), "live"),
     NavItem("/admin/users", N_("Users"), "admin-users"),
     NavItem("/admin/channels", N_("Channels"), "admin-channels"),
+    NavItem("/admin/outbox", N_("In doubt"), "admin-outbox"),
 )
 NAV_PERMISSION: Final = {
     "home": Permission.SESSION,
@@ -66,6 +67,7 @@ NAV_PERMISSION: Final = {
     "live": Permission.CALLS_WATCH,
     "admin-users": Permission.USERS_MANAGE,
     "admin-channels": Permission.CHANNELS_VIEW,
+    "admin-outbox": Permission.OUTBOX_SETTLE,
 }
 
 

@@ -1,0 +1,51 @@
+"""Messages in doubt: a crash cut off their hand-over and the gateway could not say.
+
+A manager sees each with its reason and decides: send it again (it did not
+go) or dismiss it (it went, or no longer matters).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commhub.domain.roles import Permission
+from commhub.services import outbox as service
+from commhub.store import outbox as store
+from commhub.web.endpoints import endpoint, path_id
+from commhub.web.keys import HUB, SESSIONS, principal
+from commhub.web.ui import flash
+from commhub.web.ui.forms import refusals_shown_at
+from commhub.web.ui.render import page
+
+PAGE = "/admin/outbox"
+SHOWN = 500
+
+
+@endpoint(
+    "Messages in doubt: cut off mid-hand-over, each to resend or dismiss.",
+    permission=Permission.OUTBOX_SETTLE,
+    tag="pages",
+)
+async def outbox_page(request: web.Request) -> web.StreamResponse:
+    async with request.app[SESSIONS]() as session:
+        rows = await store.listing(session, states=[store.UNCERTAIN], limit=SHOWN)
+    return await page(request, "admin_outbox.html", section="admin-outbox", rows=rows)
+
+
+@endpoint("Send a message in doubt again.", permission=Permission.OUTBOX_SETTLE, tag="pages")
+async def resend(request: web.Request) -> web.StreamResponse:
+    async with refusals_shown_at(PAGE):
+        async with request.app[SESSIONS]() as session:
+            row = await service.resend(
+                session, path_id(request), user_id=principal(request).user_id
+            )
+        await request.app[HUB].outbox_queued(row)
+    raise flash.redirect(PAGE, "Queued again: it will be sent once more.")
+
+
+@endpoint("Dismiss a message in doubt.", permission=Permission.OUTBOX_SETTLE, tag="pages")
+async def dismiss(request: web.Request) -> web.StreamResponse:
+    async with refusals_shown_at(PAGE):
+        async with request.app[SESSIONS]() as session:
+            await service.dismiss(session, path_id(request), user_id=principal(request).user_id)
+    raise flash.redirect(PAGE, "Dismissed: it stays on the card as may have been sent.")
