@@ -173,6 +173,9 @@ async def test_receipts_report_each_message_by_its_submitted_id(smsc: Smsc) -> N
     assert by_id[failed.gateway_ids[0]].reason == "UNDELIV err:001"
     assert {report.source for report in reports} == {"smsc1"}
     assert _answers(smsc, DELIVER_SM) == [ROK, ROK, ROK]  # UNKNOWN: answered, nothing changed
+    # The phone and the text's start: what ties a receipt to a message whose id a crash lost
+    assert by_id[failed.gateway_ids[0]].handset == "+79161230002"
+    assert by_id[failed.gateway_ids[0]].text_head == "Hello"
 
 
 @pytest.mark.parametrize(

@@ -149,7 +149,7 @@ async def apply_report(session: AsyncSession, report: SmsReport) -> Filed:
     part.reason = report.reason or None
     parts = await store.parts_of(session, message.id)
     state = overall(DeliveryState(p.state) for p in parts)
-    changed = _moves(DeliveryState(interaction.status), state)
+    changed = _moves(_delivery_state(interaction.status), state)
     if changed:
         interaction.status = state.value
         if report.reason and state in (DeliveryState.UNDELIVERED, DeliveryState.FAILED):
@@ -197,6 +197,14 @@ async def _settle_doubt(session: AsyncSession, report: SmsReport) -> bool:
     await session.flush()
     log.info("SMS %s in doubt: %s's report shows it was sent", outbox.key, report.source)
     return True
+
+
+def _delivery_state(status: str) -> DeliveryState:
+    """An SMS interaction's status as a delivery state; one in doubt counts as queued."""
+    try:
+        return DeliveryState(status)
+    except ValueError:
+        return DeliveryState.QUEUED
 
 
 def overall(states: Iterable[DeliveryState]) -> DeliveryState:

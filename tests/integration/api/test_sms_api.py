@@ -460,3 +460,43 @@ async def test_an_sms_cut_off_mid_send_is_settled_by_asking_twilio_and_sent_once
     [sid] = api.messages
     assert (await api.report(sid, "delivered"))[0] == 200
     assert (await read_sms(client, auth, sms["id"]))["status"] == "delivered"
+
+
+async def test_an_sms_cut_off_mid_send_is_settled_by_the_smscs_receipt_not_sent_again(
+    smpp_hub: tuple[Client, Hub],
+    smsc: Smsc,
+    accounts: dict[Role, Any],
+    anna: int,
+    sessions: SessionFactory,
+) -> None:
+    """SMPP cannot be asked; its receipt, matched by phone and quoted text, is the proof."""
+    client, _ = smpp_hub
+    auth, manager = accounts[Role.OPERATOR].auth, accounts[Role.MANAGER].auth
+    text = "Your parcel 5531 is waiting at the Tverskaya store"
+    response = await client.post(
+        "/api/v1/sms", json={"contact_id": anna, "text": text}, headers=auth
+    )
+    sms = await response.json()
+    await until(lambda: _status_is(client, auth, sms["id"], "delivered"))
+    await _cut_off(sessions, sms["id"])
+
+    async def in_doubt() -> bool:
+        listed = await client.get("/api/v1/outbox?channel=sms", headers=manager)
+        return bool((await listed.json())["items"])
+
+    await until(in_doubt, 20)
+    assert (await read_sms(client, auth, sms["id"]))["status"] == "uncertain"
+    receipt = (
+        "id:7777 sub:001 dlvrd:001 submit date:2612041200 done date:2612041201 "
+        f"stat:DELIVRD err:000 text:{text[:20]}"
+    )
+    smsc.deliver(ANNA[1:], "79001234567", receipt.encode("ascii"), esm_class=0x04)
+
+    await until(lambda: _status_is(client, auth, sms["id"], "delivered"))
+    assert (await read_sms(client, auth, sms["id"]))["state"] == "sent"
+    assert not await in_doubt()
+    assert len(smsc.submits) == 1  # never handed over twice
+
+
+async def _status_is(client: Client, auth: dict[str, str], sms_id: int, status: str) -> bool:
+    return (await read_sms(client, auth, sms_id))["status"] == status
