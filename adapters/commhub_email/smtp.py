@@ -12,6 +12,7 @@ connection :class:`ChannelUnavailable` (a later try may work).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -19,7 +20,13 @@ from typing import Final
 
 import aiosmtplib
 
-from commhub.channels import ChannelUnavailable, OutboundEmail, SendRejected, SendResult
+from commhub.channels import (
+    ChannelUnavailable,
+    HandOverUnknown,
+    OutboundEmail,
+    SendRejected,
+    SendResult,
+)
 from commhub_email.config import SmtpSettings
 
 log = logging.getLogger(__name__)
@@ -50,9 +57,8 @@ class SmtpSender:
         async with self._lock:
             client = await self._ready()
             try:
-                refused, reply = await client.sendmail(
-                    message.sender, list(message.recipients), message.raw
-                )
+                refused = await self._envelope(client, message)
+                reply = await self._data(client, message)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 raise self._refused(exc) from None
             except aiosmtplib.SMTPResponseException as exc:
@@ -72,6 +78,37 @@ class SmtpSender:
             accepted_at=now,
             refused={address: f"{r.code} {r.message}" for address, r in refused.items()},
         )
+
+    async def _envelope(
+        self, client: aiosmtplib.SMTP, message: OutboundEmail
+    ) -> dict[str, aiosmtplib.SMTPRecipientRefused]:
+        """MAIL FROM and RCPT TO: a failure here means the server has nothing of the message."""
+        await client.mail(message.sender)
+        refused: dict[str, aiosmtplib.SMTPRecipientRefused] = {}
+        for recipient in message.recipients:
+            try:
+                await client.rcpt(recipient)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused[recipient] = exc
+        if len(refused) == len(message.recipients):
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await client.rset()
+            raise aiosmtplib.SMTPRecipientsRefused(list(refused.values()))
+        return refused
+
+    async def _data(self, client: aiosmtplib.SMTP, message: OutboundEmail) -> str:
+        """DATA: once the text is on its way, no answer is not a refusal: the server may have it."""
+        try:
+            response = await client.data(message.raw)
+        except aiosmtplib.SMTPResponseException:
+            raise
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self._drop()
+            reason = f"no answer to the message's text ({exc or type(exc).__name__})"
+            self.error = reason
+            log.warning("mailbox %s: %s: the server may have it", self._mailbox, reason)
+            raise HandOverUnknown(reason) from None
+        return response.message
 
     async def close(self) -> None:
         async with self._lock:

@@ -43,6 +43,7 @@ from commhub.channels import (
     ChannelUnavailable,
     DeliveryState,
     EventSink,
+    HandOverUnknown,
     OutboundSms,
     SendRejected,
     SmsAccepted,
@@ -168,9 +169,18 @@ class KannelGateway:
             async with self._session().get(url, allow_redirects=False) as response:
                 status = response.status
                 said = (await response.read()).decode("utf-8", errors="replace").strip()
-        except TimeoutError:
+        except aiohttp.ConnectionTimeoutError:
             raise self._unavailable(
+                message, f"cannot connect within {self._settings.timeout_s:g} s"
+            ) from None
+        except TimeoutError:
+            # The request went out: smsbox may have taken the message and bearerbox send it.
+            raise self._in_doubt(
                 message, f"no answer within {self._settings.timeout_s:g} s"
+            ) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            raise self._in_doubt(
+                message, f"the answer was cut off ({type(exc).__name__})"
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise self._unavailable(
@@ -297,6 +307,17 @@ class KannelGateway:
             log.info("Kannel channel %s: %s refused: %s", self._name, message.key, words)
             return SendRejected(words)
         return self._unavailable(message, words)
+
+    def _in_doubt(self, message: OutboundSms, reason: str) -> HandOverUnknown:
+        self._error = reason
+        log.warning(
+            "Kannel channel %s: %s may have been taken by %s: %s",
+            self._name,
+            message.key,
+            self._endpoint,
+            reason,
+        )
+        return HandOverUnknown(f"Kannel: {reason}")
 
     def _unavailable(self, message: OutboundSms, reason: str) -> ChannelUnavailable:
         self._error = reason

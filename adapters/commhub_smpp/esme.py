@@ -31,6 +31,7 @@ from commhub.channels import (
     ChannelHealth,
     ChannelUnavailable,
     EventSink,
+    HandOverUnknown,
     OutboundSms,
     SendRejected,
     SendThrottled,
@@ -253,7 +254,8 @@ class SmppGateway:
             try:
                 response = await link.request(SUBMIT_SM, body, timeout)
             except TimeoutError:
-                raise ChannelUnavailable(
+                # The submit_sm went out: the SMSC may have taken it (its receipt will say).
+                raise HandOverUnknown(
                     f"SMSC {self._name} did not answer submit_sm in {timeout:g}s"
                 ) from None
         status = response.status

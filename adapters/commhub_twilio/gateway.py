@@ -31,6 +31,7 @@ from commhub.channels import (
     ChannelUnavailable,
     DeliveryState,
     EventSink,
+    HandOverUnknown,
     OutboundSms,
     SendRejected,
     SendThrottled,
@@ -217,9 +218,18 @@ class TwilioGateway:
             created = await self._rest().messages.create_async(**self._request(message))
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._refusal(message, exc, headers) from None
-        except TimeoutError:
+        except aiohttp.ConnectionTimeoutError:
             raise self._unavailable(
+                message, f"cannot connect within {self._settings.timeout_s:g} s"
+            ) from None
+        except TimeoutError:
+            # The request went out: Twilio may have made the message (the core asks it later).
+            raise self._in_doubt(
                 message, f"no answer within {self._settings.timeout_s:g} s"
+            ) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            raise self._in_doubt(
+                message, f"the answer was cut off ({type(exc).__name__})"
             ) from None
         except (TwilioException, aiohttp.ClientError, OSError, ValueError) as exc:
             # ValueError: a 2xx answer that is not JSON (a captive proxy, not Twilio)
@@ -388,6 +398,13 @@ class TwilioGateway:
             return self._unavailable(message, f"HTTP {status}, {said}")
         log.info("Twilio channel %s: %s refused: %s", self._name, message.key, said)
         return SendRejected(said)
+
+    def _in_doubt(self, message: OutboundSms, reason: str) -> HandOverUnknown:
+        self._error = reason
+        log.warning(
+            "Twilio channel %s: %s may have been taken: %s", self._name, message.key, reason
+        )
+        return HandOverUnknown(f"Twilio: {reason}")
 
     def _unavailable(self, message: OutboundSms, reason: str) -> ChannelUnavailable:
         self._error = reason

@@ -47,6 +47,16 @@ class ChannelUnavailable(ChannelError):
     """The outside system cannot be reached now (PBX disconnected, gateway down)."""
 
 
+class HandOverUnknown(ChannelUnavailable):
+    """The message went out but its answer never came (a timeout, a connection cut mid-reply).
+
+    The gateway may have taken it: the core neither retries nor fails such a
+    message but holds it as *uncertain* until the gateway or a person says.
+    Raise plain :class:`ChannelUnavailable` only when the message surely did
+    not reach the gateway (refused connection, a 5xx or 429 answer).
+    """
+
+
 class OriginateRejected(ChannelError):
     """The PBX refused to place a call; the message is the PBX's reason."""
 

@@ -27,6 +27,7 @@ from commhub.channels import (
     Channel,
     ChannelError,
     ChannelUnavailable,
+    HandOverUnknown,
     Mailer,
     OutboundEmail,
     SendRejected,
@@ -45,7 +46,7 @@ from commhub.domain.mail_compose import (
 )
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
-from commhub.services.outbox import reused_key
+from commhub.services.outbox import hold_in_doubt, reused_key
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
 from commhub.store import outbox as claims
@@ -270,6 +271,9 @@ async def send_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
         result = await mailer.send(message)
     except SendRejected as exc:
         return await _fail_by_id(sessions, outbox_id, holder, str(exc))
+    except HandOverUnknown as exc:
+        await hold_in_doubt(sessions, holder=holder, outbox_id=outbox_id, reason=str(exc))
+        return "uncertain"
     except (ChannelUnavailable, ChannelError) as exc:
         if final_try:
             return await _fail_by_id(

@@ -50,6 +50,33 @@ async def mark_lapsed(
     return [row.id for row in rows]
 
 
+async def hold_in_doubt(
+    sessions: SessionFactory, *, holder: str, outbox_id: int, reason: str
+) -> bool:
+    """The holder's hand-over got no answer: the row is uncertain, with why. Commits.
+
+    The holder's name stays on it, so the gateway's later word (a lookup, a
+    report) settles it; nothing resends it by itself.
+    """
+    async with sessions() as session:
+        result = await session.execute(
+            update(Outbox)
+            .where(store.held_by(holder, outbox_id))
+            .values(state=store.UNCERTAIN, last_error=reason, lease_until=None)
+            .returning(Outbox.interaction_id)
+        )
+        interaction_id = result.scalar()
+        if interaction_id is None:
+            await session.rollback()
+            return False
+        await set_interaction_status(
+            session, [interaction_id], Status.UNCERTAIN.value, only_from=WAITING
+        )
+        await session.commit()
+    log.warning("outbox %s is uncertain: %s", outbox_id, reason)
+    return True
+
+
 async def set_interaction_status(
     session: AsyncSession, interaction_ids: Sequence[int], status: str, *, only_from: Sequence[str]
 ) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.channels import (
     ChannelUnavailable,
     DeliveryState,
+    HandOverUnknown,
     OutboundSms,
     SendRejected,
     SendThrottled,
@@ -41,7 +42,7 @@ from commhub.channels import (
 )
 from commhub.domain.interactions import Channel, Status
 from commhub.services import live
-from commhub.services.outbox import mark_lapsed
+from commhub.services.outbox import hold_in_doubt, mark_lapsed
 from commhub.store import outbox as claims
 from commhub.store import sms as store
 from commhub.store.dialect import upsert_insert
@@ -296,6 +297,13 @@ class SmsSender:
                 accepted = await self._gateway.send(item.message)
             except SendRejected as exc:
                 await self._record(item, failed=str(exc))
+            except HandOverUnknown as exc:
+                # Never retried blindly: the gateway may have it (asked later where it can say).
+                self.last_error = str(exc)
+                await hold_in_doubt(
+                    self._sessions, holder=item.holder, outbox_id=item.outbox_id, reason=str(exc)
+                )
+                self._held.discard(item.outbox_id)
             except ChannelUnavailable as exc:
                 await self._retry(item, exc)
             else:

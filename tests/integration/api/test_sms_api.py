@@ -74,6 +74,12 @@ async def hub(
     api: TwilioApi,
 ) -> tuple[Client, Hub, str]:
     """The hub with one Twilio gateway; returns its client, the hub and its public URL."""
+    return await open_twilio_hub(aiohttp_client, settings, api)
+
+
+async def open_twilio_hub(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, api: TwilioApi
+) -> tuple[Client, Hub, str]:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     gateway = commhub_twilio.adapter(
@@ -500,3 +506,30 @@ async def test_an_sms_cut_off_mid_send_is_settled_by_the_smscs_receipt_not_sent_
 
 async def _status_is(client: Client, auth: dict[str, str], sms_id: int, status: str) -> bool:
     return (await read_sms(client, auth, sms_id))["status"] == status
+
+
+async def test_an_sms_twilio_never_answers_is_held_in_doubt_not_resent_then_found(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    accounts: dict[Role, Any],
+    api: TwilioApi,
+    anna: int,
+) -> None:
+    """A timeout after the request went out is not a refusal: Twilio made the message late."""
+    short_lease = settings.model_copy(update={"outbox_lease_s": 2.0})
+    client, _, _ = await open_twilio_hub(aiohttp_client, short_lease, api)
+    auth = accounts[Role.OPERATOR].auth
+    api.stall_next(3.0)  # beyond the gateway's 2 s timeout; Twilio then makes the message
+    response = await client.post(
+        "/api/v1/sms", json={"contact_id": anna, "text": "Late answer"}, headers=auth
+    )
+    sms = await response.json()
+    await until(lambda: _status_is(client, auth, sms["id"], "uncertain"))
+    found = await read_sms(client, auth, sms["id"])
+    assert found["state"] == "uncertain" and "no answer within 2 s" in found["reason"]
+
+    await until(lambda: _state_is(client, auth, sms["id"], "sent"), 30)
+    assert len(api.received) == 1  # asked Twilio's list, never sent again
+    [sid] = api.messages
+    assert (await api.report(sid, "delivered"))[0] == 200
+    assert (await read_sms(client, auth, sms["id"]))["status"] == "delivered"

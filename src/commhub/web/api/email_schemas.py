@@ -41,7 +41,10 @@ class EmailCreate(Strict):
 class OutboxOut(BaseModel):
     id: int
     key: str
-    state: str = Field(description="queued, sending, sent, failed or bounced")
+    state: str = Field(
+        description="queued, sending, sent, failed, uncertain (the server's answer to the "
+        "message never came: it may have it; a person settles it) or dismissed"
+    )
     mailbox: str
     interaction_id: int
     contact_id: int | None

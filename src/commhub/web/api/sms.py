@@ -130,8 +130,15 @@ async def _sms_out(session: AsyncSession, interaction_id: int) -> schemas.SmsOut
         text=message.text,
         encoding=message.encoding,
         segments=message.segments,
-        reason=message.reason,
+        reason=message.reason or _doubt(outbox),
         attempts=outbox.attempts if outbox is not None else 0,
         created_at=message.created_at,
         sent_at=outbox.sent_at if outbox is not None else None,
     )
+
+
+def _doubt(outbox: Outbox | None) -> str | None:
+    """Why a message is uncertain, for the card and the API."""
+    if outbox is None or outbox.state != "uncertain":
+        return None
+    return outbox.last_error

@@ -40,8 +40,13 @@ class SmsCreate(BaseModel):
 class SmsOut(BaseModel):
     id: int = Field(description="The interaction's id")
     key: str
-    state: str = Field(description="Outbox: queued, sending, sent or failed")
-    status: str = Field(description="Delivery: queued, sent, delivered, undelivered, failed")
+    state: str = Field(
+        description="Outbox: queued, sending, sent, failed, uncertain (the hand-over got no "
+        "answer: it may have been sent; the gateway or a person settles it) or dismissed"
+    )
+    status: str = Field(
+        description="Delivery: queued, sent, delivered, undelivered, failed, uncertain"
+    )
     gateway: str
     sender: str
     recipient: str
@@ -49,7 +54,7 @@ class SmsOut(BaseModel):
     text: str
     encoding: str
     segments: int
-    reason: str | None = Field(description="Why it failed or was not delivered")
+    reason: str | None = Field(description="Why it failed, was not delivered or is uncertain")
     attempts: int
     created_at: datetime
     sent_at: datetime | None
