@@ -221,7 +221,8 @@ def user_add(
     "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
 )
 def user_password(username: str, password_stdin: bool) -> None:
-    """Set a new password for USERNAME (e.g. a forgotten admin password); ends their sessions."""
+    """Set a new password for USERNAME (e.g. a forgotten admin password); ends their sessions
+    and API tokens."""
     from commhub.services import users
     from commhub.store import users as user_store
 
@@ -236,7 +237,7 @@ def user_password(username: str, password_stdin: bool) -> None:
 
     if not _in_session(change):
         raise click.ClickException(f"no user named {username!r}")
-    click.echo(f"password of {username!r} changed; their browser sessions have ended")
+    click.echo(f"password of {username!r} changed; their sessions and API tokens have ended")
 
 
 def _read_password(from_stdin: bool, prompt: str) -> str:
