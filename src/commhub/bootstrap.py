@@ -148,7 +148,7 @@ async def open_hub(
     ``COMMHUB_CHANNELS_FILE`` unless given; they connect only when
     ``COMMHUB_LISTEN`` is on, so that one process owns each PBX link.
     """
-    engine = open_engine(settings.effective_database_url)
+    engine = open_engine(settings.effective_database_url, log_parameters=settings.log_personal_data)
     try:
         sessions = session_factory(engine)
         if channels is None:

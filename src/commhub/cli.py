@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from commhub import logs
 from commhub.config import Settings
 
 if TYPE_CHECKING:
@@ -24,15 +25,22 @@ T = TypeVar("T")
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, or a one-line error naming the bad variable."""
+    """Settings from the environment, or a one-line error naming the bad variable.
+
+    Logging is set up from them at once (warnings only, as Python does when
+    nothing is configured, but with personal data masked): ``serve`` and
+    ``worker`` then log at ``COMMHUB_LOG_LEVEL``.
+    """
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         raise click.ClickException(
             f"invalid setting COMMHUB_{field.upper()}: {first['msg']}"
         ) from None
+    logs.configure(settings, level="WARNING", line="%(message)s")
+    return settings
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -113,7 +121,6 @@ def identify(address: str, region: str | None) -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Run the hub: web API, background jobs, migrations on start."""
     import gc
-    import logging
 
     from aiohttp import web
 
@@ -127,9 +134,7 @@ def serve(host: str | None, port: int | None) -> None:
         load_channels(settings)  # a wrong channels file stops here, before anything opens
     except ChannelConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     listen_host, listen_port = host or settings.host, port or settings.port
 
     async def opener() -> Hub:
@@ -221,7 +226,8 @@ def user_add(
     "--password-stdin", is_flag=True, help="Read the password from standard input (scripts)."
 )
 def user_password(username: str, password_stdin: bool) -> None:
-    """Set a new password for USERNAME (e.g. a forgotten admin password); ends their sessions."""
+    """Set a new password for USERNAME (e.g. a forgotten admin password); ends their sessions
+    and API tokens."""
     from commhub.services import users
     from commhub.store import users as user_store
 
@@ -236,7 +242,7 @@ def user_password(username: str, password_stdin: bool) -> None:
 
     if not _in_session(change):
         raise click.ClickException(f"no user named {username!r}")
-    click.echo(f"password of {username!r} changed; their browser sessions have ended")
+    click.echo(f"password of {username!r} changed; their sessions and API tokens have ended")
 
 
 def _read_password(from_stdin: bool, prompt: str) -> str:
@@ -277,7 +283,6 @@ def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 @main.command()
 def worker() -> None:
     """Run a background-job worker that takes jobs from Redis (needs COMMHUB_REDIS_URL)."""
-    import logging
 
     settings = load_settings()
     if not settings.redis_url:
@@ -290,9 +295,7 @@ def worker() -> None:
     from commhub.jobs.queue import JobQueueError
     from commhub.jobs.worker import build_worker, run_worker
 
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
 
     async def go() -> None:
         channels = {channel.name: channel for channel in load_channels(settings)}

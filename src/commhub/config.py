@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         "uncertain about this long after.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_personal_data: bool = Field(
+        default=False,
+        description="Debugging only: log phone numbers, e-mail addresses and SQL parameters "
+        "as they are; off, every log line has them masked (+7916***67, i***@example.com).",
+    )
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."
     )

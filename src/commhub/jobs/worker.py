@@ -70,7 +70,9 @@ def build_worker(
         raise JobQueueError("COMMHUB_REDIS_URL is not set: an arq worker needs Redis")
 
     async def open_store(ctx: dict[str, Any]) -> None:
-        engine = open_engine(settings.effective_database_url)
+        engine = open_engine(
+            settings.effective_database_url, log_parameters=settings.log_personal_data
+        )
         ctx[_ENGINE] = engine
         ctx.update(
             job_context(settings=settings, sessions=session_factory(engine), channels=channels)

@@ -102,6 +102,7 @@ async def update_user(
     password: str | None = None,
     locale: str | None = None,
     time_zone: str | None = None,
+    keep_credential: str | None = None,
 ) -> User:
     """Change a user's fields; the caller commits.
 
@@ -109,6 +110,14 @@ async def update_user(
     user; an empty string clears either (the hub's default applies). The last
     active admin can be neither demoted nor deactivated: the hub would be left
     with nobody able to manage users.
+
+    Deactivating, reactivating or resetting the password of a user ends every
+    browser session and API token they hold, for good: a reactivated user logs
+    in again and is issued new tokens. ``keep_credential`` is the secret
+    (session cookie or API token) of the admin making the change, spared when
+    they reset their own password. A role change ends nothing: every request
+    is authorised by the role the user holds at that moment
+    (:func:`principal_from_session`, :func:`principal_from_token`).
     """
     user = await session.get(User, user_id)
     if user is None:
@@ -131,15 +140,30 @@ async def update_user(
     elif extension is not None:
         await _check_extension_free(session, extension, user_id=user_id)
         user.extension = extension
-    if active is not None:
+    if active is not None and active != user.active:
         user.active = active
+        # Reactivation ends them too: credentials left from before the user was
+        # switched off (or from before this rule) never come back to life.
+        await end_access(session, user_id)
     if password is not None:
         _check_password(password)
         user.password_hash = await hash_password(password)
         # A reset password is a lost or shared one: whoever is logged in with it goes.
-        await store.drop_sessions_of(session, user_id)
+        await end_access(session, user_id, keep_credential=keep_credential)
     await session.flush()
     return user
+
+
+async def end_access(
+    session: AsyncSession, user_id: int, *, keep_credential: str | None = None
+) -> None:
+    """End every browser session and revoke every API token of ``user_id``; the caller commits.
+
+    The credential whose secret is ``keep_credential`` (the caller's own) is spared.
+    """
+    keep = digest(keep_credential) if keep_credential else None
+    await store.drop_sessions_of(session, user_id, keep_hash=keep)
+    await store.revoke_tokens_of(session, user_id, utcnow(), keep_hash=keep)
 
 
 async def change_own_password(

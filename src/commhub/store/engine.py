@@ -19,15 +19,18 @@ from commhub.store.dialect import SQLITE_LOWER, python_lower
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def open_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def open_engine(url: str, *, echo: bool = False, log_parameters: bool = False) -> AsyncEngine:
     """An async engine for ``url``, with SQLite tuned for one writer and many readers.
 
     SQLite gets WAL (readers never wait for the writer), enforced foreign keys
     and a busy timeout, so a long import does not make a screen pop fail, and
     a ``lower()`` that folds Cyrillic for the log's text search.
+
+    A statement's parameters (phone numbers, addresses) stay out of its errors
+    and echo unless ``log_parameters`` (``COMMHUB_LOG_PERSONAL_DATA``) asks for them.
     """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": not log_parameters}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":

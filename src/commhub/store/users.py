@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.store.schema import ApiToken, User, WebSession
@@ -71,6 +71,20 @@ async def drop_sessions_of(
     query = delete(WebSession).where(WebSession.user_id == user_id)
     if keep_hash is not None:
         query = query.where(WebSession.token_hash != keep_hash)
+    await session.execute(query)
+
+
+async def revoke_tokens_of(
+    session: AsyncSession, user_id: int, now: datetime, *, keep_hash: str | None = None
+) -> None:
+    """Revoke every live API token of ``user_id`` except the one whose digest is ``keep_hash``."""
+    query = (
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if keep_hash is not None:
+        query = query.where(ApiToken.token_hash != keep_hash)
     await session.execute(query)
 
 

@@ -62,17 +62,31 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def _principal(request: web.Request) -> users.Principal | None:
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, secret = authorization.partition(" ")
+    """Who the credential proves, with the role they hold now (read on every request)."""
+    token = _bearer(request)
     async with request.app[SESSIONS]() as session:
-        if scheme.lower() == "bearer" and secret.strip():
-            return await users.principal_from_token(session, secret.strip())
-        if authorization:
+        if token:
+            return await users.principal_from_token(session, token)
+        if request.headers.get("Authorization"):
             return None
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             return await users.principal_from_session(session, cookie)
     return None
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else ""
+
+
+def credential_of(request: web.Request) -> str | None:
+    """The secret the caller authenticated with (API token or session cookie).
+
+    Handed to services that end a user's credentials, so an admin resetting
+    their own password keeps the session or token they are using.
+    """
+    return _bearer(request) or request.cookies.get(SESSION_COOKIE) or None
 
 
 async def _check_csrf(request: web.Request, expected: str | None) -> None:

@@ -9,6 +9,7 @@ from commhub.services import users
 from commhub.store import users as user_store
 from commhub.web.api import schemas
 from commhub.web.api.views import token_out, user_out
+from commhub.web.auth import credential_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body
 from commhub.web.keys import SESSIONS, principal
 
@@ -44,7 +45,9 @@ async def create_user(request: web.Request) -> web.StreamResponse:
 
 
 @endpoint(
-    "Change a user's name, role, extension, password, active flag, language or time zone.",
+    "Change a user's name, role, extension, password, active flag, language or time zone. "
+    "Deactivating, reactivating or resetting the password ends the user's sessions and API "
+    "tokens (the caller's own stay); a new role applies to their very next request.",
     permission=Permission.USERS_MANAGE,
     tag="users",
     body=schemas.UserUpdate,
@@ -65,6 +68,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
             password=body.password,
             locale=body.locale,
             time_zone=body.time_zone,
+            keep_credential=credential_of(request),
         )
         await session.commit()
     return json_response(user_out(user))

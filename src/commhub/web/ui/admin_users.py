@@ -18,6 +18,7 @@ from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store import users as user_store
 from commhub.store.schema import User
 from commhub.web.api import schemas
+from commhub.web.auth import credential_of
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import SESSIONS
 from commhub.web.ui import flash
@@ -99,6 +100,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
                 clear_extension=body.extension == "",
                 active=body.active,
                 password=body.password,
+                keep_credential=credential_of(request),
             )
             await session.commit()
     except (ValidationError, InvalidInput, Conflict) as refused:

@@ -18,6 +18,7 @@ from commhub.domain.contacts import FieldError
 from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.web.problems import Problem
 from commhub.web.ui import flash
+from commhub.web.ui.return_paths import local_path
 
 Form = dict[str, str]
 
@@ -35,11 +36,15 @@ def field_list(form: Form, name: str) -> list[str]:
 
 
 def back_to(request: web.Request, fallback: str) -> str:
-    """Where to send the browser after a form: the local page it came from."""
+    """Where to send the browser after a form: the local page it came from.
+
+    A Referer from another site, or one whose path would itself lead off the
+    hub (``https://hub//evil.example``), gives ``fallback``.
+    """
     referer = request.headers.get("Referer", "")
     origin = f"{request.scheme}://{request.host}"
     if referer.startswith(origin + "/"):
-        return referer[len(origin) :]
+        return local_path(referer[len(origin) :], fallback)
     return fallback
 
 

@@ -3,7 +3,8 @@
 The login form is protected against login CSRF with a double-submit token:
 a random value set as a cookie and repeated in a hidden field, which a
 cross-site form cannot read. After login the browser goes back to the page
-it asked for (a path on this site only, never another host).
+it asked for (a path on this site only, never another host: see
+:mod:`commhub.web.ui.return_paths`).
 """
 
 from __future__ import annotations
@@ -25,15 +26,7 @@ from commhub.web.endpoints import endpoint
 from commhub.web.keys import CSRF_FIELD, LOGIN_CSRF_COOKIE
 from commhub.web.ui.i18n import N_
 from commhub.web.ui.render import html, language_of, render_text, translate
-
-
-def _safe_next(value: object) -> str:
-    """A local path to return to; anything else (``//evil``, ``https:…``) goes home."""
-    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//"):
-        return "/"
-    if "\\" in value or any(ord(ch) < 32 for ch in value):
-        return "/"
-    return value
+from commhub.web.ui.return_paths import local_path
 
 
 def _login_page(
@@ -53,7 +46,7 @@ def _login_page(
         csrf_token=token,
         error=translate(language, error, **values) if error else "",
         username=username,
-        next=_safe_next(request.query.get("next")),
+        next=local_path(request.query.get("next")),
     )
     response = html(text, status=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/login")
@@ -93,7 +86,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             request, error=N_("Wrong username or password."), username=username, status=401
         )
     secret, _csrf = await start_session(request, user)
-    response = web.Response(status=303, headers={"Location": _safe_next(form.get("next"))})
+    response = web.Response(status=303, headers={"Location": local_path(form.get("next"))})
     set_session_cookie(request, response, secret)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
