@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from commhub.channels import ChannelUnavailable, OriginateRejected
 from commhub.domain.contacts import FieldError
-from commhub.services.errors import Conflict, InvalidInput, NotFound
+from commhub.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from commhub.store.pagination import CursorError
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,8 @@ def from_service_error(exc: Exception) -> Problem | None:
             return Problem(404, str(exc), merged_into=target)
         case NotFound():
             return Problem(404, str(exc))
+        case Forbidden():
+            return Problem(403, str(exc), errors=[{"field": exc.field, "message": str(exc)}])
         case Conflict():
             return Problem(409, str(exc), errors=[{"field": exc.field, "message": str(exc)}])
         case InvalidInput() | FieldError():
