@@ -4,7 +4,8 @@ Python's JSON reader accepts what the rest of the stack cannot: nesting deep
 enough to exhaust the interpreter's recursion (a ``RecursionError`` in the
 reader, the validator or the database driver), integers beyond the 64-bit
 columns, and ``NaN``/``Infinity``, which are not JSON at all (RFC 8259 §6)
-and which PostgreSQL's ``jsonb`` refuses. Each is refused here, once, for
+and which PostgreSQL's ``jsonb`` refuses, and the NUL character, which no
+PostgreSQL text or ``jsonb`` value can hold. Each is refused here, once, for
 every body and query, naming the field.
 """
 
@@ -16,6 +17,8 @@ from typing import Any, Final
 
 from commhub.domain.identifiers import in_int64
 
+NUL: Final = "\x00"
+NUL_MESSAGE: Final = "must not contain the NUL character (U+0000)"
 MAX_DEPTH: Final = 32
 """Arrays and objects nested deeper than this are refused (no body of ours needs 5)."""
 
@@ -55,7 +58,11 @@ def check_values(value: Any, field: str = "", *, depth_status: int = 422) -> Non
     stack: list[tuple[Any, str, int]] = [(value, field, 0)]
     while stack:
         item, path, depth = stack.pop()
-        if isinstance(item, bool) or item is None or isinstance(item, str):
+        if isinstance(item, str):
+            if NUL in item:
+                raise JsonValueError(path or "body", NUL_MESSAGE)
+            continue
+        if isinstance(item, bool) or item is None:
             continue
         if isinstance(item, int):
             if not in_int64(item):
@@ -68,6 +75,8 @@ def check_values(value: Any, field: str = "", *, depth_status: int = 422) -> Non
                 raise JsonValueError(
                     path or "body", f"nested deeper than {MAX_DEPTH} levels", status=depth_status
                 )
+            if isinstance(item, dict) and any(NUL in str(key) for key in item):
+                raise JsonValueError(path or "body", f"names hold no NUL: {NUL_MESSAGE}")
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
                 stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))

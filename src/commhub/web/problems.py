@@ -142,6 +142,9 @@ def from_service_error(exc: Exception) -> Problem | None:
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a problem document; never leak a traceback."""
+    if "\x00" in request.path or any("\x00" in k + v for k, v in request.query.items()):
+        # No PostgreSQL text can hold U+0000: refused here for every page and endpoint.
+        return await Problem(400, "the address holds the NUL character (%00)").answer(request)
     try:
         return await handler(request)
     except Problem as problem:

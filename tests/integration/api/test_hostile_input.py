@@ -202,3 +202,30 @@ async def test_unicode_digits_never_open_contact_one(client: Client, admin: dict
     assert (await client.get("/api/v1/contacts/1", headers=admin)).status == 200
     for digit in ("١", "۱", "१", "১", "１"):
         await _problem(await client.get(f"/api/v1/contacts/{digit}", headers=admin), 404)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/contacts", {"name": "Iv\x00an"}, "name"),
+        ("/api/v1/contacts", {"name": "Ivan", "extra": {"k\x00": "v"}}, "extra"),
+        ("/api/v1/auth/login", {"username": "\x00", "password": "+79161234567"}, "username"),
+        ("/api/v1/interactions", _call(summary="a\x00b"), "summary"),
+    ],
+)
+async def test_the_nul_character_is_refused_by_field(
+    client: Client, manager: dict[str, str], path: str, body: dict[str, Any], field: str
+) -> None:
+    made = await client.post(path, json=body, headers=manager)
+    assert _fields(await _problem(made, 422)) == [field]
+
+
+async def test_the_nul_character_in_an_address_is_a_bad_request(
+    client: Client, manager: dict[str, str]
+) -> None:
+    for path in (
+        "/api/v1/contacts?q=%00",
+        "/api/v1/interactions?queue=a%00",
+        "/api/v1/contacts/%00",
+    ):
+        await _problem(await client.get(path, headers=manager), 400)

@@ -92,3 +92,11 @@ async def test_a_script_asking_for_json_still_gets_a_problem(client: Client) -> 
     api = await client.get("/api/v1/contacts/١", headers={"Accept": "text/html"})
     assert api.status == 404
     assert api.content_type == "application/problem+json"
+
+
+async def test_the_nul_character_in_a_form_or_an_address_is_a_page(client: Client) -> None:
+    csrf = await log_in(client, "manager")
+    for path in ("/contacts?q=%00", "/log?q=a%00"):
+        await _page(await client.get(path), 400)
+    made = await client.post("/contacts/new", data={"csrf_token": csrf, "name": "Iv\x00an"})
+    await _page(made, 400)
