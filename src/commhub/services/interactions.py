@@ -40,16 +40,18 @@ async def record_reported_interaction(
     """Log what a person or another system reports, in the caller's name unless they may
     name someone else.
 
-    An operator's report is theirs (``operator_id`` defaults to them; another
-    person's id is refused), so nobody fills a colleague's results. Ids that
+    An operator names only themselves as ``operator_id`` (or nobody, for a
+    queue's call or a mail no one handled): another person's id is refused, so
+    nobody fills a colleague's results. Ids that
     name no contact or user are refused by field rather than left to the
     database's foreign keys.
     """
-    if not allows(caller.role, Permission.INTERACTIONS_FOR_OTHERS):
-        if new.operator_id is None:
-            new = replace(new, operator_id=caller.user_id)
-        elif new.operator_id != caller.user_id:
-            raise Forbidden("operator_id", "an operator records only their own interactions")
+    if (
+        not allows(caller.role, Permission.INTERACTIONS_FOR_OTHERS)
+        and new.operator_id is not None
+        and new.operator_id != caller.user_id
+    ):
+        raise Forbidden("operator_id", "an operator records only their own interactions")
     if new.contact_id is not None:
         contact = await session.get(Contact, new.contact_id)
         if contact is None:

@@ -256,8 +256,8 @@ class InteractionCreate(Strict):
     contact_id: int | None = None
     operator_id: int | None = Field(
         default=None,
-        description="Who handled it; an operator may name only themselves (and is the "
-        "default), managers and admins anyone.",
+        description="Who handled it; an operator may name only themselves (or nobody), "
+        "managers and admins anyone.",
     )
     from_address: str = Field(default="", max_length=320)
     to_address: str = Field(default="", max_length=320)
