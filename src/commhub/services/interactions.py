@@ -42,9 +42,8 @@ async def record_reported_interaction(
 
     An operator names only themselves as ``operator_id`` (or nobody, for a
     queue's call or a mail no one handled): another person's id is refused, so
-    nobody fills a colleague's results. Ids that
-    name no contact or user are refused by field rather than left to the
-    database's foreign keys.
+    nobody fills a colleague's results. Ids that name no contact or user are
+    refused by field rather than left to the database's foreign keys.
     """
     if (
         not allows(caller.role, Permission.INTERACTIONS_FOR_OTHERS)
