@@ -7,6 +7,7 @@ non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from commhub import logs
 from commhub.config import Settings
@@ -35,9 +37,15 @@ def load_settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
+        field = str(first["loc"][0]) if first["loc"] else "?"
         raise click.ClickException(
             f"invalid setting COMMHUB_{field.upper()}: {first['msg']}"
+        ) from None
+    except SettingsError as exc:  # a list setting whose value is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        field = found.group(1) if found else "?"
+        raise click.ClickException(
+            f'invalid setting COMMHUB_{field.upper()}: not a JSON list such as ["STOP"]'
         ) from None
     logs.configure(settings, level="WARNING", line="%(message)s")
     return settings
@@ -117,7 +125,9 @@ def identify(address: str, region: str | None) -> None:
 
 @main.command()
 @click.option("--host", help="Interface to listen on (default from COMMHUB_HOST: 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default from COMMHUB_PORT: 8080).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port (default from COMMHUB_PORT: 8080)."
+)
 def serve(host: str | None, port: int | None) -> None:
     """Run the hub: web API, background jobs, migrations on start."""
     import gc

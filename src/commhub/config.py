@@ -19,6 +19,9 @@ from commhub.domain.opt_outs import START_WORDS, STOP_WORDS
 
 DEFAULT_DATA_DIR = Path("var")
 CONSOLE_LANGUAGES = ("en", "ru")
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+"""The async drivers the store runs on (ARCHITECTURE.md: SQLite and PostgreSQL)."""
+REDIS_SCHEMES = ("redis", "rediss")
 
 
 def base_url(text: str) -> str:
@@ -55,17 +58,17 @@ class Settings(BaseSettings):
         description="arq/Redis URL for background jobs; empty runs jobs in-process.",
     )
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     phone_region: str = Field(
         default="US",
         description="ISO region used to read numbers written without a country code.",
     )
     migrate_on_start: bool = True
-    session_ttl_hours: int = 12
+    session_ttl_hours: int = Field(default=12, ge=1)
     cookie_secure: bool = Field(
         default=False, description="Set the Secure flag on the session cookie (behind TLS)."
     )
-    max_upload_mb: int = 200
+    max_upload_mb: int = Field(default=200, ge=1)
     login_max_failures: int = Field(
         default=10,
         ge=1,
@@ -131,6 +134,47 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(
         default=None, description="Password for the first admin; random and printed if unset."
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        if not value.strip():
+            return ""
+        try:
+            driver = make_url(value.strip()).drivername
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a database URL such as postgresql+asyncpg://user:pw@db/commhub"
+            ) from None
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(
+                f"the hub runs on {' or '.join(DATABASE_DRIVERS)}, not {driver!r} "
+                "(e.g. postgresql+asyncpg://user:pw@db/commhub)"
+            )
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        try:
+            parts = urlsplit(value.strip())
+            port = parts.port
+        except ValueError:
+            port, parts = -1, urlsplit("")
+        database = parts.path.strip("/")
+        if (
+            parts.scheme not in REDIS_SCHEMES
+            or not parts.hostname
+            or port == -1
+            or not (database == "" or (database.isascii() and database.isdigit()))
+        ):
+            raise ValueError("not a Redis URL such as redis://127.0.0.1:6379/0")
+        return value.strip()
 
     @field_validator("public_url")
     @classmethod

@@ -43,6 +43,38 @@ class Status(StrEnum):
     """An outbound message whose hand-over a crash cut off: it may have been sent."""
 
 
+def checked_recording_file(reference: str | None) -> str | None:
+    """``reference`` if it names a recording file, relative to where the PBX keeps them.
+
+    The console turns a reference into a link only through the configured
+    recordings URL (``{file}``/``{path}``), so a client may not store a URL of
+    its own (``https://…``, ``//host/…``), an absolute path or one climbing out
+    with ``..``: a call record would otherwise send the people who open it
+    anywhere the client chose.
+    """
+    if reference is None:
+        return None
+    if not reference.strip():
+        raise ValueError("name the recording's file, or leave it out")
+    if ":" in reference or "\\" in reference or reference.startswith("/"):
+        raise ValueError("give the recording's file name, not a URL or an absolute path")
+    if any(ord(char) < 32 or ord(char) == 127 for char in reference):
+        raise ValueError("a file name has no control characters")
+    parts = reference.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError("give the recording's file name, without empty, . or .. folders")
+    return reference
+
+
+def is_recording_file(reference: str) -> bool:
+    """Whether ``reference`` passes :func:`checked_recording_file`."""
+    try:
+        checked_recording_file(reference)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class NewInteraction:
     """What a channel or a person reports happened, before it is matched to a contact.

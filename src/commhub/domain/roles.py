@@ -24,6 +24,8 @@ class Permission(StrEnum):
     CONTACTS_IMPORT = "contacts.import"
     IDENTIFY = "identify"
     INTERACTIONS_WRITE = "interactions.write"
+    INTERACTIONS_FOR_OTHERS = "interactions.for_others"
+    """Record an interaction in another person's name (an operator records only their own)."""
     INTERACTIONS_LOG = "interactions.log"
     """Read every interaction: the log, filtered."""
     INTERACTIONS_EXPORT = "interactions.export"
@@ -69,6 +71,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.CONTACTS_MERGE,
         Permission.CONTACTS_IMPORT,
         Permission.INTERACTIONS_WRITE,
+        Permission.INTERACTIONS_FOR_OTHERS,
         Permission.INTERACTIONS_LOG,
         Permission.INTERACTIONS_EXPORT,
         Permission.TEAM_RESULTS,

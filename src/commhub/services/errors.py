@@ -28,6 +28,14 @@ class Conflict(ServiceError):
         super().__init__(message)
 
 
+class Forbidden(ServiceError):
+    """The caller's role may do this, but not with this value; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
 class InvalidInput(ServiceError):
     """A value failed a business rule; ``field`` names it for the client."""
 

@@ -8,7 +8,6 @@ the document cannot drift from the routes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,8 +15,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
-from commhub.web.problems import Problem, from_validation
+from commhub.web.json_values import JsonValueError, check_values, parse_json
+from commhub.web.problems import Problem, from_validation, invalid
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -102,13 +103,17 @@ async def read_body(request: web.Request, model: type[M], *, max_bytes: int = MA
         if len(raw) > max_bytes:
             raise Problem(413, f"JSON bodies are limited to {max_bytes} bytes")
     try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = parse_json(bytes(raw))
+    except JsonValueError as exc:
+        raise _value_problem(exc, prefix="") from None
+    except ValueError as exc:
         raise Problem(400, f"body is not valid JSON: {exc}") from None
     try:
-        return model.model_validate(data)
+        validated = model.model_validate(data)
     except ValidationError as exc:
         raise from_validation(exc, prefix="") from None
+    _check_validated(validated, prefix="")
+    return validated
 
 
 def read_query(request: web.Request, model: type[M]) -> M:
@@ -118,9 +123,28 @@ def read_query(request: web.Request, model: type[M]) -> M:
         items = request.query.getall(key)
         values[key] = items if len(items) > 1 else items[0]
     try:
-        return model.model_validate(values)
+        validated = model.model_validate(values)
     except ValidationError as exc:
         raise from_validation(exc, prefix="query.") from None
+    _check_validated(validated, prefix="query.")
+    return validated
+
+
+def _check_validated(model: BaseModel, *, prefix: str) -> None:
+    """Refuse what validation let through but no column takes (a string read as a huge int)."""
+    try:
+        check_values(model.model_dump())
+    except JsonValueError as exc:
+        raise _value_problem(exc, prefix=prefix) from None
+
+
+def _value_problem(exc: JsonValueError, *, prefix: str) -> Problem:
+    field = exc.field if exc.field == "body" else f"{prefix}{exc.field}"
+    if exc.status != 422:
+        return Problem(
+            exc.status, f"{field}: {exc.message}", errors=[{"field": field, "message": exc.message}]
+        )
+    return invalid(field, exc.message)
 
 
 def json_response(model: BaseModel, *, status: int = 200) -> web.Response:
@@ -130,7 +154,9 @@ def json_response(model: BaseModel, *, status: int = 200) -> web.Response:
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
+    """The record id in the path: ASCII digits within int64, else 404 (nothing has that id)."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, f"no such {name}: {raw!r}")
-    return int(raw)
+    found = parse_id(raw)
+    if found is None:
+        raise Problem(404, f"no such {name}: {raw[:40]!r}")
+    return found

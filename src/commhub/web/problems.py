@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from commhub.channels import ChannelUnavailable, OriginateRejected
 from commhub.domain.contacts import FieldError
-from commhub.services.errors import Conflict, InvalidInput, NotFound
+from commhub.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from commhub.store.pagination import CursorError
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,16 @@ class Problem(Exception):
         self.headers = headers or {}
         self.extra = extra
 
-    def response(self, request: web.Request) -> web.Response:
-        if _wants_page(request):
+    async def answer(self, request: web.Request) -> web.Response:
+        """A page for a console address, the problem document otherwise."""
+        if wants_page(request):
             from commhub.web.ui.errors import error_page  # the console renders its own
 
-            return error_page(
-                request, self.status, _TITLES.get(self.status, "Error"), self.detail, self.headers
-            )
+            return await error_page(request, self.status, self.detail, self.headers)
+        return self.response(request)
+
+    def response(self, request: web.Request) -> web.Response:
+        """The problem document (``application/problem+json``)."""
         body: dict[str, Any] = {
             "type": "about:blank",
             "title": _TITLES.get(self.status, "Error"),
@@ -86,11 +89,16 @@ class Problem(Exception):
         )
 
 
-def _wants_page(request: web.Request) -> bool:
-    """A browser on a console page gets an HTML page; the API and scripts get JSON."""
+def wants_page(request: web.Request) -> bool:
+    """A console address answers an HTML page, unless the client asks for JSON alone.
+
+    The API, gateway callbacks and static files always answer problem documents.
+    """
     if request.path.startswith(("/api/", "/hooks/", "/static/")):
         return False
-    return "text/html" in request.headers.get("Accept", "")
+    accept = request.headers.get("Accept", "").lower()
+    asks_json = "json" in accept and "text/html" not in accept and "*/*" not in accept
+    return not asks_json
 
 
 def invalid(field: str, message: str) -> Problem:
@@ -116,6 +124,8 @@ def from_service_error(exc: Exception) -> Problem | None:
             return Problem(404, str(exc), merged_into=target)
         case NotFound():
             return Problem(404, str(exc))
+        case Forbidden():
+            return Problem(403, str(exc), errors=[{"field": exc.field, "message": str(exc)}])
         case Conflict():
             return Problem(409, str(exc), errors=[{"field": exc.field, "message": str(exc)}])
         case InvalidInput() | FieldError():
@@ -132,21 +142,24 @@ def from_service_error(exc: Exception) -> Problem | None:
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a problem document; never leak a traceback."""
+    if "\x00" in request.path or any("\x00" in k + v for k, v in request.query.items()):
+        # No PostgreSQL text can hold U+0000: refused here for every page and endpoint.
+        return await Problem(400, "the address holds the NUL character (%00)").answer(request)
     try:
         return await handler(request)
     except Problem as problem:
-        return problem.response(request)
+        return await problem.answer(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return Problem(exc.status, detail or exc.reason, headers=headers).response(request)
+        return await Problem(exc.status, detail or exc.reason, headers=headers).answer(request)
     except ValidationError as exc:
-        return from_validation(exc).response(request)
+        return await from_validation(exc).answer(request)
     except Exception as exc:
         mapped = from_service_error(exc)
         if mapped is not None:
-            return mapped.response(request)
+            return await mapped.answer(request)
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return Problem(500, "the server failed to handle this request").response(request)
+        return await Problem(500, "the server failed to handle this request").answer(request)

@@ -332,12 +332,10 @@ async def test_recordings_link_where_the_pbx_serves_them(
     client: Client, operator: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     contact_id = await _contact(client, operator)
-    await _interaction(
-        client, operator, contact_id, 1, recording_ref="/var/spool/asterisk/monitor/17953.1.wav"
-    )
+    await _interaction(client, operator, contact_id, 1, recording_ref="2026/12/17953.1.wav")
     await log_in(client, "operator")
     plain = await (await client.get(f"/contacts/{contact_id}")).text()
-    assert "<code>/var/spool/asterisk/monitor/17953.1.wav</code>" in plain
+    assert "<code>2026/12/17953.1.wav</code>" in plain
     monkeypatch.setattr(
         client.app[SETTINGS], "recordings_url", "https://pbx.example.com/monitor/{file}"
     )

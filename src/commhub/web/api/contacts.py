@@ -6,6 +6,7 @@ import phonenumbers
 from aiohttp import web
 
 from commhub.domain.contacts import ContactDraft, read_consent, read_emails, read_phones, read_tags
+from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
 from commhub.services import contacts
 from commhub.store.pagination import Cursor
@@ -34,9 +35,9 @@ async def search_contacts(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.ContactSearch)
     before_id: int | None = None
     if query.cursor is not None:
-        if not query.cursor.isdigit():
-            raise invalid("cursor", "invalid cursor")
-        before_id = int(query.cursor)
+        before_id = parse_id(query.cursor)
+        if before_id is None:
+            raise invalid("query.cursor", "invalid cursor")
     async with request.app[SESSIONS]() as session:
         found = await contacts.search_contacts(
             session,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import ChannelUnavailable, Mailer
+from commhub.domain.identifiers import parse_id
 from commhub.domain.mail import attachment, parse_message
 from commhub.domain.mail_compose import Attachment, Recipient
 from commhub.domain.roles import Permission
@@ -275,9 +276,10 @@ async def list_unmatched(request: web.Request) -> web.StreamResponse:
 def id_cursor(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 18:
-        raise invalid("query.cursor", f"invalid cursor {text!r}")
-    return int(text)
+    found = parse_id(text)
+    if found is None:
+        raise invalid("query.cursor", f"invalid cursor {text[:40]!r}")
+    return found
 
 
 @endpoint(

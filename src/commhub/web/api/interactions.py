@@ -6,14 +6,13 @@ from aiohttp import web
 
 from commhub.domain.interactions import NewInteraction
 from commhub.domain.roles import Permission
-from commhub.services.interactions import record_interaction
+from commhub.services.interactions import record_reported_interaction
 from commhub.store import interactions as store
 from commhub.store.pagination import Cursor
 from commhub.web.api import schemas
 from commhub.web.api.views import interaction_page
 from commhub.web.endpoints import endpoint, json_response, read_body, read_query
-from commhub.web.keys import SESSIONS, SETTINGS
-from commhub.web.problems import invalid
+from commhub.web.keys import SESSIONS, SETTINGS, principal
 
 
 @endpoint(
@@ -27,9 +26,6 @@ from commhub.web.problems import invalid
 )
 async def list_interactions(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.InteractionQuery)
-    for name, moment in (("since", query.since), ("until", query.until)):
-        if moment is not None and moment.tzinfo is None:
-            raise invalid(f"query.{name}", "give a time zone, e.g. 2026-11-01T00:00:00Z")
     filters = store.InteractionFilter(
         channel=None if query.channel is None else query.channel.value,
         direction=None if query.direction is None else query.direction.value,
@@ -58,14 +54,10 @@ async def list_interactions(request: web.Request) -> web.StreamResponse:
 )
 async def create_interaction(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.InteractionCreate)
-    for name in ("occurred_at", "answered_at", "ended_at"):
-        moment = getattr(body, name)
-        if moment is not None and moment.tzinfo is None:
-            raise invalid(name, "give a time zone, e.g. 2026-11-01T10:00:00Z")
     new = NewInteraction(**body.model_dump())
     async with request.app[SESSIONS]() as session:
-        row, created = await record_interaction(
-            session, new, region=request.app[SETTINGS].phone_region
+        row, created = await record_reported_interaction(
+            session, new, caller=principal(request), region=request.app[SETTINGS].phone_region
         )
     out = schemas.InteractionOut.model_validate(row, from_attributes=True)
     return json_response(out, status=201 if created else 200)

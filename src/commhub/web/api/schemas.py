@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.interactions import Channel, Direction, Status, checked_recording_file
+from commhub.domain.moments import RANGE_TEXT, checked_moment
 from commhub.domain.roles import Role
+
+Moment = Annotated[
+    datetime,
+    AfterValidator(checked_moment),
+    Field(description=f"ISO 8601 with a time zone, {RANGE_TEXT}."),
+]
+"""A moment a client sends: with a time zone, inside the hub's span (domain/moments.py)."""
 
 
 class Strict(BaseModel):
@@ -233,8 +241,8 @@ class InteractionQuery(Strict):
         max_length=200,
         description="case-insensitive substring of the subject or the summary",
     )
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Moment | None = None
+    until: Moment | None = None
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=500)
 
@@ -244,17 +252,27 @@ class InteractionCreate(Strict):
     direction: Direction
     status: Status
     external_id: str = Field(min_length=1, max_length=255)
-    occurred_at: datetime
+    occurred_at: Moment
     contact_id: int | None = None
-    operator_id: int | None = None
+    operator_id: int | None = Field(
+        default=None,
+        description="Who handled it; an operator may name only themselves (or nobody), "
+        "managers and admins anyone.",
+    )
     from_address: str = Field(default="", max_length=320)
     to_address: str = Field(default="", max_length=320)
-    answered_at: datetime | None = None
-    ended_at: datetime | None = None
+    answered_at: Moment | None = None
+    ended_at: Moment | None = None
     duration_s: int | None = Field(default=None, ge=0)
     subject: str = Field(default="", max_length=500)
     summary: str = Field(default="", max_length=20000)
-    recording_ref: str | None = Field(default=None, max_length=500)
+    recording_ref: Annotated[str | None, AfterValidator(checked_recording_file)] = Field(
+        default=None,
+        max_length=500,
+        description="The recording's file name on the PBX (call-1.wav, or 2026/12/call-1.wav); "
+        "the console links it through COMMHUB_RECORDINGS_URL. URLs and absolute or "
+        "parent paths are refused.",
+    )
     queue: str | None = Field(default=None, max_length=100)
     extra: dict[str, Any] = Field(default_factory=dict)
 

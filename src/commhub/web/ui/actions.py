@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
 from commhub.services import click_to_call
 from commhub.store import calls as call_store
@@ -27,7 +28,8 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     # One id per rendered button: a double click on the same page dials once.
     request_id = form.get("request_id") or click_to_call.new_request_id()
     async with refusals_shown_at(back):
-        if not number and not contact.isdigit():
+        contact_id = parse_id(contact)
+        if not number and contact_id is None:
             raise flash.redirect(back, "Give a number to call.", kind="error")
         pbxs = configured_pbxs(request)
         async with request.app[SESSIONS]() as session:
@@ -39,7 +41,7 @@ async def place_call(request: web.Request) -> web.StreamResponse:
                 request_id=request_id[:64],
                 caller_id=principal(request).user_id,
                 operator_id=principal(request).user_id,
-                contact_id=int(contact) if contact.isdigit() else None,
+                contact_id=contact_id,
                 number=number,
                 region=request.app[SETTINGS].phone_region,
             )

@@ -12,8 +12,10 @@ from datetime import datetime, time
 from aiohttp import web
 
 from commhub.channels import ChannelUnavailable, Mailer
+from commhub.domain.identifiers import parse_id
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.domain.mail_compose import Recipient
+from commhub.domain.moments import RANGE_TEXT, day_in_range
 from commhub.domain.roles import Permission
 from commhub.domain.sms_text import SmsTextError
 from commhub.jobs.queue import JobQueue
@@ -47,6 +49,8 @@ async def _due(request: web.Request, form: Form) -> datetime | None:
         local = datetime.combine(datetime.strptime(day, "%Y-%m-%d").date(), time.fromisoformat(at))
     except ValueError:
         raise InvalidInput("due_date", f"{day} {at} is not a date and time") from None
+    if not day_in_range(local.date()):
+        raise InvalidInput("due_date", f"{day} is not a date {RANGE_TEXT}")
     zone = (await viewer(request)).fmt.zone
     return local.replace(tzinfo=zone)
 
@@ -156,7 +160,7 @@ async def send_email(request: web.Request) -> web.StreamResponse:
                     subject=form.get("subject", ""),
                     text=form.get("text", ""),
                     contact_id=contact_id,
-                    reply_to_id=int(reply_to) if reply_to.isdigit() else None,
+                    reply_to_id=parse_id(reply_to),
                     key=_form_key(form, user_id, "email"),
                 ),
                 user_id=user_id,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import Mailer
 from commhub.domain.contacts import ContactDraft, read_emails, read_phones, read_tags
+from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
 from commhub.services import contacts
 from commhub.services.errors import InvalidInput, NotFound
@@ -184,7 +185,7 @@ async def edit_contact(request: web.Request) -> web.StreamResponse:
         changes = contacts.ContactChanges(
             name=form.get("name", ""),
             company=form.get("company", ""),
-            owner_id=int(owner) if owner.isdigit() and owner != "0" else None,
+            owner_id=parse_id(owner) if owner != "0" else None,
             clear_owner=owner in ("", "0"),
             phones=read_phones(field_list(form, "phones"), region),
             emails=read_emails(field_list(form, "emails")),

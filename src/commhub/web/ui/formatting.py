@@ -8,8 +8,8 @@ them (national format at home, international otherwise).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from datetime import datetime as Datetime
-from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.dates import format_date, format_datetime, format_time
@@ -45,20 +45,31 @@ class Formats:
         return Datetime.now(self.zone)
 
     def local(self, moment: Datetime) -> Datetime:
-        return moment.astimezone(self.zone)
+        """``moment`` in the user's zone; in UTC when that zone would run off the calendar.
+
+        A row stored before dates were bounded may lie at year 1 or 9999, which
+        has no local time east or west of UTC (``OverflowError``): it is shown
+        as stored rather than failing the page.
+        """
+        try:
+            return moment.astimezone(self.zone)
+        except OverflowError:
+            return moment.astimezone(UTC)
 
     def datetime(self, moment: Datetime | None) -> str:
         """Date and time, short: ``24.11.2026, 14:05`` (ru) / ``11/24/26, 2:05 PM`` (en)."""
         if moment is None:
             return ""
-        return format_datetime(moment, "short", tzinfo=self.zone, locale=self.language)
+        local = self.local(moment)
+        return format_datetime(local, "short", tzinfo=local.tzinfo, locale=self.language)
 
     def when(self, moment: Datetime | None) -> str:
         """The time alone for today, else date and time: what a timeline shows."""
         if moment is None:
             return ""
-        if self.local(moment).date() == self.now().date():
-            return format_time(moment, "short", tzinfo=self.zone, locale=self.language)
+        local = self.local(moment)
+        if local.date() == self.now().date():
+            return format_time(local, "short", tzinfo=local.tzinfo, locale=self.language)
         return self.datetime(moment)
 
     def date(self, moment: Datetime | None) -> str:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from commhub.channels import ChannelUnavailable, OriginateRejected, SendRejected
 from commhub.domain.contacts import FieldError
 from commhub.services.errors import Conflict, InvalidInput, NotFound
+from commhub.web.json_values import NUL, NUL_MESSAGE
 from commhub.web.problems import Problem
 from commhub.web.ui import flash
 from commhub.web.ui.return_paths import local_path
@@ -24,9 +25,17 @@ Form = dict[str, str]
 
 
 async def read_form(request: web.Request) -> Form:
-    """The posted fields as text (files are not expected on these forms)."""
+    """The posted fields as text (files are not expected on these forms).
+
+    The NUL character, which no PostgreSQL text column can hold, is a 400
+    naming the field rather than a database failure.
+    """
     posted = await request.post()
-    return {k: v for k, v in posted.items() if isinstance(v, str)}
+    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    for name, value in form.items():
+        if NUL in value or NUL in name:
+            raise Problem(400, f"{name[:40]!r}: {NUL_MESSAGE}")
+    return form
 
 
 def field_list(form: Form, name: str) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Final
 
 from aiohttp import web
 
+from commhub.domain.identifiers import parse_id
 from commhub.domain.interactions import Channel, Direction, Status
 from commhub.domain.roles import Permission
 from commhub.store import contacts as contact_store
@@ -89,4 +90,4 @@ async def interaction_log(request: web.Request) -> web.StreamResponse:
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    return parse_id(text)

@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo
 from multidict import MultiMapping
 
 from commhub.domain.emails import EmailError, normalize_email
+from commhub.domain.identifiers import parse_id
 from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.moments import FIRST_DAY, LAST_DAY, day_in_range
 from commhub.domain.phones import read_number
 from commhub.store.interactions import InteractionFilter
 from commhub.store.pagination import Cursor, CursorError
@@ -40,8 +42,6 @@ UNANSWERED: Final = (Status.MISSED.value, Status.ABANDONED.value)
 """An inbound call nobody answered: missed at a phone, or abandoned waiting in a queue."""
 MAX_TEXT: Final = 200
 MAX_QUEUE: Final = 100
-FIRST_YEAR: Final = 1970
-LAST_YEAR: Final = 2999
 
 FilterValues = dict[str, str]
 
@@ -118,9 +118,10 @@ def _choice(value: str, allowed: type[Channel | Direction | Status], message: st
 def _identifier(value: str, message: str) -> int | None:
     if not value:
         return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
+    found = parse_id(value)
+    if found is None:
         raise FilterError(message, {"value": value[:40]})
-    return int(value)
+    return found
 
 
 def _bounded(value: str, limit: int) -> str:
@@ -158,9 +159,9 @@ def _day_start(value: str, zone: ZoneInfo, *, days_after: int = 0) -> datetime |
         raise FilterError(
             N_("“%(value)s” is not a date: use YYYY-MM-DD."), {"value": value[:40]}
         ) from None
-    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+    if not day_in_range(day):
         raise FilterError(
             N_("“%(value)s” is not a date between %(first)s and %(last)s."),
-            {"value": value, "first": str(FIRST_YEAR), "last": str(LAST_YEAR)},
+            {"value": value, "first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()},
         )
     return datetime.combine(day + timedelta(days=days_after), time(), tzinfo=zone)

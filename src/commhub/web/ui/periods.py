@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from commhub.domain.moments import FIRST_DAY, LAST_DAY, day_in_range
 from commhub.web.ui.i18n import N_
 
 TODAY: Final = "today"
@@ -77,11 +78,17 @@ def span(key: str, first: date, last: date, zone: ZoneInfo) -> Period:
 def parse_day(text: str) -> date:
     """A date as an ``<input type=date>`` sends it: ``2026-11-24``."""
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise PeriodError(
             N_("%(value)s is not a date; write it as YYYY-MM-DD."), {"value": text}
         ) from None
+    if not day_in_range(day):
+        raise PeriodError(
+            N_("%(value)s is not a date between %(first)s and %(last)s."),
+            {"value": text, "first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()},
+        )
+    return day
 
 
 def resolve(

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
+from commhub.domain.interactions import is_recording_file
 from commhub.domain.roles import Permission, Role, allows
 from commhub.services.users import Principal
 from commhub.store.schema import User
@@ -83,15 +84,17 @@ class Viewer:
     recordings_url: str = ""
 
     def recording_link(self, reference: str) -> str:
-        """Where the browser fetches a call's recording; empty when no URL is configured."""
-        if reference.startswith(("https://", "http://")):
-            return reference
-        if not self.recordings_url:
+        """Where the browser fetches a call's recording; empty when no URL is configured.
+
+        Only through the configured URL: a reference that is itself a URL or
+        climbs out with ``..`` (stored before such references were refused)
+        gets no link, so a call record never sends its reader elsewhere.
+        """
+        relative = reference.lstrip("/")
+        if not self.recordings_url or not is_recording_file(relative):
             return ""
-        name = reference.rsplit("/", 1)[-1]
-        return self.recordings_url.replace("{file}", quote(name)).replace(
-            "{path}", quote(reference.lstrip("/"))
-        )
+        name = relative.rsplit("/", 1)[-1]
+        return self.recordings_url.replace("{file}", quote(name)).replace("{path}", quote(relative))
 
     def can(self, permission: str) -> bool:
         return allows(self.role, Permission(permission))
