@@ -53,6 +53,7 @@ from commhub.store.contact_points import EMAIL, PHONE
 from commhub.store.engine import SessionFactory
 
 BATCH_ROWS: Final = 2000
+BATCH_CHARS: Final = 4 * 1024 * 1024
 PARALLEL_FROM_BYTES: Final = 4 * 1024 * 1024
 """Files smaller than this (some 30k rows) are parsed in a thread: starting processes costs more."""
 MAX_WORKERS: Final = 4
@@ -301,7 +302,15 @@ class _Parsers:
 
 
 def _take(sheet: Sheet, size: int) -> _Raw:
-    return list(itertools.islice(sheet.rows, size))
+    """Up to ``size`` rows, fewer once they hold :data:`BATCH_CHARS` (memory stays bounded)."""
+    taken: _Raw = []
+    chars = 0
+    for row in itertools.islice(sheet.rows, size):
+        taken.append(row)
+        chars += sum(map(len, row[1]))
+        if chars >= BATCH_CHARS:
+            break
+    return taken
 
 
 async def _store_batch(
