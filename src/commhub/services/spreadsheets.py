@@ -119,7 +119,11 @@ def _open_csv(path: Path, head: bytes) -> Sheet:
     if header is None:
         text.close()
         raise SheetError(f"{path.name} is empty: the first row must name the columns")
-    _check_row(1, header)
+    try:
+        _check_row(1, header)
+    except SheetError:
+        text.close()
+        raise
     sheet.header = [h.strip() for h in header]
 
     def rows() -> Iterator[tuple[int, list[str]]]:

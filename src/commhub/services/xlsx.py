@@ -23,7 +23,7 @@ import sqlite3
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, Final
 from xml.parsers import expat
@@ -305,6 +305,7 @@ class Workbook:
 
     def __init__(self, path: Path) -> None:
         self.fraction_read = 0.0
+        self._streams: list[Generator[tuple[int, list[str]], None, None]] = []
         try:
             self._book = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -321,11 +322,18 @@ class Workbook:
             raise
 
     def close(self) -> None:
+        for stream in self._streams:
+            stream.close()
         self._strings.close()
         self._book.close()
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Non-empty rows in order; blank rows between them as ``[]``, none after the last."""
+        stream = self._rows()
+        self._streams.append(stream)
+        return stream
+
+    def _rows(self) -> Generator[tuple[int, list[str]], None, None]:
         reader = _SheetReader(self._strings, self._dates)
         parser = _parser()
         parser.StartElementHandler = reader.start

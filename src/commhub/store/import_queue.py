@@ -170,25 +170,17 @@ async def queued_ids(session: AsyncSession) -> list[int]:
 
 
 async def places(session: AsyncSession, ids: Sequence[int]) -> dict[int, int]:
-    """Place in the queue of each queued import of ``ids``: 1 is next to run.
-
-    The import running now is ahead of all of them; dry runs wait for nothing.
-    """
+    """Place in the queue of each queued import of ``ids``: 1 runs next (dry runs wait for none)."""
     wanted = set(ids)
     if not wanted:
         return {}
-    running = await session.scalar(
-        select(func.count())
-        .select_from(Import)
-        .where(Import.status == RUNNING, Import.dry_run.is_(False))
-    )
     waiting = await session.scalars(
         select(Import.id)
         .where(Import.status == QUEUED, Import.dry_run.is_(False), Import.id <= max(wanted))
         .order_by(Import.id)
     )
     found: dict[int, int] = {}
-    for place, ident in enumerate(waiting, start=1 + int(bool(running))):
+    for place, ident in enumerate(waiting, start=1):
         if ident in wanted:
             found[ident] = place
     return found
