@@ -123,6 +123,7 @@ async def open_hub(
     *,
     jobs: JobQueue | None = None,
     channels: Sequence[Channel] | None = None,
+    background: bool = True,
 ) -> Hub:
     """Open the database (migrating it if so configured), the job queue and the channels.
 
@@ -130,6 +131,8 @@ async def open_hub(
     in this process with the same functions. Channels come from
     ``COMMHUB_CHANNELS_FILE`` unless given; they connect only when
     ``COMMHUB_LISTEN`` is on, so that one process owns each PBX link.
+    ``background`` (a hub that serves, not a one-off command) also recovers
+    the imports a stop interrupted and deletes import files past retention.
     """
     engine = open_engine(settings.effective_database_url)
     try:
@@ -162,8 +165,9 @@ async def open_hub(
             inbound=inbound,
             channels={channel.name: channel for channel in channels},
         )
-        await requeue_imports(hub)
-        hub.housekeeping = asyncio.create_task(keep_house(hub), name="import retention")
+        if background:
+            await requeue_imports(hub)
+            hub.housekeeping = asyncio.create_task(keep_house(hub), name="import retention")
         if settings.listen:
             await hub.listen()
             await requeue_outbox(hub)
