@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from tests.app_fixtures import ClientMaker
+from tests.integration.api.test_imports_exact import contacts, people_csv, started, until
 
 from commhub.bootstrap import Hub, open_hub
 from commhub.config import Settings
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
-from tests.app_fixtures import ClientMaker
-from tests.integration.api.test_imports_exact import contacts, people_csv, started, until
 
 WORKERS = 3
 
