@@ -89,7 +89,9 @@ def import_file(
     try:
         with open_sheet(file) as sheet:
             mapping.bind(sheet.header, region=settings.phone_region)
-    except (MappingError, SheetError) as exc:
+    except SheetError as exc:
+        raise click.ClickException(str(exc)) from None
+    except MappingError as exc:
         raise click.ClickException(f"{file}: {exc}") from None
 
     async def create(sessions: Any) -> int:

@@ -55,6 +55,7 @@ NAVIGATION: Final = (
     NavItem("/log", N_("Interaction log"), "log"),
     NavItem("/dashboard", N_("Dashboard"), "dashboard"),
     NavItem("/live", N_("Live calls"), "live"),
+    NavItem("/imports", N_("Imports"), "imports"),
     NavItem("/admin/users", N_("Users"), "admin-users"),
     NavItem("/admin/channels", N_("Channels"), "admin-channels"),
 )
@@ -66,6 +67,7 @@ NAV_PERMISSION: Final = {
     "live": Permission.CALLS_WATCH,
     "admin-users": Permission.USERS_MANAGE,
     "admin-channels": Permission.CHANNELS_VIEW,
+    "imports": Permission.CONTACTS_IMPORT,
 }
 
 
