@@ -40,7 +40,7 @@ MAX_ROW_CHARS: Final = 64 * 1024
 MAX_ROWS: Final = 1_048_576
 MAX_PART_BYTES: Final = 64 * 1024 * 1024
 """The workbook, relationships and styles parts are small; more than this is not a workbook."""
-SHARED_IN_MEMORY_CHARS: Final = 16 * 1024 * 1024
+SHARED_IN_MEMORY_CHARS: Final = 8 * 1024 * 1024
 READ_BYTES: Final = 64 * 1024
 _SPILL_ROWS: Final = 5_000
 _DATE_IDS: Final = frozenset(
@@ -70,7 +70,7 @@ def _column_index(ref: str) -> int:
 
 
 def _local(name: str) -> str:
-    return name.rpartition(":")[2]
+    return name.rpartition(":")[2] if ":" in name else name
 
 
 def _refuse_dtd(*_: object) -> None:
@@ -144,7 +144,11 @@ class SharedStrings:
             return
         if self._db is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="commhub-xlsx-")
-            self._db = sqlite3.connect(Path(self._scratch.name) / "strings.db")
+            # Filled while the workbook opens, read by whichever thread reads the rows (one at
+            # a time, never concurrently).
+            self._db = sqlite3.connect(
+                Path(self._scratch.name) / "strings.db", check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("CREATE TABLE s (i INTEGER PRIMARY KEY, t TEXT)")
         self._pending.append((index, text))

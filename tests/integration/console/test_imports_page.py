@@ -1,4 +1,4 @@
-"""The imports page: the queue's order shown, and cancel from the console, in the user's language."""
+"""The imports page: the queue's order, and cancel from the console, in the user's language."""
 
 from __future__ import annotations
 
