@@ -130,7 +130,7 @@ def _run_here(settings: Settings, import_id: int) -> None:
             if shown:
                 stack.enter_context(bar)
             return await run_when_queued_turn_comes(
-                sessions, settings, import_id, kind=CLI, progress=show
+                sessions, settings, import_id, kind=CLI, progress=show, drain=False
             )
 
     outcome = _with_store(settings, go)

@@ -9,7 +9,6 @@ deleted, its row staying to say so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -116,10 +115,15 @@ async def delete_expired_files(sessions: SessionFactory, settings: Settings) -> 
     before = utcnow() - timedelta(days=settings.import_retention_days)
     folder = settings.imports_dir.resolve()
     async with sessions() as session:
-        rows = await queue.expired_files(session, before)
+        rows = [
+            row
+            for row in await queue.expired_files(session, before)
+            if _inside(folder, row.stored_path) or _inside(folder, row.errors_path)
+        ]
         for row in rows:
             for name in (row.stored_path, row.errors_path):
-                _delete_inside(folder, name)
+                if _inside(folder, name):
+                    Path(str(name)).unlink(missing_ok=True)
         ids = [row.id for row in rows]
         await queue.mark_files_deleted(session, ids)
         await session.commit()
@@ -128,13 +132,5 @@ async def delete_expired_files(sessions: SessionFactory, settings: Settings) -> 
     return ids
 
 
-def _delete_inside(folder: Path, name: str | None) -> None:
-    if not name:
-        return
-    path = Path(name).resolve()
-    if path.is_relative_to(folder):
-        path.unlink(missing_ok=True)
-
-
-def places_of(views: Sequence[ImportView]) -> dict[int, int]:
-    return {v.row.id: v.place for v in views if v.place is not None}
+def _inside(folder: Path, name: str | None) -> bool:
+    return bool(name) and Path(str(name)).resolve().is_relative_to(folder)

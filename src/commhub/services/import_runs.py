@@ -75,31 +75,38 @@ async def run_when_queued_turn_comes(
     *,
     kind: str,
     progress: ProgressCallback | None = None,
+    drain: bool = True,
 ) -> Outcome | None:
     """Wait while import ``import_id`` is queued; run each import whose turn this process takes.
 
     Whoever takes the turn runs the first queued import, which may be one
-    whose own job was lost with its process; so an import never waits
-    behind a job that will not come. Returns how ``import_id`` ended when
-    this process ran it, or None when another did (or it left the queue).
+    whose own job was lost (its process stopped, or its job ran out of time
+    while waiting); with ``drain`` a job also runs the imports still queued
+    after its own, so none is left waiting for a job that will not come.
+    Returns how ``import_id`` ended when this process ran it, or None when
+    another did (or it left the queue).
     """
     holder = holder_name(kind)
+    result: Outcome | None = None
     while True:
         async with sessions() as session:
             row = await session.get(Import, import_id)
-            if row is None or row.status != queue.QUEUED:
-                return None
-            dry_run = row.dry_run
+            waiting = row is not None and row.status == queue.QUEUED
+            if not waiting and not drain:
+                return result
+            dry_run = waiting and row is not None and row.dry_run
             turn = await queue.take_turn(
                 session, holder, LEASE_S, import_id=import_id if dry_run else None
             )
             await session.commit()
         if turn is None:
+            if not waiting:
+                return result
             await asyncio.sleep(POLL_TURN_S)
             continue
         outcome = await run_turn(sessions, settings, turn, progress=progress)
         if turn.import_id == import_id:
-            return outcome
+            result = outcome
 
 
 async def run_turn(
