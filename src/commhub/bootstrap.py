@@ -6,6 +6,8 @@ and the worker all ask this module for an open :class:`Hub`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import tomllib
@@ -33,7 +35,7 @@ from commhub.domain.roles import Role
 from commhub.jobs.arq_queue import ArqJobs
 from commhub.jobs.inprocess import InProcessJobs
 from commhub.jobs.queue import JobFunction, JobQueue, job_context
-from commhub.services import users
+from commhub.services import import_control, users
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.services.mail_inbox import StoredCursors
@@ -48,6 +50,7 @@ from commhub.store.schema import Outbox, User
 log = logging.getLogger(__name__)
 
 FIRST_ADMIN = "admin"
+HOUSEKEEPING_EVERY_S = 3600.0
 ADAPTER_GROUP = "commhub.adapters"
 
 
@@ -75,6 +78,8 @@ class Hub:
     """One per SMS gateway, in the listening process: it owns the gateways' pace."""
     mail_keeper: OutboxKeeper | None = None
     """Turns e-mail claims whose job died mid-dialogue uncertain (the listening process)."""
+    housekeeping: asyncio.Task[None] | None = None
+    """Deletes import files past their retention, now and every hour."""
 
     @property
     def sms_gateways(self) -> list[SmsGateway]:
@@ -120,6 +125,11 @@ class Hub:
             sender.wake()
 
     async def close(self) -> None:
+        if self.housekeeping is not None:
+            self.housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.housekeeping
+            self.housekeeping = None
         if self.listening:
             for sender in self.sms_senders.values():
                 await sender.stop()
@@ -140,6 +150,7 @@ async def open_hub(
     *,
     jobs: JobQueue | None = None,
     channels: Sequence[Channel] | None = None,
+    background: bool = True,
 ) -> Hub:
     """Open the database (migrating it if so configured), the job queue and the channels.
 
@@ -147,6 +158,8 @@ async def open_hub(
     in this process with the same functions. Channels come from
     ``COMMHUB_CHANNELS_FILE`` unless given; they connect only when
     ``COMMHUB_LISTEN`` is on, so that one process owns each PBX link.
+    ``background`` (a hub that serves, not a one-off command) also recovers
+    the imports a stop interrupted and deletes import files past retention.
     """
     engine = open_engine(settings.effective_database_url, log_parameters=settings.log_personal_data)
     try:
@@ -179,6 +192,9 @@ async def open_hub(
             inbound=inbound,
             channels={channel.name: channel for channel in channels},
         )
+        if background:
+            await requeue_imports(hub)
+            hub.housekeeping = asyncio.create_task(keep_house(hub), name="import retention")
         if settings.listen:
             await hub.listen()
             await requeue_outbox(hub)
@@ -199,6 +215,25 @@ async def requeue_outbox(hub: Hub) -> None:
         await hub.jobs.enqueue(SEND_JOB, outbox_id, job_id=f"outbox:{outbox_id}")
     if waiting:
         log.info("%d e-mails waiting in the outbox were queued for sending", len(waiting))
+
+
+async def requeue_imports(hub: Hub) -> None:
+    """Imports a stop left running here are interrupted; the queue's jobs are handed out again."""
+    waiting = await import_control.recover(hub.sessions, in_process=not hub.settings.redis_url)
+    for import_id in waiting:
+        await hub.jobs.enqueue(
+            import_control.IMPORT_JOB, import_id, job_id=import_control.job_id(import_id)
+        )
+
+
+async def keep_house(hub: Hub) -> None:
+    """Delete import files past retention at start and every hour; a failure waits for the next."""
+    while True:
+        try:
+            await import_control.delete_expired_files(hub.sessions, hub.settings)
+        except Exception:
+            log.exception("could not delete import files past retention")
+        await asyncio.sleep(HOUSEKEEPING_EVERY_S)
 
 
 def load_channels(settings: Settings, *, cursors: MailCursors | None = None) -> list[Channel]:

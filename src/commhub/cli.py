@@ -10,7 +10,6 @@ import asyncio
 import re
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -275,7 +274,12 @@ def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def go() -> T:
-        hub = await open_hub(settings, jobs=InProcessJobs(functions=[], context={}), channels=[])
+        hub = await open_hub(
+            settings,
+            jobs=InProcessJobs(functions=[], context={}),
+            channels=[],
+            background=False,
+        )
         try:
             async with hub.sessions() as session:
                 result = await work(session)
@@ -317,86 +321,11 @@ def worker() -> None:
         raise click.ClickException(str(exc)) from None
 
 
-@main.command(name="import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--mapping",
-    "mapping_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON file mapping card fields to the file's columns.",
-)
-@click.option("--dry-run", is_flag=True, help="Report what would happen; write nothing.")
-@click.option(
-    "--errors",
-    "errors_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the rejected rows (default: FILE-rejected.csv beside FILE).",
-)
-@click.option("--region", help="ISO region for numbers without a country code.")
-def import_file(
-    file: Path, mapping_file: Path, dry_run: bool, errors_file: Path | None, region: str | None
-) -> None:
-    """Import contacts from a CSV or XLSX FILE, merging into existing contacts."""
-    import contextlib
+def _add_import_commands() -> None:
+    from commhub.cli_imports import import_file, imports
 
-    from sqlalchemy.exc import DBAPIError
+    main.add_command(import_file)
+    main.add_command(imports)
 
-    from commhub.domain.imports import ImportMapping, MappingError
-    from commhub.services.importer import ImportProgress, ImportReport, import_contacts
-    from commhub.services.spreadsheets import SheetError
-    from commhub.store.engine import open_engine, session_factory
 
-    settings = load_settings()
-    errors_path = errors_file or file.with_name(f"{file.stem}-rejected.csv")
-    try:
-        mapping = ImportMapping.from_json(mapping_file.read_text(encoding="utf-8-sig"))
-        if region:
-            mapping = mapping.with_region(region)
-    except OSError as exc:
-        raise click.ClickException(f"cannot read mapping {mapping_file}: {exc.strerror}") from None
-    except (MappingError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{mapping_file}: {exc}") from None
-    # The bar is for a person watching; piped output gets only the report.
-    bar = click.progressbar(length=1000, label="importing", file=sys.stderr)
-    shown = sys.stderr.isatty()
-
-    async def show(step: ImportProgress) -> None:
-        if shown:
-            bar.update(int(step.fraction * 1000) - bar.pos)
-
-    async def go() -> ImportReport:
-        engine = open_engine(settings.effective_database_url)
-        try:
-            with contextlib.ExitStack() as stack:
-                if shown:
-                    stack.enter_context(bar)
-                return await import_contacts(
-                    session_factory(engine),
-                    file,
-                    mapping,
-                    region=settings.phone_region,
-                    dry_run=dry_run,
-                    errors_path=errors_path,
-                    progress=show,
-                )
-        finally:
-            await engine.dispose()
-
-    try:
-        report = run(go)
-    except (MappingError, SheetError) as exc:
-        raise click.ClickException(f"{file}: {exc}") from None
-    except DBAPIError as exc:
-        message = str(exc.orig).splitlines()[0]
-        if "no such table" in message or "does not exist" in message:
-            message += " (run `commhub migrate` first)"
-        raise click.ClickException(f"database error: {message}") from None
-    prefix = "dry run, nothing written: " if report.dry_run else ""
-    click.echo(
-        f"{prefix}{report.rows} rows in {report.seconds:.1f}s: {report.created} created, "
-        f"{report.merged} merged, {report.rejected} rejected"
-        + (f", {report.blank} blank" if report.blank else "")
-    )
-    if report.errors_path is not None:
-        click.echo(f"rejected rows and reasons: {report.errors_path}")
+_add_import_commands()

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         default=False, description="Set the Secure flag on the session cookie (behind TLS)."
     )
     max_upload_mb: int = Field(default=200, ge=1)
+    import_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days an import's uploaded file and rejected-rows file are kept after it ends.",
+    )
     login_max_failures: int = Field(
         default=10,
         ge=1,

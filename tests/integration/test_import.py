@@ -455,3 +455,29 @@ def test_cli_imports_reports_and_exits_nonzero_only_on_bad_input(tmp_path: Path)
 
     missing = runner.invoke(main, ["import", str(tmp_path / "nope.csv"), "--mapping", str(mapping)])
     assert missing.exit_code == 1
+
+
+def test_cli_cancels_resumes_and_restarts_imports_by_id(tmp_path: Path) -> None:
+    env = {"COMMHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    source = write_csv(
+        tmp_path / "base.csv", [[f"P{i}", "", f"+7916{i:07d}", "", "", "", ""] for i in range(30)]
+    )
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text('{"name": "Full name", "phones": ["Mobile"]}')
+    done = runner.invoke(main, ["import", str(source), "--mapping", str(mapping)], env=env)
+    assert done.exit_code == 0, done.output
+    assert "import 1, 30 rows" in done.output and "30 created" in done.output
+
+    listed = runner.invoke(main, ["imports", "list"], env=env)
+    assert listed.output.startswith("1\tdone\t30 rows: 30 created"), listed.output
+    ended = runner.invoke(main, ["imports", "cancel", "1"], env=env)
+    assert ended.exit_code == 1 and "import 1 is done: nothing to cancel" in ended.output
+    not_stopped = runner.invoke(main, ["imports", "resume", "1"], env=env)
+    assert not_stopped.exit_code == 1 and "only interrupted or cancelled" in not_stopped.output
+
+    again = runner.invoke(main, ["imports", "restart", "1"], env=env)
+    assert again.exit_code == 0, again.output
+    assert "0 created, 30 merged, 0 rejected" in again.output
+    assert runner.invoke(main, ["imports", "cancel", "7"], env=env).exit_code == 1

@@ -53,6 +53,7 @@ from commhub.store.contact_points import EMAIL, PHONE
 from commhub.store.engine import SessionFactory
 
 BATCH_ROWS: Final = 2000
+BATCH_CHARS: Final = 4 * 1024 * 1024
 PARALLEL_FROM_BYTES: Final = 4 * 1024 * 1024
 """Files smaller than this (some 30k rows) are parsed in a thread: starting processes costs more."""
 MAX_WORKERS: Final = 4
@@ -103,6 +104,26 @@ class _Row:
 _Rejected = tuple[int, str, list[str]]
 
 
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where an interrupted import stopped: what its last committed batch had counted."""
+
+    rows: int = 0
+    created: int = 0
+    merged: int = 0
+    rejected: int = 0
+    errors_bytes: int = 0
+
+
+Checkpoint = Callable[[AsyncSession, ImportProgress, int], Awaitable[bool]]
+"""Called in each batch's transaction, before its commit, with the new totals and the
+length of the rejected-rows file; false means "stop": the batch is rolled back."""
+
+
+class ImportStoppedError(Exception):
+    """The import was told to stop (cancelled, or its turn was lost); committed batches stay."""
+
+
 async def import_contacts(
     sessions: SessionFactory,
     source: Path,
@@ -115,6 +136,9 @@ async def import_contacts(
     progress: ProgressCallback | None = None,
     batch_rows: int = BATCH_ROWS,
     workers: int | None = None,
+    resume: ResumePoint | None = None,
+    checkpoint: Checkpoint | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ImportReport:
     """Import ``source`` (CSV or XLSX) through ``mapping``; return the report.
 
@@ -129,9 +153,24 @@ async def import_contacts(
     :data:`PARALLEL_FROM_BYTES`, else none) validate rows while this process
     writes the previous batches: phone and e-mail validation is most of an
     import's CPU time.
+
+    ``resume`` continues after the rows an earlier run committed: they are
+    read again only to know which points the file already used (so a later
+    duplicate is still "duplicate of row N"), and the rejected-rows file is
+    cut back to what that run had committed. ``checkpoint`` writes the
+    counters in the same transaction as the rows they count, and
+    ``should_stop`` is asked before each batch; either one stopping raises
+    :class:`ImportStoppedError`.
     """
     started = time.perf_counter()
-    report = ImportReport(dry_run=dry_run)
+    resume = resume or ResumePoint()
+    report = ImportReport(
+        dry_run=dry_run,
+        rows=resume.rows,
+        created=resume.created,
+        merged=resume.merged,
+        rejected=resume.rejected,
+    )
     sheet = await asyncio.to_thread(open_sheet, source)
     try:
         reader = mapping.bind(sheet.header, region=region)
@@ -139,13 +178,25 @@ async def import_contacts(
         with (
             tempfile.TemporaryDirectory(prefix="commhub-import-") as scratch,
             _SeenPoints(Path(scratch) / "seen.db") as seen,
-            _RejectedRows(errors_path, sheet.header) as rejected_file,
+            _RejectedRows(
+                errors_path, sheet.header, keep_bytes=resume.errors_bytes
+            ) as rejected_file,
         ):
             companies = _Companies()
+            skip = resume.rows
             async with _Parsers(_worker_count(source, workers)) as parsers:
                 batches = parsers.parse(sheet, reader, batch_rows)
                 async with contextlib.aclosing(batches):
                     async for raw, outcomes, fraction in batches:
+                        if skip:
+                            done = min(skip, len(raw))
+                            await asyncio.to_thread(seen.claim, raw[:done], outcomes[:done])
+                            skip -= done
+                            raw, outcomes = raw[done:], outcomes[done:]
+                            if not raw:
+                                continue
+                        if should_stop is not None and should_stop():
+                            raise ImportStoppedError("stopped before the next batch")
                         accepted, rejected, blank = await asyncio.to_thread(
                             seen.claim, raw, outcomes
                         )
@@ -158,15 +209,30 @@ async def import_contacts(
                                 import_id=import_id,
                                 consent_source=consent_source,
                             )
-                        rejected = sorted(rejected + ambiguous, key=lambda r: r[0])
-                        rejected_file.write(rejected)
-                        report.rows += len(raw)
+                            rejected = sorted(rejected + ambiguous, key=lambda r: r[0])
+                            before = rejected_file.size
+                            rejected_file.write(rejected)
+                            step = ImportReport(
+                                dry_run=dry_run,
+                                rows=report.rows + len(raw),
+                                created=report.created + created,
+                                merged=report.merged + merged,
+                                rejected=report.rejected + len(rejected),
+                            ).progress(fraction)
+                            if checkpoint is not None and not await checkpoint(
+                                session, step, rejected_file.size
+                            ):
+                                await session.rollback()
+                                rejected_file.cut(before)
+                                raise ImportStoppedError("the import is no longer ours to run")
+                            await session.commit()
+                        report.rows = step.rows
                         report.blank += blank
-                        report.created += created
-                        report.merged += merged
-                        report.rejected += len(rejected)
+                        report.created = step.created
+                        report.merged = step.merged
+                        report.rejected = step.rejected
                         if progress is not None:
-                            await progress(report.progress(fraction))
+                            await progress(step)
                         await asyncio.sleep(0)
             report.errors_path = rejected_file.path if rejected_file.written else None
     finally:
@@ -236,7 +302,15 @@ class _Parsers:
 
 
 def _take(sheet: Sheet, size: int) -> _Raw:
-    return list(itertools.islice(sheet.rows, size))
+    """Up to ``size`` rows, fewer once they hold :data:`BATCH_CHARS` (memory stays bounded)."""
+    taken: _Raw = []
+    chars = 0
+    for row in itertools.islice(sheet.rows, size):
+        taken.append(row)
+        chars += sum(map(len, row[1]))
+        if chars >= BATCH_CHARS:
+            break
+    return taken
 
 
 async def _store_batch(
@@ -248,7 +322,7 @@ async def _store_batch(
     import_id: int | None,
     consent_source: str,
 ) -> tuple[int, int, list[_Rejected]]:
-    """Match a batch against the hub and (unless a dry run) write it in one transaction."""
+    """Match a batch against the hub and (unless a dry run) write it; the caller commits."""
     if not rows:
         return 0, 0, []
     owners = await store.point_owners(
@@ -275,7 +349,6 @@ async def _store_batch(
         await _write(
             session, new, merges, companies, import_id=import_id, consent_source=consent_source
         )
-        await session.commit()
     return len(new), sum(len(m) for m in merges.values()), ambiguous
 
 
@@ -439,16 +512,27 @@ class _RejectedRows:
 
     Opened on the first rejection. Cells that a spreadsheet program would run
     as a formula are written with a leading ``'`` (phone numbers such as
-    ``+7 916…`` are left alone).
+    ``+7 916…`` are left alone), the header's too. Each batch's rows are
+    flushed before the batch commits, and :attr:`size` is what the commit
+    records: a resumed import cuts the file back to it, so a row written
+    by a batch that never committed is not listed twice.
     """
 
-    def __init__(self, path: Path | None, header: Sequence[str]) -> None:
+    def __init__(self, path: Path | None, header: Sequence[str], *, keep_bytes: int = 0) -> None:
         self.path = path
         self.written = False
+        self.size = 0
         self._header = list(header)
         self._file: IO[str] | None = None
         self._writer: Any = None
-        if path is not None:
+        if path is None:
+            return
+        if keep_bytes > 0 and path.exists():
+            with path.open("r+b") as existing:
+                existing.truncate(keep_bytes)
+            self._open(path, "a", "utf-8")
+            self.size = keep_bytes
+        else:
             path.unlink(missing_ok=True)
 
     def __enter__(self) -> _RejectedRows:
@@ -458,19 +542,38 @@ class _RejectedRows:
         if self._file is not None:
             self._file.close()
 
+    def _open(self, path: Path, mode: str, encoding: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open(mode, encoding=encoding, newline="")
+        self._writer = csv.writer(self._file)
+        self.written = True
+
     def write(self, rejected: list[_Rejected]) -> None:
         if self.path is None or not rejected:
             return
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8-sig", newline="")
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(["row", "error", *self._header])
-            self.written = True
+            self._open(self.path, "w", "utf-8-sig")
+            assert self._writer is not None
+            self._writer.writerow(["row", "error", *(_safe_cell(h) for h in self._header)])
         self._writer.writerows(
             [str(number), reason, *(_safe_cell(c) for c in cells)]
             for number, reason, cells in rejected
         )
+        self._sync()
+
+    def cut(self, size: int) -> None:
+        """Drop what was written after ``size`` bytes (a batch that did not commit)."""
+        if self._file is None:
+            return
+        self._file.flush()
+        os.truncate(self._file.fileno(), size)
+        self._file.seek(0, os.SEEK_END)
+        self.size = size
+
+    def _sync(self) -> None:
+        assert self._file is not None
+        self._file.flush()
+        self.size = os.fstat(self._file.fileno()).st_size
 
 
 def _safe_cell(value: str) -> str:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Any, Final
 
 from commhub.services.errors import ServiceError
+from commhub.services.xlsx import MAX_COLUMNS, MAX_ROW_CHARS, Workbook, XlsxError, column_letters
 
 SAMPLE_BYTES: Final = 64 * 1024
+MAX_LINE_CHARS: Final = MAX_ROW_CHARS + 1024
+"""A CSV line longer than any accepted row is refused as it is read, before it fills memory."""
 DELIMITERS: Final = (",", ";", "\t", "|")
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 
@@ -104,16 +106,24 @@ def _open_csv(path: Path, head: bytes) -> Sheet:
     size = max(path.stat().st_size, 1)
     binary = path.open("rb")
     text = io.TextIOWrapper(binary, encoding=encoding, newline="")
-    reader = csv.reader(text, delimiter=delimiter)
+    reader = csv.reader(_lines(text), delimiter=delimiter)
     sheet = Sheet([], iter(()), text)
     try:
         header = next(reader, None)
     except (UnicodeDecodeError, csv.Error) as exc:
         text.close()
         raise SheetError(f"row 1: cannot read the header as {encoding} CSV: {exc}") from None
+    except _LineTooLong:
+        text.close()
+        raise SheetError(f"row 1: a line is longer than {MAX_LINE_CHARS:,} characters") from None
     if header is None:
         text.close()
         raise SheetError(f"{path.name} is empty: the first row must name the columns")
+    try:
+        _check_row(1, header)
+    except SheetError:
+        text.close()
+        raise
     sheet.header = [h.strip() for h in header]
 
     def rows() -> Iterator[tuple[int, list[str]]]:
@@ -122,6 +132,7 @@ def _open_csv(path: Path, head: bytes) -> Sheet:
             for number, cells in enumerate(reader, start=2):
                 if number % 1024 == 0:
                     sheet.fraction_read = min(binary.tell() / size, 1.0)
+                _check_row(number, cells)
                 yield number, cells
         except UnicodeDecodeError:
             raise SheetError(
@@ -130,38 +141,73 @@ def _open_csv(path: Path, head: bytes) -> Sheet:
             ) from None
         except csv.Error as exc:
             raise SheetError(f"row {number + 1}: {exc}") from None
+        except _LineTooLong:
+            raise SheetError(
+                f"row {number + 1}: a line is longer than {MAX_LINE_CHARS:,} characters"
+            ) from None
         sheet.fraction_read = 1.0
 
     sheet.rows = rows()
     return sheet
 
 
-def _open_xlsx(path: Path) -> Sheet:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
+class _LineTooLong(Exception):
+    pass
 
+
+def _lines(text: IO[str]) -> Iterator[str]:
+    """The file's lines, refusing one longer than :data:`MAX_LINE_CHARS` before it is all read."""
+    while line := text.readline(MAX_LINE_CHARS):
+        if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            raise _LineTooLong
+        yield line
+
+
+def _check_row(number: int, cells: list[str]) -> None:
+    """The limits every spreadsheet row keeps: width, size, and no NUL (PostgreSQL refuses it)."""
+    if len(cells) > MAX_COLUMNS:
+        raise SheetError(
+            f"row {number}, column {column_letters(MAX_COLUMNS)}: "
+            f"a row may have at most {MAX_COLUMNS:,} columns"
+        )
+    chars = 0
+    for index, cell in enumerate(cells):
+        chars += len(cell)
+        if "\x00" in cell:
+            raise SheetError(
+                f"row {number}, column {column_letters(index)}: the cell holds a NUL byte "
+                "(is the file really CSV text? save it as UTF-8 CSV)"
+            )
+        if chars > MAX_ROW_CHARS:
+            raise SheetError(
+                f"row {number}, column {column_letters(index)}: "
+                f"the row holds more than {MAX_ROW_CHARS:,} characters"
+            )
+
+
+def _open_xlsx(path: Path) -> Sheet:
     try:
-        # data_only: a formula cell gives the value Excel computed, not its text.
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise SheetError(f"{path.name} is not a readable .xlsx workbook: {exc}") from None
-    sheet_obj = book.worksheets[0] if book.worksheets else None
-    if sheet_obj is None:
+        book = Workbook(path)
+    except XlsxError as exc:
+        raise SheetError(f"{path.name}: {exc}") from None
+    values = book.rows()
+    try:
+        first = next((row for row in values if row[1]), None)
+    except XlsxError as exc:
         book.close()
-        raise SheetError(f"{path.name} has no worksheet")
-    values = sheet_obj.iter_rows(values_only=True)
-    first = next(values, None)
+        raise SheetError(f"{path.name}: {exc}") from None
     if first is None:
         book.close()
         raise SheetError(f"{path.name} is empty: the first row must name the columns")
-    total = sheet_obj.max_row if isinstance(sheet_obj.max_row, int) else 0
-    sheet = Sheet([cell_text(v).strip() for v in first], iter(()), book)
+    sheet = Sheet([h.strip() for h in first[1]], iter(()), book)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
-        for number, cells in enumerate(values, start=2):
-            if total and number % 1024 == 0:
-                sheet.fraction_read = min(number / total, 1.0)
-            yield number, [cell_text(v) for v in cells]
+        try:
+            for number, cells in values:
+                sheet.fraction_read = book.fraction_read
+                yield number, cells
+        except XlsxError as exc:
+            raise SheetError(str(exc)) from None
         sheet.fraction_read = 1.0
 
     sheet.rows = rows()

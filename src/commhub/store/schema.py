@@ -283,9 +283,16 @@ class Import(Base):
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[float] = mapped_column(default=0.0)
     errors_path: Mapped[str | None] = mapped_column(String(1000))
+    errors_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    """Length of the rejected-rows file at the last batch's commit: resume cuts it back to it."""
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    """Who runs the import while ``lease_until`` is ahead (one import writes at a time)."""
+    lease_until: Mapped[datetime | None]
+    files_deleted_at: Mapped[datetime | None]
+    """When the uploaded file and the rejected-rows file were deleted (retention)."""
 
 
 class MissedCall(Base):

@@ -1,4 +1,5 @@
-"""Spreadsheet imports over HTTP: upload, follow progress, download the rejected rows."""
+"""Spreadsheet imports over HTTP: upload, follow progress and the queue, cancel, resume,
+download the rejected rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from aiohttp import BodyPartReader, web
 
 from commhub.domain.imports import ImportMapping, MappingError
 from commhub.domain.roles import Permission
+from commhub.services import import_control
+from commhub.services.import_control import IMPORT_JOB, ImportView
 from commhub.services.spreadsheets import SheetError, open_sheet
 from commhub.store.schema import Import
 from commhub.web.api import schemas
@@ -19,12 +22,10 @@ from commhub.web.keys import JOBS, SESSIONS, SETTINGS, principal
 from commhub.web.problems import Problem, invalid
 
 ALLOWED_SUFFIXES = (".csv", ".xlsx", ".txt")
-IMPORT_JOB = "run_import"
-"""Name of the job function in ``commhub.jobs.imports`` (jobs are enqueued by name)."""
 CHUNK = 256 * 1024
 
 
-def import_out(row: Import) -> schemas.ImportOut:
+def import_out(row: Import, place: int | None = None) -> schemas.ImportOut:
     return schemas.ImportOut(
         id=row.id,
         filename=row.filename,
@@ -39,7 +40,13 @@ def import_out(row: Import) -> schemas.ImportOut:
         errors_url=f"/api/v1/imports/{row.id}/errors" if row.errors_path else None,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        place=place,
+        file_deleted=row.files_deleted_at is not None,
     )
+
+
+def view_out(found: ImportView) -> schemas.ImportOut:
+    return import_out(found.row, found.place)
 
 
 @endpoint(
@@ -98,8 +105,9 @@ async def create_import(request: web.Request) -> web.StreamResponse:
         )
         session.add(row)
         await session.commit()
-    await request.app[JOBS].enqueue(IMPORT_JOB, row.id, job_id=f"import-{row.id}")
-    response = json_response(import_out(row), status=202)
+    await request.app[JOBS].enqueue(IMPORT_JOB, row.id, job_id=import_control.job_id(row.id))
+    found = await import_control.view(request.app[SESSIONS], row.id)
+    response = json_response(view_out(found), status=202)
     response.headers["Location"] = f"/api/v1/imports/{row.id}"
     return response
 
@@ -140,17 +148,70 @@ def _mapping(text: str) -> dict[str, object]:
 
 
 @endpoint(
-    "Progress and report of an import.",
+    "Progress and report of an import; while it waits, its place in the queue.",
     permission=Permission.CONTACTS_IMPORT,
     tag="imports",
     response=schemas.ImportOut,
 )
 async def get_import(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
-        row = await session.get(Import, path_id(request))
-    if row is None:
-        raise Problem(404, "import not found")
-    return json_response(import_out(row))
+    found = await import_control.view(request.app[SESSIONS], path_id(request))
+    return json_response(view_out(found))
+
+
+@endpoint(
+    "The latest imports, newest first, with the places of those waiting in the queue.",
+    permission=Permission.CONTACTS_IMPORT,
+    tag="imports",
+    response=schemas.ImportList,
+)
+async def list_imports(request: web.Request) -> web.StreamResponse:
+    views = await import_control.recent(request.app[SESSIONS])
+    return json_response(schemas.ImportList(items=[view_out(v) for v in views]))
+
+
+@endpoint(
+    "Cancel an import that waits, runs or was interrupted; a running one stops within a "
+    "second and the rows it imported stay. 409 when it has already ended.",
+    permission=Permission.CONTACTS_IMPORT,
+    tag="imports",
+    response=schemas.ImportOut,
+)
+async def cancel_import(request: web.Request) -> web.StreamResponse:
+    who = principal(request).username
+    found = await import_control.cancel(request.app[SESSIONS], path_id(request), who=who)
+    return json_response(view_out(found))
+
+
+@endpoint(
+    "Resume an interrupted or cancelled import from its last committed row: it joins the "
+    "queue again. 409 when it is not stopped or its file is gone.",
+    permission=Permission.CONTACTS_IMPORT,
+    tag="imports",
+    response=schemas.ImportOut,
+    status=202,
+)
+async def resume_import(request: web.Request) -> web.StreamResponse:
+    return await _requeue(request, restart=False)
+
+
+@endpoint(
+    "Run a stopped or finished import again from its first row (rows already imported are "
+    "merged, not duplicated). 409 when it waits or runs, or its file is gone.",
+    permission=Permission.CONTACTS_IMPORT,
+    tag="imports",
+    response=schemas.ImportOut,
+    status=202,
+)
+async def restart_import(request: web.Request) -> web.StreamResponse:
+    return await _requeue(request, restart=True)
+
+
+async def _requeue(request: web.Request, *, restart: bool) -> web.StreamResponse:
+    import_id = path_id(request)
+    await import_control.requeue(request.app[SESSIONS], import_id, restart=restart)
+    await request.app[JOBS].enqueue(IMPORT_JOB, import_id, job_id=import_control.job_id(import_id))
+    found = await import_control.view(request.app[SESSIONS], import_id)
+    return json_response(view_out(found), status=202)
 
 
 @endpoint(

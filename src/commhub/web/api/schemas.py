@@ -308,6 +308,16 @@ class ImportOut(BaseModel):
     errors_url: str | None
     created_at: datetime
     finished_at: datetime | None
+    place: int | None = Field(
+        default=None, description="While queued: 1 is next to run (after the running import)."
+    )
+    file_deleted: bool = Field(
+        default=False, description="The uploaded and rejected-rows files were deleted (retention)."
+    )
+
+
+class ImportList(BaseModel):
+    items: list[ImportOut]
 
 
 class HealthOut(BaseModel):

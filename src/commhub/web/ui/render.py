@@ -56,6 +56,7 @@ NAVIGATION: Final = (
     NavItem("/log", N_("Interaction log"), "log"),
     NavItem("/dashboard", N_("Dashboard"), "dashboard"),
     NavItem("/live", N_("Live calls"), "live"),
+    NavItem("/imports", N_("Imports"), "imports"),
     NavItem("/admin/users", N_("Users"), "admin-users"),
     NavItem("/admin/channels", N_("Channels"), "admin-channels"),
     NavItem("/admin/outbox", N_("In doubt"), "admin-outbox"),
@@ -69,6 +70,7 @@ NAV_PERMISSION: Final = {
     "admin-users": Permission.USERS_MANAGE,
     "admin-channels": Permission.CHANNELS_VIEW,
     "admin-outbox": Permission.OUTBOX_SETTLE,
+    "imports": Permission.CONTACTS_IMPORT,
 }
 
 
