@@ -335,4 +335,6 @@ async def test_no_request_to_the_api_fails_the_server(
     if os.environ.get("COMMHUB_FUZZ_REPORT"):
         print({name: sorted(codes) for name, codes in sorted(answered.items())})
     succeeded = [name for name, codes in answered.items() if any(c < 300 for c in codes)]
-    assert len(succeeded) >= 10, answered  # the values reached the handlers, not only 4xx
+    allowed = [name for name, codes in answered.items() if codes - {401, 403}]
+    # the values reached the handlers, not only 4xx: a fair share of what the role may call
+    assert len(succeeded) >= max(5, len(allowed) // 4), (len(allowed), answered)
