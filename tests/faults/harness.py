@@ -32,19 +32,20 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 
 from commhub_asterisk.recordings import Recording, load_recording
 from commhub_asterisk.replay import AmiReplayServer, Playback
+from faults.hub_process import START_TIMEOUT_S, HubProcess, RigError
+
+__all__ = ["START_TIMEOUT_S", "RigError"]
 
 AMI: Final = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "ami"
 PBX_SECRET: Final = "fault-suite-pbx-secret"
@@ -53,8 +54,6 @@ PASSWORD: Final = "a long enough password for everyone"
 OPERATORS: Final = {"anna": "201", "boris": "202"}
 MANAGER: Final = "mira"
 """Reads the log, the missed calls, the calls in progress and the channels' health."""
-START_TIMEOUT_S: Final = 60.0
-"""A hub process may take this long to answer HTTP (imports, migrations on a busy CI box)."""
 
 CHANNELS_FILE: Final = """\
 [[channels]]
@@ -73,10 +72,6 @@ cdr_wait_s = 0.5
 
 T = TypeVar("T")
 Json = dict[str, Any]
-
-
-class RigError(Exception):
-    """The rig itself failed (a process, the feed, the PBX link): not a finding about calls."""
 
 
 def recording(name: str) -> Recording:
@@ -299,13 +294,10 @@ class FaultRig:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.pbx = AmiReplayServer(username="commhub", secret=PBX_SECRET)
         self.feed = Feed(self)
-        self.hub_number = 0
-        """How many hub processes were started so far; the running one's number."""
+        self.hub = HubProcess(folder, base_url=self.base_url, env=lambda: self.env)
         self.operator_ids: dict[str, int] = {}
         self.notes: list[str] = []
         """What a failing test's report should also say (a hub back later than planned)."""
-        self._process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._api: Api | None = None
 
@@ -367,21 +359,7 @@ class FaultRig:
         return int(found[1])
 
     async def cli(self, *args: str, stdin: bytes | None = None) -> str:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "commhub",
-            *args,
-            env=self.env,
-            cwd=self.folder,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await asyncio.wait_for(process.communicate(stdin), START_TIMEOUT_S)
-        if process.returncode != 0:
-            raise RigError(f"commhub {' '.join(args)} failed:\n{out.decode()}")
-        return out.decode()
+        return await self.hub.cli(*args, stdin=stdin)
 
     # --- the hub process ---------------------------------------------------------------
 
@@ -391,29 +369,11 @@ class FaultRig:
         Returns once the operator's feed is connected to it and it has logged in
         to the PBX.
         """
-        if self._process is not None:
-            raise RigError("a hub is already running")
         self.pbx.hold_logins()
         self.pbx.script.extend(script)
         logins = self.pbx.logins
-        self.hub_number += 1
-        self._log = (self.folder / f"hub-{self.hub_number}.log").open("wb")
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "commhub",
-            "serve",
-            env=self.env,
-            cwd=self.folder,
-            stdout=self._log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        await until(
-            self._answers,
-            f"hub {self.hub_number} answering HTTP",
-            timeout=START_TIMEOUT_S,
-            error=RigError,
-        )
+        assert self._http is not None
+        await self.hub.start(self._http)
         self.feed.start()
         await self.feed.connected_to(self.hub_number)
         self.pbx.release_logins()
@@ -438,58 +398,23 @@ class FaultRig:
 
     async def kill_hub(self) -> None:
         """``kill -9``: the process ends where it is, nothing flushed, nothing said."""
-        process = self._running()
-        process.kill()
-        await process.wait()
-        if process.returncode != -signal.SIGKILL:
-            raise RigError(f"hub {self.hub_number} ended with {process.returncode}, not SIGKILL")
-        self._forget_process()
+        await self.hub.kill()
 
     async def stop_hub(self) -> None:
         """The end of a test: stop the hub as a user would (Ctrl-C), if one runs."""
-        process = self._process
-        if process is None:
-            return
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        self._forget_process()
+        await self.hub.stop()
 
     def hub_logs(self) -> str:
         """Every hub process's output, for a failing test's report."""
-        parts = []
-        for number in range(1, self.hub_number + 1):
-            path = self.folder / f"hub-{number}.log"
-            if path.exists():
-                lines = path.read_text(errors="replace").splitlines()
-                said = "\n".join(line for line in lines if " aiohttp.access: " not in line)
-                parts.append(f"----- hub {number} (access log left out) -----\n{said}")
-        return "\n".join(parts)
+        return self.hub.logs()
+
+    @property
+    def hub_number(self) -> int:
+        """How many hub processes were started so far; the running one's number."""
+        return self.hub.number
 
     def _running(self) -> asyncio.subprocess.Process:
-        process = self._process
-        if process is None or process.returncode is not None:
-            raise RigError(f"hub {self.hub_number} is not running:\n{self.hub_logs()[-3000:]}")
-        return process
-
-    def _forget_process(self) -> None:
-        self._process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    async def _answers(self) -> bool | None:
-        self._running()
-        assert self._http is not None
-        try:
-            async with self._http.get(f"{self.base_url}/api/v1/health") as response:
-                return response.status == 200 or None
-        except aiohttp.ClientError:
-            return None
+        return self.hub.running()
 
     # --- what the PBX saw -------------------------------------------------------------------
 

@@ -17,20 +17,18 @@ how many went once, twice, never, or are shown to a person as uncertain.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import aiohttp
 
-from faults.harness import RigError, free_port, until
+from faults.harness import free_port, until
+from faults.hub_process import HubProcess, RigError
 from kannel import KannelServer
 from smtp_sink import SmtpSink
 from twilio_api import TwilioApi
@@ -189,9 +187,7 @@ class OutboxRig:
         self.twilio = HeldTwilio()
         # smsbox calls a report again while the hub is down (http-request-retry)
         self.kannel = KannelServer(http_retries=20, http_retry_delay_s=1)
-        self.hub_number = 0
-        self._process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
+        self.hub = HubProcess(folder, base_url=self.base_url, env=self.env)
         self._http: aiohttp.ClientSession | None = None
         self._csrf = ""
         self.unconfirmed: list[tuple[str, int]] = []
@@ -236,7 +232,7 @@ class OutboxRig:
         await self.twilio.stop()
         await asyncio.to_thread(self.kannel.stop)
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMMHUB_")}
         env |= {
             "COMMHUB_DATA_DIR": str(self.folder / "var"),
@@ -246,23 +242,13 @@ class OutboxRig:
             "COMMHUB_ADMIN_PASSWORD": "the admin's own password",
             "COMMHUB_PHONE_REGION": "RU",
             "COMMHUB_OUTBOX_LEASE_S": str(LEASE_S),
-            **extra,
         }
         if self.database_url:
             env["COMMHUB_DATABASE_URL"] = self.database_url
         return env
 
     async def cli(self, *args: str, stdin: bytes | None = None) -> str:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "commhub", *args,
-            env=self.env(), cwd=self.folder,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        out, _ = await asyncio.wait_for(process.communicate(stdin), START_TIMEOUT_S)
-        if process.returncode != 0:
-            raise RigError(f"commhub {' '.join(args)} failed:\n{out.decode()}")
-        return out.decode()
+        return await self.hub.cli(*args, stdin=stdin)
 
     # --- the hub process -------------------------------------------------------------------
 
@@ -272,85 +258,26 @@ class OutboxRig:
         ``sending=False``: a web process that only queues (it owns no channel
         and its jobs go to Redis, where no worker runs): nothing is claimed.
         """
-        if self._process is not None:
-            raise RigError("a hub is already running")
-        self.hub_number += 1
         extra = {} if sending else {"COMMHUB_LISTEN": "false", "COMMHUB_REDIS_URL": self.redis_url}
-        self._log = (self.folder / f"hub-{self.hub_number}.log").open("wb")
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "commhub", "serve",
-            env=self.env(**extra), cwd=self.folder,
-            stdout=self._log, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        await until(self._answers, f"hub {self.hub_number} answering", timeout=START_TIMEOUT_S)
+        assert self._http is not None
+        await self.hub.start(self._http, **extra)
         await self._login()
 
     def kill_now(self) -> None:
-        """SIGKILL at once, from wherever the test is (a peer's handler included)."""
-        process = self._process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
+        self.hub.kill_now()
 
     async def kill_hub(self) -> None:
-        process = self._process
-        if process is None:
-            raise RigError("no hub to kill")
-        self.kill_now()
-        await process.wait()
-        if process.returncode != -signal.SIGKILL:
-            raise RigError(f"hub {self.hub_number} ended with {process.returncode}, not SIGKILL")
-        self._forget()
+        await self.hub.kill()
 
     async def wait_killed(self) -> None:
         """Wait for a kill a peer set off (``kill_at``)."""
-        process = self._process
-        if process is None:
-            raise RigError("no hub running")
-        await asyncio.wait_for(process.wait(), 120)
-        if process.returncode != -signal.SIGKILL:
-            raise RigError(f"hub {self.hub_number} ended with {process.returncode}, not SIGKILL")
-        self._forget()
+        await self.hub.wait_killed()
 
     async def stop_hub(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        self._forget()
+        await self.hub.stop()
 
     def hub_logs(self) -> str:
-        parts = []
-        for number in range(1, self.hub_number + 1):
-            path = self.folder / f"hub-{number}.log"
-            if path.exists():
-                lines = path.read_text(errors="replace").splitlines()
-                said = "\n".join(line for line in lines if " aiohttp.access: " not in line)
-                parts.append(f"----- hub {number} -----\n{said}")
-        return "\n".join(parts)
-
-    def _forget(self) -> None:
-        self._process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    async def _answers(self) -> bool | None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            raise RigError(f"hub {self.hub_number} is not running:\n{self.hub_logs()[-3000:]}")
-        assert self._http is not None
-        try:
-            async with self._http.get(f"{self.base_url}/api/v1/health") as response:
-                return response.status == 200 or None
-        except aiohttp.ClientError:
-            return None
+        return self.hub.logs()
 
     async def _login(self) -> None:
         assert self._http is not None

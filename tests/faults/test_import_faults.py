@@ -13,13 +13,10 @@ Run alone with ``pytest -m faults``.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,16 +26,8 @@ from sqlalchemy import func, select
 
 from commhub.store.engine import open_engine
 from commhub.store.schema import Contact, ContactPoint
-from faults.harness import (
-    ADMIN_PASSWORD,
-    MANAGER,
-    PASSWORD,
-    START_TIMEOUT_S,
-    RigError,
-    free_port,
-    login,
-    until,
-)
+from faults.harness import ADMIN_PASSWORD, MANAGER, PASSWORD, free_port, login, until
+from faults.hub_process import HubProcess
 
 # Some 75 s per database on an idle CI machine: past the suite's 120 s per test on a busy one.
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
@@ -72,12 +61,10 @@ class ImportHub:
         self.database_url = database_url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.starts = 0
         self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.csrf = ""
-        self._process: asyncio.subprocess.Process | None = None
+        self.hub = HubProcess(folder, base_url=self.base, env=self.env)
 
-    @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMMHUB_")}
         return env | {
@@ -89,67 +76,19 @@ class ImportHub:
         }
 
     async def cli(self, *args: str, stdin: bytes | None = None) -> str:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "commhub",
-            *args,
-            env=self.env,
-            cwd=self.folder,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await asyncio.wait_for(process.communicate(stdin), START_TIMEOUT_S)
-        if process.returncode != 0:
-            raise RigError(f"commhub {' '.join(args)} failed:\n{out.decode()}")
-        return out.decode()
+        return await self.hub.cli(*args, stdin=stdin)
 
     async def start(self) -> None:
-        self.starts += 1
-        log = (self.folder / f"hub-{self.starts}.log").open("wb")
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "commhub",
-            "serve",
-            env=self.env,
-            cwd=self.folder,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        log.close()
-        await until(self._answers, f"hub {self.starts} answering", timeout=START_TIMEOUT_S)
+        await self.hub.start(self.http)
         await login(self.http, self.base, MANAGER, PASSWORD)
         self.csrf = (await self.get("/api/v1/auth/me"))["csrf_token"]
 
     async def kill(self) -> None:
-        process = self._process
-        assert process is not None and process.returncode is None, self.logs()
-        process.kill()
-        await process.wait()
-        assert process.returncode == -signal.SIGKILL
-        self._process = None
+        await self.hub.kill()
 
     async def stop(self) -> None:
-        process = self._process
-        if process is not None and process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        self._process = None
+        await self.hub.stop()
         await self.http.close()
-
-    async def _answers(self) -> bool | None:
-        assert self._process is not None and self._process.returncode is None, self.logs()
-        try:
-            async with self.http.get(f"{self.base}/api/v1/health") as response:
-                return response.status == 200 or None
-        except aiohttp.ClientError:
-            return None
 
     async def get(self, path: str) -> Any:
         async with self.http.get(f"{self.base}{path}") as response:
@@ -163,10 +102,7 @@ class ImportHub:
             return await response.json()
 
     def logs(self) -> str:
-        return "\n".join(
-            (self.folder / f"hub-{n}.log").read_text(errors="replace")[-4000:]
-            for n in range(1, self.starts + 1)
-        )
+        return self.hub.logs()[-12000:]
 
 
 async def test_import_killed_three_times_and_resumed_ends_with_each_person_once(
