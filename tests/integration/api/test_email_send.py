@@ -512,6 +512,23 @@ async def _cut_off(sessions: SessionFactory, outbox_id: int) -> None:
         await session.commit()
 
 
+async def _sent_then_cut_off(
+    hub_client: HubClient,
+    sink: SmtpSink,
+    accounts: dict[Role, Any],
+    sessions: SessionFactory,
+    subject: str,
+) -> tuple[Client, dict[str, Any]]:
+    """An e-mail sent, then left as a kill mid-hand-over leaves it; the sink emptied."""
+    client, _ = await hub_client(sink.port)
+    operator = accounts[Role.OPERATOR].auth
+    queued = await send(client, operator, subject=subject)
+    await settled(client, operator, queued["interaction_id"])
+    sink.messages.clear()
+    await _cut_off(sessions, queued["id"])
+    return client, queued
+
+
 async def test_a_message_cut_off_mid_hand_over_is_shown_as_uncertain_and_sent_only_when_asked(
     hub_client: HubClient,
     sink: SmtpSink,
@@ -519,12 +536,8 @@ async def test_a_message_cut_off_mid_hand_over_is_shown_as_uncertain_and_sent_on
     anna: int,
     sessions: SessionFactory,
 ) -> None:
-    client, _ = await hub_client(sink.port)
+    client, queued = await _sent_then_cut_off(hub_client, sink, accounts, sessions, "Cut off")
     operator, manager = accounts[Role.OPERATOR].auth, accounts[Role.MANAGER].auth
-    queued = await send(client, operator, subject="Cut off")
-    await settled(client, operator, queued["interaction_id"])
-    sink.messages.clear()
-    await _cut_off(sessions, queued["id"])
 
     async def uncertain() -> list[dict[str, Any]]:
         response = await client.get("/api/v1/outbox?channel=email", headers=manager)
@@ -562,12 +575,8 @@ async def test_a_dismissed_uncertain_message_leaves_the_list_and_is_not_sent(
     anna: int,
     sessions: SessionFactory,
 ) -> None:
-    client, _ = await hub_client(sink.port)
-    operator, manager = accounts[Role.OPERATOR].auth, accounts[Role.MANAGER].auth
-    queued = await send(client, operator, subject="Cut off too")
-    await settled(client, operator, queued["interaction_id"])
-    sink.messages.clear()
-    await _cut_off(sessions, queued["id"])
+    client, queued = await _sent_then_cut_off(hub_client, sink, accounts, sessions, "Cut too")
+    manager = accounts[Role.MANAGER].auth
 
     async def dismissed() -> None:
         while True:
