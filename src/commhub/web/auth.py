@@ -43,7 +43,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Problem(403, "this route is not open to anyone")
     if spec.permission is None:
         return await handler(request)
-    principal = await _principal(request)
+    principal = await principal_of(request)
     if principal is None:
         if not request.path.startswith("/api/"):
             back = request.path_qs if request.method == "GET" and request.path != "/" else ""
@@ -61,7 +61,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-async def _principal(request: web.Request) -> users.Principal | None:
+async def principal_of(request: web.Request) -> users.Principal | None:
+    """Who the request's credential (token or session cookie) belongs to now, if anyone."""
     """Who the credential proves, with the role they hold now (read on every request)."""
     token = _bearer(request)
     async with request.app[SESSIONS]() as session:

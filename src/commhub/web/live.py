@@ -29,6 +29,7 @@ from commhub.domain.roles import Permission, allows
 from commhub.services import live
 from commhub.services.screen_pop import pops_in_progress
 from commhub.web.api.calls import NOT_LISTENING
+from commhub.web.auth import principal_of
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import FEED, HUB, SESSIONS, SETTINGS, principal
 from commhub.web.problems import Problem, invalid
@@ -36,6 +37,9 @@ from commhub.web.problems import Problem, invalid
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 25.0
+RECHECK_S = 5.0
+"""How often an open feed checks that its user may still have it (deactivated, logged out,
+a token revoked, a role that no longer watches calls): then it is closed with 1008."""
 OPEN_SOCKETS: Final = web.AppKey("live_sockets", weakref.WeakSet[web.WebSocketResponse])
 """The feed's connections, so a shutdown can tell each client to reconnect elsewhere."""
 TELEPHONY_WATCH: Final = web.AppKey("telephony_watch", live.TelephonyWatch)
@@ -89,6 +93,7 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     # the queue and reaches the client after them, never before (no stale pop on top).
     subscription = feed.subscribe(caller.user_id, watch_all_calls=watch)
     sender: asyncio.Task[None] | None = None
+    guard: asyncio.Task[None] | None = None
     try:
         pops = await _pops_in_progress(request, caller.user_id)
         telephony = request.app[TELEPHONY_WATCH]
@@ -108,16 +113,33 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
         for pop in pops:
             await socket.send_json({"type": live.CALL_OFFERED, "data": pop})
         sender = asyncio.create_task(_send(socket, subscription))
+        guard = asyncio.create_task(_guard(request, socket, watch=watch))
         async for message in socket:
             if message.type is WSMsgType.ERROR:
                 break
     finally:
         feed.unsubscribe(subscription)
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+        for task in (sender, guard):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     return socket
+
+
+async def _guard(request: web.Request, socket: web.WebSocketResponse, *, watch: bool) -> None:
+    """Close the feed once its credential no longer admits it: a session ends for good."""
+    while not socket.closed:
+        await asyncio.sleep(RECHECK_S)
+        try:
+            now = await principal_of(request)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("live feed: cannot check its user now: %s", exc)
+            continue
+        allowed = now is not None and (not watch or allows(now.role, Permission.CALLS_WATCH))
+        if not allowed:
+            await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended")
+            return
 
 
 async def _pops_in_progress(request: web.Request, user_id: int) -> list[dict[str, Any]]:

@@ -131,3 +131,32 @@ async def test_a_demoted_manager_loses_manager_rights_at_once_and_stays_logged_i
         assert promoted.status == 200
         assert await _status(browser, "/api/v1/tokens") == 200
         assert (await client.get("/api/v1/tokens", headers=token)).status == 200
+
+
+async def test_an_open_live_feed_closes_when_its_user_is_deactivated_or_may_no_longer_watch(
+    client: Client, admin: dict[str, str], accounts: dict[Role, Account]
+) -> None:
+    """A session ended for good ends the feed it holds too, within a few seconds."""
+    operator_id = await _user_id(client, admin, "operator")
+    manager_id = await _user_id(client, admin, "manager")
+    operator = accounts[Role.OPERATOR].auth
+    manager = accounts[Role.MANAGER].auth
+    async with (
+        client.ws_connect("/api/v1/live", headers=operator) as mine,
+        client.ws_connect("/api/v1/live?calls=all", headers=manager) as watching,
+        client.ws_connect("/api/v1/live", headers=manager) as own_calls,
+    ):
+        for ws in (mine, watching, own_calls):
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        off = await client.patch(
+            f"/api/v1/users/{operator_id}", json={"active": False}, headers=admin
+        )
+        demoted = await client.patch(
+            f"/api/v1/users/{manager_id}", json={"role": "operator"}, headers=admin
+        )
+        assert (off.status, demoted.status) == (200, 200)
+        for ws in (mine, watching):
+            closing = await ws.receive(timeout=15)
+            assert closing.type is aiohttp.WSMsgType.CLOSE
+            assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+        assert not own_calls.closed  # still a user of the hub: only watching all calls ended
