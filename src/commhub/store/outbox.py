@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.store.schema import Outbox, utcnow
@@ -33,7 +33,6 @@ SENT: Final = "sent"
 FAILED: Final = "failed"
 UNCERTAIN: Final = "uncertain"
 DISMISSED: Final = "dismissed"
-STATES: Final = (QUEUED, SENDING, SENT, FAILED, UNCERTAIN, DISMISSED)
 
 LEASE_S: Final = 30.0
 """How long a claim holds without renewal; holders renew every third of it."""
@@ -164,40 +163,12 @@ async def lapsed(
     return list(rows)
 
 
-async def uncertain(
-    session: AsyncSession, *, channel: str, source: str, limit: int = 500
-) -> Sequence[Outbox]:
-    """Rows of one source in doubt, oldest first."""
-    return (
-        await session.scalars(
-            select(Outbox)
-            .where(Outbox.channel == channel, Outbox.source == source, Outbox.state == UNCERTAIN)
-            .order_by(Outbox.id)
-            .limit(limit)
-        )
-    ).all()
-
-
 async def queued_ids(session: AsyncSession, *, channel: str) -> list[int]:
     """Rows of one channel waiting to be sent (after a restart, their jobs are queued again)."""
     rows = await session.scalars(
         select(Outbox.id).where(Outbox.channel == channel, Outbox.state == QUEUED)
     )
     return list(rows)
-
-
-async def by_key(session: AsyncSession, key: str) -> Outbox | None:
-    return await session.scalar(select(Outbox).where(Outbox.key == key))
-
-
-async def counts(session: AsyncSession) -> dict[tuple[str, str, str], int]:
-    """(channel, source, state) → rows: the outbox at a glance."""
-    rows = await session.execute(
-        select(Outbox.channel, Outbox.source, Outbox.state, func.count()).group_by(
-            Outbox.channel, Outbox.source, Outbox.state
-        )
-    )
-    return {(c, s, st): n for c, s, st, n in rows}
 
 
 async def listing(
