@@ -93,7 +93,8 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     # the queue and reaches the client after them, never before (no stale pop on top).
     subscription = feed.subscribe(caller.user_id, watch_all_calls=watch)
     sender: asyncio.Task[None] | None = None
-    guard: asyncio.Task[None] | None = None
+    reader: asyncio.Task[None] | None = None
+    guard: asyncio.Task[bool] | None = None
     try:
         pops = await _pops_in_progress(request, caller.user_id)
         telephony = request.app[TELEPHONY_WATCH]
@@ -113,22 +114,30 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
         for pop in pops:
             await socket.send_json({"type": live.CALL_OFFERED, "data": pop})
         sender = asyncio.create_task(_send(socket, subscription))
+        reader = asyncio.create_task(_read_until_closed(socket))
         guard = asyncio.create_task(_guard(request, socket, watch=watch))
-        async for message in socket:
-            if message.type is WSMsgType.ERROR:
-                break
+        await asyncio.wait((reader, guard), return_when=asyncio.FIRST_COMPLETED)
+        if guard.done() and guard.result():
+            # Closed from this task once nothing reads: aiohttp then waits for the
+            # client's answer, so the client sees 1008, not a cut connection.
+            await _stop(reader)
+            await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended")
     finally:
         feed.unsubscribe(subscription)
-        for task in (sender, guard):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in (sender, reader, guard):
+            await _stop(task)
     return socket
 
 
-async def _guard(request: web.Request, socket: web.WebSocketResponse, *, watch: bool) -> None:
-    """Close the feed once its credential no longer admits it: a session ends for good."""
+async def _read_until_closed(socket: web.WebSocketResponse) -> None:
+    """The client sends nothing we use; reading answers its pings and notices its close."""
+    async for message in socket:
+        if message.type is WSMsgType.ERROR:
+            return
+
+
+async def _guard(request: web.Request, socket: web.WebSocketResponse, *, watch: bool) -> bool:
+    """True once the feed's credential no longer admits it (a session ended for good)."""
     while not socket.closed:
         await asyncio.sleep(RECHECK_S)
         try:
@@ -136,10 +145,17 @@ async def _guard(request: web.Request, socket: web.WebSocketResponse, *, watch: 
         except (SQLAlchemyError, OSError) as exc:
             log.warning("live feed: cannot check its user now: %s", exc)
             continue
-        allowed = now is not None and (not watch or allows(now.role, Permission.CALLS_WATCH))
-        if not allowed:
-            await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended")
-            return
+        if now is None or (watch and not allows(now.role, Permission.CALLS_WATCH)):
+            return True
+    return False
+
+
+async def _stop(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _pops_in_progress(request: web.Request, user_id: int) -> list[dict[str, Any]]:
