@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
 from commhub.config import Settings
-from commhub.store.schema import Interaction
+from commhub.models import Interaction
 from commhub.web.app import create_app
 from commhub_asterisk import AmiChannel, adapter
 from commhub_asterisk.recordings import Recording, load_recording

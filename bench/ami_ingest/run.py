@@ -62,8 +62,8 @@ from commhub.bootstrap import Hub, open_hub
 from commhub.channels import CallOffered, CallUpdated, InboundEvent
 from commhub.config import Settings
 from commhub.domain.interactions import Status
+from commhub.models import Interaction
 from commhub.store.engine import SessionFactory, open_engine, session_factory
-from commhub.store.schema import Interaction
 from commhub_asterisk import AmiChannel
 from commhub_asterisk.config import PbxSettings
 from commhub_asterisk.dialplan import Dialplan

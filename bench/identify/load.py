@@ -18,7 +18,7 @@ from phonebook import draw_number
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commhub.store.schema import Contact, ContactPoint
+from commhub.models import Contact, ContactPoint
 
 BATCH: Final = 50_000
 SECOND_NUMBER_SHARE: Final = 0.15

@@ -66,6 +66,7 @@ import commhub_email
 from commhub.channels import ChannelContext, MailArrived
 from commhub.domain.contacts import name_key
 from commhub.domain.mail import MailParseError, parse_mail
+from commhub.models import Contact, Email, Interaction, MailCursorRow, MailFailure
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.services.mail_filing import Filed, Mailbox, file_mail
@@ -73,7 +74,6 @@ from commhub.services.mail_inbox import StoredCursors
 from commhub.store import contacts as contact_store
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
-from commhub.store.schema import Contact, Email, Interaction, MailCursorRow, MailFailure
 from databases import BACKENDS, bench_database, recreate
 from dovecot import HOST, DovecotServer
 

@@ -20,9 +20,9 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commhub.domain.roles import Role
+from commhub.models import ContactPoint
 from commhub.services import users
 from commhub.store.engine import open_engine, session_factory
-from commhub.store.schema import ContactPoint
 from databases import BenchDatabase
 from identify.load import batches
 from timeline.load import Shape, fill_postgres, fill_sqlite

@@ -55,10 +55,10 @@ from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
 from commhub.config import Settings
 from commhub.domain.phones import read_number
+from commhub.models import ApiToken, User
 from commhub.services import live, users
 from commhub.store.engine import open_engine
 from commhub.store.migrate import upgrade
-from commhub.store.schema import ApiToken, User
 from commhub.web.app import create_app
 from commhub_asterisk import AmiChannel, adapter
 from commhub_asterisk.recordings import (

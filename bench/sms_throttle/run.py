@@ -53,12 +53,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 import kannel as kannel_peer
 from commhub.channels import ChannelContext, ChannelFactory, InboundEvent, SmsGateway
+from commhub.models import Outbox
 from commhub.services.live import LiveFeed
 from commhub.services.sms_sender import BATCH, SmsSender
 from commhub.services.sms_sending import SmsRequest, queue_sms
 from commhub.store.engine import open_engine, session_factory
 from commhub.store.migrate import upgrade
-from commhub.store.schema import Outbox
 from latency import report
 from smsc import Smsc, Submitted
 from twilio_api import TwilioApi

@@ -35,6 +35,7 @@ from commhub.domain.roles import Role
 from commhub.jobs.arq_queue import ArqJobs
 from commhub.jobs.inprocess import InProcessJobs
 from commhub.jobs.queue import JobFunction, JobQueue, job_context
+from commhub.models import Outbox, User
 from commhub.services import import_control, users
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
@@ -45,7 +46,6 @@ from commhub.services.sms_sender import SmsSender
 from commhub.store import outbox as outbox_store
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
-from commhub.store.schema import Outbox, User
 
 log = logging.getLogger(__name__)
 

@@ -73,8 +73,8 @@ def import_file(
     with `commhub imports resume ID`.
     """
     from commhub.domain.imports import ImportMapping, MappingError
+    from commhub.models import Import
     from commhub.services.spreadsheets import SheetError, open_sheet
-    from commhub.store.schema import Import
 
     settings = load_settings()
     errors_path = (errors_file or file.with_name(f"{file.stem}-rejected.csv")).resolve()

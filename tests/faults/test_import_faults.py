@@ -24,8 +24,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from commhub.models import Contact, ContactPoint
 from commhub.store.engine import open_engine
-from commhub.store.schema import Contact, ContactPoint
 from faults.harness import ADMIN_PASSWORD, MANAGER, PASSWORD, free_port, login, until
 from faults.hub_process import HubProcess
 

@@ -23,11 +23,11 @@ from sqlalchemy import select
 
 from commhub.channels import InboundEvent
 from commhub.domain.roles import Role
+from commhub.models import Interaction, MissedCall
 from commhub.services import users
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction, MissedCall
 from commhub_asterisk.config import PbxSettings
 from commhub_asterisk.dialplan import Dialplan
 from commhub_asterisk.tracker import CallTracker

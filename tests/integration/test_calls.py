@@ -14,13 +14,13 @@ from commhub.domain.contacts import ContactDraft
 from commhub.domain.interactions import Direction, Status
 from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
+from commhub.models import Contact, Interaction, MissedCall
 from commhub.services import contacts, users
 from commhub.services.calls import record_calls
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.store import calls as call_store
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Contact, Interaction, MissedCall
 
 T0 = datetime(2026, 11, 22, 19, 41, 10, tzinfo=UTC)
 

@@ -22,13 +22,13 @@ import commhub_email
 from commhub.channels import ChannelContext
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.mail_compose import Recipient
+from commhub.models import Email, Interaction, MailCursorRow, MailFailure, Suppression
 from commhub.services.contacts import create_contact
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.services.mail_inbox import StoredCursors
 from commhub.services.mail_sending import EmailRequest, queue_email
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Email, Interaction, MailCursorRow, MailFailure, Suppression
 from commhub_email.mailbox import MailboxChannel
 from dovecot import DovecotServer
 

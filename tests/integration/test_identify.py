@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.phones import parse_phone
+from commhub.models import Contact, ContactPoint
 from commhub.services.identify import Verdict, identify
-from commhub.store.schema import Contact, ContactPoint
 
 
 async def _contact(session: AsyncSession, name: str, *numbers: str, region: str = "RU") -> int:

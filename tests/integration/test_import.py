@@ -16,12 +16,12 @@ from commhub.domain.contacts import ConsentChoice, ContactDraft
 from commhub.domain.imports import ImportMapping, MappingError
 from commhub.domain.phones import parse_phone
 from commhub.jobs.imports import run_import
+from commhub.models import Company, Consent, Contact, ContactPoint, Import
 from commhub.services.contacts import create_contact
 from commhub.services.importer import ImportProgress, ImportReport, import_contacts
 from commhub.services.spreadsheets import SheetError
 from commhub.store import contacts as contact_store
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Company, Consent, Contact, ContactPoint, Import
 
 HEADER = ["Full name", "Company", "Mobile", "E-mail", "Tags", "SMS ok", "City"]
 MAPPING = ImportMapping.from_dict(

@@ -40,9 +40,9 @@ from commhub.jobs.queue import (
     job_context,
 )
 from commhub.jobs.worker import build_worker, run_worker
+from commhub.models import Interaction
 from commhub.store.engine import SessionFactory
 from commhub.store.interactions import record
-from commhub.store.schema import Interaction
 
 # arq 0.28's Worker.close() still calls redis-py's deprecated Redis.close().
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.models import Base, Contact, Interaction
 from commhub.store import interactions
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Base, Contact, Interaction
 
 
 async def test_migrated_schema_equals_the_models(engine: AsyncEngine) -> None:

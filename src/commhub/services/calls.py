@@ -22,11 +22,11 @@ from commhub.channels import CallsInProgress, CallUpdated
 from commhub.domain import phones
 from commhub.domain.contacts import name_key
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.models import Contact, Interaction
 from commhub.services.identify import Identity, Verdict, identify
 from commhub.store import calls as store
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
-from commhub.store.schema import Contact, Interaction
 
 log = logging.getLogger(__name__)
 

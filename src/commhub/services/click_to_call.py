@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import ChannelUnavailable, OriginateCall, OriginateRejected, Telephony
 from commhub.domain import phones
+from commhub.models import CallRequest, User
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import contacts as contact_store
-from commhub.store.schema import CallRequest, User
 
 
 def new_request_id() -> str:

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.domain import phones
 from commhub.domain.contacts import ConsentChoice, ContactDraft, name_key
 from commhub.domain.emails import EmailError, normalize_email
+from commhub.models import Contact, Interaction, User, utcnow
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import contact_points
 from commhub.store import contacts as store
 from commhub.store import interactions as interaction_store
 from commhub.store.pagination import Cursor
-from commhub.store.schema import Contact, Interaction, User, utcnow
 
 MAX_EXTRA_FIELDS = 100
 

@@ -17,11 +17,11 @@ from typing import Final
 from sqlalchemy import select
 
 from commhub.config import Settings
+from commhub.models import Import, utcnow
 from commhub.services.errors import Conflict, NotFound
 from commhub.services.import_runs import INPROCESS
 from commhub.store import import_queue as queue
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Import, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.config import Settings
 from commhub.domain.imports import ImportMapping, MappingError
+from commhub.models import Import
 from commhub.services.importer import (
     ImportProgress,
     ImportReport,
@@ -38,7 +39,6 @@ from commhub.services.importer import (
 from commhub.services.spreadsheets import SheetError
 from commhub.store import import_queue as queue
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Import
 
 log = logging.getLogger(__name__)
 

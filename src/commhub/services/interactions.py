@@ -8,11 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import NewInteraction
 from commhub.domain.roles import Permission, allows
+from commhub.models import Contact, Interaction, User
 from commhub.services.errors import Forbidden, InvalidInput
 from commhub.services.identify import Verdict, identify
 from commhub.services.users import Principal
 from commhub.store import interactions as store
-from commhub.store.schema import Contact, Interaction, User
 
 
 async def record_interaction(

@@ -26,12 +26,12 @@ from commhub.domain.bounces import Bounce
 from commhub.domain.contacts import name_key
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.domain.mail import MailParseError, ParsedMail, attachment_item, display, parse_mail
+from commhub.models import Contact, Email, Interaction, Outbox, utcnow
 from commhub.services.identify import Verdict, identify
 from commhub.store import contacts as contact_store
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
 from commhub.store import suppressions
-from commhub.store.schema import Contact, Email, Interaction, Outbox, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,7 @@ from commhub.domain.mail_compose import (
     compose,
     reply_subject,
 )
+from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
 from commhub.services.outbox import hold_in_doubt, reused_key
@@ -52,7 +53,6 @@ from commhub.store import interactions as interaction_store
 from commhub.store import outbox as claims
 from commhub.store import suppressions
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Email, Interaction, Outbox, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.emails import EmailError, normalize_email
+from commhub.models import Contact, Email, Interaction, MailFailure, Suppression, utcnow
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import contacts as contact_store
 from commhub.store import emails as store
-from commhub.store.schema import Contact, Email, Interaction, MailFailure, Suppression, utcnow
 
 
 async def assign(

@@ -18,10 +18,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Status
+from commhub.models import Interaction, Outbox, utcnow
 from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store import outbox as store
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction, Outbox, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.channels import CallUpdated
 from commhub.domain.interactions import Channel, Direction
 from commhub.domain.phones import display_number
+from commhub.models import Interaction, User, utcnow
 from commhub.services.calls import (
     caller_number,
     contact_for_caller,
@@ -32,7 +33,6 @@ from commhub.store import calls as call_store
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
 from commhub.store.contacts import ContactView
-from commhub.store.schema import Interaction, User, utcnow
 
 RECENT_INTERACTIONS = 5
 MAX_CANDIDATES = 5

@@ -31,12 +31,12 @@ from commhub.domain import phones
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.domain.opt_outs import Instruction, Keywords
 from commhub.domain.sms_text import measure
+from commhub.models import Contact, Interaction, Outbox, SmsMessage
 from commhub.services.calls import CallerNumber, contact_for_caller
 from commhub.store import interactions as interaction_store
 from commhub.store import outbox as claims
 from commhub.store import sms as store
 from commhub.store import suppressions
-from commhub.store.schema import Contact, Interaction, Outbox, SmsMessage
 
 log = logging.getLogger(__name__)
 

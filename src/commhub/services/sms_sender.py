@@ -41,13 +41,13 @@ from commhub.channels import (
     SmsGateway,
 )
 from commhub.domain.interactions import Channel, Status
+from commhub.models import Contact, Interaction, Outbox, SmsMessage, SmsPart, utcnow
 from commhub.services import live
 from commhub.services.outbox import hold_in_doubt, mark_lapsed
 from commhub.store import outbox as claims
 from commhub.store import sms as store
 from commhub.store.dialect import upsert_insert
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Contact, Interaction, Outbox, SmsMessage, SmsPart, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from commhub.channels import SmsGateway
 from commhub.domain import phones
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.domain.sms_text import MAX_SEGMENTS, SmsShape, measure
+from commhub.models import Contact, ContactPoint, Outbox, SmsMessage, utcnow
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
 from commhub.services.outbox import reused_key
 from commhub.store import interactions as interaction_store
 from commhub.store import suppressions
-from commhub.store.schema import Contact, ContactPoint, Outbox, SmsMessage, utcnow
 
 PHONE = "phone"
 

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.config import CONSOLE_LANGUAGES
 from commhub.domain.roles import Role
+from commhub.models import ApiToken, User, WebSession, utcnow
 from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store import users as store
-from commhub.store.schema import ApiToken, User, WebSession, utcnow
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "chub_"

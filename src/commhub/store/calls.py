@@ -9,9 +9,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Channel, Status
-from commhub.store.dialect import upsert_insert
-from commhub.store.pagination import Cursor
-from commhub.store.schema import (
+from commhub.models import (
     CallHeartbeat,
     CallRequest,
     Interaction,
@@ -19,6 +17,8 @@ from commhub.store.schema import (
     User,
     utcnow,
 )
+from commhub.store.dialect import upsert_insert
+from commhub.store.pagination import Cursor
 
 OPEN = "open"
 CALLED_BACK = "called_back"

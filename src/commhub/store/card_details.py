@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import Email, Interaction, SmsMessage
+from commhub.models import Email, Interaction, SmsMessage
 
 
 @dataclass(frozen=True, slots=True)

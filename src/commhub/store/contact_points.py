@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.phones import PhoneCandidate
-from commhub.store.schema import ContactPoint
+from commhub.models import ContactPoint
 
 PHONE: Final = "phone"
 EMAIL: Final = "email"

@@ -12,9 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.contacts import ConsentChoice, name_key
 from commhub.domain.phones import Phone
-from commhub.store.contact_points import EMAIL, PHONE
-from commhub.store.dialect import upsert_insert
-from commhub.store.schema import (
+from commhub.models import (
     Company,
     Consent,
     Contact,
@@ -24,6 +22,8 @@ from commhub.store.schema import (
     Tag,
     utcnow,
 )
+from commhub.store.contact_points import EMAIL, PHONE
+from commhub.store.dialect import upsert_insert
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,14 @@ from datetime import datetime
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.dialect import upsert_insert
-from commhub.store.schema import (
+from commhub.models import (
     Email,
     Interaction,
     MailCursorRow,
     MailFailure,
     utcnow,
 )
+from commhub.store.dialect import upsert_insert
 
 
 async def by_message_ids(session: AsyncSession, message_ids: Sequence[str]) -> list[Email]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import Contact, FollowUp, utcnow
+from commhub.models import Contact, FollowUp, utcnow
 
 
 async def open_for_user(

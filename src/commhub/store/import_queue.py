@@ -20,7 +20,7 @@ from typing import Any, Final
 from sqlalchemy import and_, false, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import Import, utcnow
+from commhub.models import Import, utcnow
 
 QUEUED: Final = "queued"
 RUNNING: Final = "running"

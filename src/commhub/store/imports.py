@@ -15,9 +15,7 @@ from sqlalchemy import Table, and_, bindparam, insert, literal_column, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.contacts import name_key
-from commhub.store.contact_points import EMAIL, PHONE
-from commhub.store.dialect import upsert_insert, write_rows
-from commhub.store.schema import (
+from commhub.models import (
     Base,
     Company,
     Contact,
@@ -27,6 +25,8 @@ from commhub.store.schema import (
     UTCDateTime,
     utcnow,
 )
+from commhub.store.contact_points import EMAIL, PHONE
+from commhub.store.dialect import upsert_insert, write_rows
 
 IN_CHUNK: Final = 1000
 """Values per ``IN (…)`` list: far below SQLite's and asyncpg's parameter limits."""

@@ -10,9 +10,9 @@ from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import NewInteraction
+from commhub.models import Interaction
 from commhub.store.dialect import contains_text, upsert_insert
 from commhub.store.pagination import Cursor
-from commhub.store.schema import Interaction
 
 
 @dataclass(frozen=True, slots=True)

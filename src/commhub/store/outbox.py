@@ -25,7 +25,7 @@ from typing import Any, Final
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import Outbox, utcnow
+from commhub.models import Outbox, utcnow
 
 QUEUED: Final = "queued"
 SENDING: Final = "sending"

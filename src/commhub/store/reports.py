@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from commhub.domain.interactions import Channel, Direction, Status
+from commhub.models import Interaction, MissedCall
 from commhub.store.calls import OPEN
-from commhub.store.schema import Interaction, MissedCall
 
 NOBODY: Final = 0
 """The key of what no operator handled: calls that rang nobody (an IVR hang-up, a queue

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import Interaction, SmsMessage, SmsPart
+from commhub.models import Interaction, SmsMessage, SmsPart
 
 
 async def message_of(session: AsyncSession, interaction_id: int) -> SmsMessage | None:

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Channel
+from commhub.models import Suppression, utcnow
 from commhub.store.dialect import upsert_insert
-from commhub.store.schema import Suppression, utcnow
 
 
 async def suppress(

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.store.schema import ApiToken, User, WebSession
+from commhub.models import ApiToken, User, WebSession
 
 
 async def by_username(session: AsyncSession, username: str) -> User | None:

@@ -11,7 +11,7 @@ from commhub.bootstrap import Hub
 from commhub.domain.login_attempts import LoginAttempts
 from commhub.web.auth import auth_middleware
 from commhub.web.endpoints import MAX_JSON_BYTES
-from commhub.web.keys import CHANNELS, FEED, HUB, JOBS, LOGIN_ATTEMPTS, SESSIONS, SETTINGS
+from commhub.web.keys import CHANNELS, DATABASE, FEED, HUB, JOBS, LOGIN_ATTEMPTS, SETTINGS
 from commhub.web.live import OPEN_SOCKETS, close_live_sockets, watch_telephony
 from commhub.web.problems import problem_middleware
 from commhub.web.routes import add_routes
@@ -33,7 +33,7 @@ def create_app(open_hub: HubOpener) -> web.Application:
     async def hub_context(app: web.Application) -> AsyncIterator[None]:
         hub = await open_hub()
         app[SETTINGS] = hub.settings
-        app[SESSIONS] = hub.sessions
+        app[DATABASE] = hub.sessions
         app[JOBS] = hub.jobs
         app[HUB] = hub
         app[FEED] = hub.feed

@@ -21,9 +21,9 @@ from commhub.web.endpoints import Handler, spec_of
 from commhub.web.keys import (
     CSRF_FIELD,
     CSRF_HEADER,
+    DATABASE,
     PRINCIPAL,
     SESSION_COOKIE,
-    SESSIONS,
 )
 from commhub.web.problems import Problem
 
@@ -65,7 +65,7 @@ async def principal_of(request: web.Request) -> users.Principal | None:
     """Who the request's credential (token or session cookie) belongs to now, if anyone."""
     """Who the credential proves, with the role they hold now (read on every request)."""
     token = _bearer(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         if token:
             return await users.principal_from_token(session, token)
         if request.headers.get("Authorization"):

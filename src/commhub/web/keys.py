@@ -11,12 +11,13 @@ from commhub.channels import Channel
 from commhub.config import Settings
 from commhub.domain.login_attempts import LoginAttempts
 from commhub.jobs.queue import JobQueue
+from commhub.services.database import Database
 from commhub.services.live import LiveFeed
 from commhub.services.users import Principal
-from commhub.store.engine import SessionFactory
 
 SETTINGS: Final = web.AppKey("settings", Settings)
-SESSIONS: Final = web.AppKey("sessions", SessionFactory)
+DATABASE: Final = web.AppKey("database", Database)
+"""The handle to pass to services; handlers never open a session themselves."""
 JOBS: Final = web.AppKey("jobs", JobQueue)
 LOGIN_ATTEMPTS: Final = web.AppKey("login_attempts", LoginAttempts)
 HUB: Final = web.AppKey("hub", Hub)

@@ -31,7 +31,7 @@ from commhub.services.screen_pop import pops_in_progress
 from commhub.web.api.calls import NOT_LISTENING
 from commhub.web.auth import principal_of
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import FEED, HUB, SESSIONS, SETTINGS, principal
+from commhub.web.keys import DATABASE, FEED, HUB, SETTINGS, principal
 from commhub.web.problems import Problem, invalid
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ async def _stop(task: asyncio.Task[Any] | None) -> None:
 async def _pops_in_progress(request: web.Request, user_id: int) -> list[dict[str, Any]]:
     """The pops to show again; none (and the feed still open) if the database is away."""
     try:
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             return await pops_in_progress(
                 session,
                 user_id,

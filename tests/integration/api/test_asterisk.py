@@ -28,9 +28,9 @@ from commhub.config import Settings
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
+from commhub.models import Interaction, User
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction, User
 from commhub.web.app import create_app
 from commhub_asterisk import AmiChannel, adapter
 from commhub_asterisk.recordings import scale_burst, split_blocks

@@ -31,10 +31,10 @@ from commhub.config import Settings
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.interactions import Channel
 from commhub.domain.roles import Role
+from commhub.models import Interaction, Outbox
 from commhub.services import contacts
 from commhub.store import suppressions
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction, Outbox
 from commhub.web.app import create_app
 from commhub_email import adapter
 from smtp_sink import SmtpSink

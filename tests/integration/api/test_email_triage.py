@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from commhub.channels import MailArrived
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.roles import Role
+from commhub.models import Contact, Interaction
 from commhub.services import contacts
 from commhub.services.mail_filing import Filed, Mailbox, file_mail
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Contact, Interaction
 
 Client = TestClient[Any, Any]
 MAILBOX = Mailbox("sales", "sales@example.com")

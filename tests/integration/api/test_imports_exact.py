@@ -19,8 +19,8 @@ from tests.app_fixtures import ClientMaker
 
 from commhub.bootstrap import Hub, open_hub
 from commhub.config import Settings
+from commhub.models import Contact, Import, utcnow
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Contact, Import, utcnow
 from commhub.web.app import create_app
 
 Client = TestClient[Any, Any]

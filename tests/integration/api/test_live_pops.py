@@ -25,9 +25,9 @@ from commhub.config import Settings
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
+from commhub.models import Interaction
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction
 from commhub_asterisk.replay import AmiReplayServer
 
 Client = TestClient[Any, Any]

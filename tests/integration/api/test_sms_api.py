@@ -27,9 +27,9 @@ from commhub.config import Settings
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
+from commhub.models import Interaction, Outbox, SmsMessage, SmsPart, Suppression
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Interaction, Outbox, SmsMessage, SmsPart, Suppression
 from commhub.web.app import create_app
 from smsc import Smsc
 from twilio_api import TwilioApi, new_sid, sign

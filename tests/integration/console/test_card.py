@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from app_fixtures import log_in
-from commhub.store.schema import Email, Interaction
-from commhub.web.keys import SESSIONS, SETTINGS
+from commhub.models import Email, Interaction
+from commhub.web.keys import DATABASE, SETTINGS
 
 Client = TestClient[Any, Any]
 HTML = {"Accept": "text/html"}
@@ -207,7 +207,7 @@ async def test_html_mail_is_shown_in_a_sandbox(client: Client, operator: dict[st
         from_address="ivan@client.example",
     )
     # Filing is the IMAP path's job (tested there); here the row is written as filing writes it.
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         interaction_id = await session.scalar(
             select(Interaction.id).where(Interaction.external_id == "<offer@client.example>")
         )
@@ -261,7 +261,7 @@ async def _filed_email(
     }
     made = await client.post("/api/v1/interactions", json=body, headers=headers)
     assert made.status == 201, await made.text()
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         email = Email(
             interaction_id=int((await made.json())["id"]),
             mailbox="sales",

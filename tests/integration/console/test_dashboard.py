@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
 from app_fixtures import log_in
+from commhub.models import MissedCall, User
 from commhub.store.calls import CALLED_BACK, OPEN
-from commhub.store.schema import MissedCall, User
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 
 Client = TestClient[Any, Any]
 HTML = {"Accept": "text/html"}
@@ -70,12 +70,12 @@ def _table(page: str) -> ResultsTable:
 
 
 async def _user_ids(client: Client) -> dict[str, int]:
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         return {u.username: u.id for u in (await session.scalars(select(User))).all()}
 
 
 async def _set_time_zone(client: Client, username: str, zone: str) -> None:
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         await session.execute(update(User).where(User.username == username).values(time_zone=zone))
         await session.commit()
 
@@ -97,7 +97,7 @@ async def _interaction(client: Client, headers: dict[str, str], at: str, **field
 async def _missed(client: Client, interaction_id: int, at: str, state: str) -> None:
     # Interactions recorded through the API do not open a missed-call follow-up (only
     # the PBX's call path does), so the follow-up row is written as that path would.
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         session.add(
             MissedCall(
                 interaction_id=interaction_id,

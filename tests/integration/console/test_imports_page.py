@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from app_fixtures import log_in
+from commhub.models import Import, utcnow
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import Import, utcnow
 
 Client = TestClient[Any, Any]
 RUSSIAN = {"Accept-Language": "ru-RU,ru;q=0.9"}

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from app_fixtures import log_in
-from commhub.store.schema import User
-from commhub.web.keys import SESSIONS
+from commhub.models import User
+from commhub.web.keys import DATABASE
 
 Client = TestClient[Any, Any]
 HTML = {"Accept": "text/html"}
@@ -20,7 +20,7 @@ _ids = count(1)
 
 
 async def _user_id(client: Client, username: str) -> int:
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         found = await session.scalar(select(User.id).where(User.username == username))
     assert found is not None
     return found

@@ -15,8 +15,8 @@ from openpyxl import load_workbook
 from sqlalchemy import update
 
 from app_fixtures import log_in
-from commhub.store.schema import User
-from commhub.web.keys import SESSIONS
+from commhub.models import User
+from commhub.web.keys import DATABASE
 from commhub.web.ui import log, log_export
 
 Client = TestClient[Any, Any]
@@ -52,7 +52,7 @@ async def _interaction(client: Client, headers: dict[str, str], **fields: Any) -
 
 
 async def _set_time_zone(client: Client, username: str, zone: str) -> None:
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         await session.execute(update(User).where(User.username == username).values(time_zone=zone))
         await session.commit()
 

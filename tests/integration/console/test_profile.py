@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from app_fixtures import PASSWORD, log_in
+from commhub.models import User
 from commhub.store.engine import SessionFactory
-from commhub.store.schema import User
 from commhub.web.ui.formatting import Formats
 
 Client = TestClient[Any, Any]

@@ -18,9 +18,9 @@ from sqlalchemy import update
 
 from app_fixtures import log_in
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.models import User
 from commhub.store import interactions as store
-from commhub.store.schema import User
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 
 Client = TestClient[Any, Any]
 EXTREMES = (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
@@ -31,7 +31,7 @@ async def _seed(client: Client, headers: dict[str, str]) -> int:
         "/api/v1/contacts", json={"name": "Old Timer", "phones": ["+79161234567"]}, headers=headers
     )
     contact_id = int((await made.json())["id"])
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         for n, moment in enumerate(EXTREMES):
             await store.record(
                 session,
@@ -56,7 +56,7 @@ async def test_log_card_and_exports_show_stored_extremes(
     client: Client, manager: dict[str, str], zone: str
 ) -> None:
     contact_id = await _seed(client, manager)
-    async with client.app[SESSIONS]() as session:
+    async with client.app[DATABASE]() as session:
         await session.execute(update(User).where(User.username == "manager").values(time_zone=zone))
         await session.commit()
     await log_in(client, "manager")

@@ -6,15 +6,15 @@ from aiohttp import web
 
 from commhub.channels import ChannelUnavailable, Telephony
 from commhub.domain.roles import Permission, Role
+from commhub.models import CallRequest, Interaction, MissedCall
 from commhub.services import click_to_call
 from commhub.store import calls as store
 from commhub.store.pagination import Cursor
-from commhub.store.schema import CallRequest, Interaction, MissedCall
 from commhub.web.api import schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.api.views import interaction_page
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
-from commhub.web.keys import CHANNELS, HUB, SESSIONS, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, principal
 from commhub.web.problems import Problem, invalid
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -44,7 +44,7 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     if not 1 <= len(request_id) <= 64 or not request_id.isprintable():
         raise invalid(IDEMPOTENCY_HEADER, "1 to 64 printable characters")
     pbxs = configured_pbxs(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         call, created = await click_to_call.place_call(
             session,
             pbxs,
@@ -94,7 +94,7 @@ def _request_out(call: CallRequest) -> schemas.CallRequestOut:
 async def list_missed(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.MissedQuery)
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await store.missed_page(
             session,
             state=None if query.state == "all" else query.state,
@@ -118,7 +118,7 @@ async def list_missed(request: web.Request) -> web.StreamResponse:
 )
 async def dismiss_missed(request: web.Request) -> web.StreamResponse:
     missed_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         missed = await store.dismiss_missed(session, missed_id, principal(request).user_id)
         if missed is None:
             raise Problem(404, f"no missed call {missed_id}")
@@ -149,7 +149,7 @@ def _missed_out(missed: MissedCall, call: Interaction) -> schemas.MissedCallOut:
     response=schemas.InteractionPage,
 )
 async def live_calls(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await store.live_calls(session)
     return json_response(interaction_page(rows, None))
 
@@ -172,7 +172,7 @@ async def channel_status(app: web.Application) -> schemas.ChannelList:
     """
     hub = app[HUB]
     pbxs = [name for name, channel in app[CHANNELS].items() if isinstance(channel, Telephony)]
-    async with app[SESSIONS]() as session:
+    async with app[DATABASE]() as session:
         in_progress = await store.open_call_counts(session, pbxs)
     items = [
         schemas.ChannelHealthOut.model_validate(channel.health(), from_attributes=True)

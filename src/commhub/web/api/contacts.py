@@ -13,7 +13,7 @@ from commhub.store.pagination import Cursor
 from commhub.web.api import schemas
 from commhub.web.api.views import contact_out, interaction_page
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
-from commhub.web.keys import SESSIONS, SETTINGS, principal
+from commhub.web.keys import DATABASE, SETTINGS, principal
 from commhub.web.problems import invalid
 
 
@@ -38,7 +38,7 @@ async def search_contacts(request: web.Request) -> web.StreamResponse:
         before_id = parse_id(query.cursor)
         if before_id is None:
             raise invalid("query.cursor", "invalid cursor")
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         found = await contacts.search_contacts(
             session,
             region=region_of(request, query.region),
@@ -78,7 +78,7 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
         ),
         extra=body.extra,
     )
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         view = await contacts.create_contact(
             session, draft, owner_id=body.owner_id, source=_source(request)
         )
@@ -113,7 +113,7 @@ async def update_contact(request: web.Request) -> web.StreamResponse:
         ),
         extra=body.extra,
     )
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         view = await contacts.update_contact(session, contact_id, changes, source=_source(request))
     return json_response(contact_out(view))
 
@@ -129,7 +129,7 @@ async def get_card(request: web.Request) -> web.StreamResponse:
     contact_id = path_id(request)
     query = read_query(request, schemas.TimelineQuery)
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         card = await contacts.card(session, contact_id, after=after, limit=query.limit)
     return json_response(
         schemas.CardOut(
@@ -150,7 +150,7 @@ async def get_timeline(request: web.Request) -> web.StreamResponse:
     contact_id = path_id(request)
     query = read_query(request, schemas.TimelineQuery)
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         card = await contacts.card(session, contact_id, after=after, limit=query.limit)
     return json_response(interaction_page(card.timeline, card.next_cursor))
 
@@ -165,7 +165,7 @@ async def get_timeline(request: web.Request) -> web.StreamResponse:
 async def merge_contacts(request: web.Request) -> web.StreamResponse:
     target_id = path_id(request)
     body = await read_body(request, schemas.MergeRequest)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         view = await contacts.merge_contacts(session, target_id, body.source_ids)
     return json_response(contact_out(view))
 

@@ -16,16 +16,16 @@ from commhub.domain.identifiers import parse_id
 from commhub.domain.mail import attachment, parse_message
 from commhub.domain.mail_compose import Attachment, Recipient
 from commhub.domain.roles import Permission
+from commhub.models import Email, Interaction, Outbox
 from commhub.services import mail_triage
 from commhub.services.errors import NotFound
 from commhub.services.mail_sending import SEND_JOB, EmailRequest, queue_email
 from commhub.store import emails as store
 from commhub.store.outbox import request_hash
-from commhub.store.schema import Email, Interaction, Outbox
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
-from commhub.web.keys import CHANNELS, JOBS, SESSIONS, principal
+from commhub.web.keys import CHANNELS, DATABASE, JOBS, principal
 from commhub.web.problems import Problem, invalid
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -67,7 +67,7 @@ async def send_email(request: web.Request) -> web.StreamResponse:
         key=f"api:{principal(request).user_id}:{key}" if key else "",
         fingerprint=request_hash(body.model_dump(mode="json")) if key else "",
     )
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row, created = await queue_email(
             session,
             mailer,
@@ -132,7 +132,7 @@ def outbox_out(row: Outbox) -> schemas.OutboxOut:
 )
 async def get_email(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         email, interaction = await _load(session, interaction_id)
         outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == interaction_id))
         thread = await store.thread(session, email.thread_id) if email.thread_id else []
@@ -202,7 +202,7 @@ async def _load(session: AsyncSession, interaction_id: int) -> tuple[Email, Inte
 async def get_attachment(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
     index = path_id(request, "index")
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         email, _ = await _load(session, interaction_id)
     found = attachment(parse_message(email.raw), index)
     if found is None:
@@ -236,7 +236,7 @@ def _disposition(filename: str) -> str:
 )
 async def get_raw(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         email, _ = await _load(session, interaction_id)
     return web.Response(
         body=email.raw,
@@ -255,7 +255,7 @@ async def get_raw(request: web.Request) -> web.StreamResponse:
 )
 async def list_unmatched(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.PageQuery)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await store.unmatched(session, after_id=id_cursor(query.cursor), limit=query.limit)
     items = [
         schemas.UnmatchedOut(
@@ -292,7 +292,7 @@ def id_cursor(text: str | None) -> int | None:
 )
 async def assign_email(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.AssignIn)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         await mail_triage.assign(
             session,
             path_id(request),
@@ -309,6 +309,6 @@ async def assign_email(request: web.Request) -> web.StreamResponse:
     response=schemas.EmailOut,
 )
 async def dismiss_email(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         await mail_triage.dismiss(session, path_id(request))
     return await get_email(request)

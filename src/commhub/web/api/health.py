@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from commhub.web.api import schemas
 from commhub.web.endpoints import endpoint, json_response
-from commhub.web.keys import JOBS, SESSIONS
+from commhub.web.keys import DATABASE, JOBS
 
 
 @endpoint(
@@ -20,7 +20,7 @@ from commhub.web.keys import JOBS, SESSIONS
 async def health(request: web.Request) -> web.StreamResponse:
     database = "ok"
     try:
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             await session.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError) as exc:
         database = f"unreachable: {type(exc).__name__}"

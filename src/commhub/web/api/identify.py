@@ -11,7 +11,7 @@ from commhub.web.api import schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.api.views import contact_out
 from commhub.web.endpoints import endpoint, json_response, read_query
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 
 
 @endpoint(
@@ -25,7 +25,7 @@ from commhub.web.keys import SESSIONS
 async def identify(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.IdentifyQuery)
     region = region_of(request, query.region)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         found = await identify_address(session, query.address, region=region)
         views = await contact_store.load_many(session, found.contact_ids)
     return json_response(

@@ -12,13 +12,13 @@ from aiohttp import BodyPartReader, web
 
 from commhub.domain.imports import ImportMapping, MappingError
 from commhub.domain.roles import Permission
+from commhub.models import Import
 from commhub.services import import_control
 from commhub.services.import_control import IMPORT_JOB, ImportView
 from commhub.services.spreadsheets import SheetError, open_sheet
-from commhub.store.schema import Import
 from commhub.web.api import schemas
 from commhub.web.endpoints import endpoint, json_response, path_id
-from commhub.web.keys import JOBS, SESSIONS, SETTINGS, principal
+from commhub.web.keys import DATABASE, JOBS, SETTINGS, principal
 from commhub.web.problems import Problem, invalid
 
 ALLOWED_SUFFIXES = (".csv", ".xlsx", ".txt")
@@ -94,7 +94,7 @@ async def create_import(request: web.Request) -> web.StreamResponse:
     except BaseException:
         stored.unlink(missing_ok=True)
         raise
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row = Import(
             user_id=principal(request).user_id,
             filename=filename,
@@ -106,7 +106,7 @@ async def create_import(request: web.Request) -> web.StreamResponse:
         session.add(row)
         await session.commit()
     await request.app[JOBS].enqueue(IMPORT_JOB, row.id, job_id=import_control.job_id(row.id))
-    found = await import_control.view(request.app[SESSIONS], row.id)
+    found = await import_control.view(request.app[DATABASE], row.id)
     response = json_response(view_out(found), status=202)
     response.headers["Location"] = f"/api/v1/imports/{row.id}"
     return response
@@ -154,7 +154,7 @@ def _mapping(text: str) -> dict[str, object]:
     response=schemas.ImportOut,
 )
 async def get_import(request: web.Request) -> web.StreamResponse:
-    found = await import_control.view(request.app[SESSIONS], path_id(request))
+    found = await import_control.view(request.app[DATABASE], path_id(request))
     return json_response(view_out(found))
 
 
@@ -165,7 +165,7 @@ async def get_import(request: web.Request) -> web.StreamResponse:
     response=schemas.ImportList,
 )
 async def list_imports(request: web.Request) -> web.StreamResponse:
-    views = await import_control.recent(request.app[SESSIONS])
+    views = await import_control.recent(request.app[DATABASE])
     return json_response(schemas.ImportList(items=[view_out(v) for v in views]))
 
 
@@ -178,7 +178,7 @@ async def list_imports(request: web.Request) -> web.StreamResponse:
 )
 async def cancel_import(request: web.Request) -> web.StreamResponse:
     who = principal(request).username
-    found = await import_control.cancel(request.app[SESSIONS], path_id(request), who=who)
+    found = await import_control.cancel(request.app[DATABASE], path_id(request), who=who)
     return json_response(view_out(found))
 
 
@@ -208,9 +208,9 @@ async def restart_import(request: web.Request) -> web.StreamResponse:
 
 async def _requeue(request: web.Request, *, restart: bool) -> web.StreamResponse:
     import_id = path_id(request)
-    await import_control.requeue(request.app[SESSIONS], import_id, restart=restart)
+    await import_control.requeue(request.app[DATABASE], import_id, restart=restart)
     await request.app[JOBS].enqueue(IMPORT_JOB, import_id, job_id=import_control.job_id(import_id))
-    found = await import_control.view(request.app[SESSIONS], import_id)
+    found = await import_control.view(request.app[DATABASE], import_id)
     return json_response(view_out(found), status=202)
 
 
@@ -221,7 +221,7 @@ async def _requeue(request: web.Request, *, restart: bool) -> web.StreamResponse
     content_type="text/csv",
 )
 async def get_import_errors(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row = await session.get(Import, path_id(request))
     if row is None or not row.errors_path or not Path(row.errors_path).exists():
         raise Problem(404, "this import has no rejected-rows file")

@@ -12,7 +12,7 @@ from commhub.store.pagination import Cursor
 from commhub.web.api import schemas
 from commhub.web.api.views import interaction_page
 from commhub.web.endpoints import endpoint, json_response, read_body, read_query
-from commhub.web.keys import SESSIONS, SETTINGS, principal
+from commhub.web.keys import DATABASE, SETTINGS, principal
 
 
 @endpoint(
@@ -38,7 +38,7 @@ async def list_interactions(request: web.Request) -> web.StreamResponse:
         until=query.until,
     )
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await store.search(session, filters, after=after, limit=query.limit)
     return json_response(interaction_page(rows, store.cursor_after(rows, query.limit)))
 
@@ -55,7 +55,7 @@ async def list_interactions(request: web.Request) -> web.StreamResponse:
 async def create_interaction(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.InteractionCreate)
     new = NewInteraction(**body.model_dump())
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row, created = await record_reported_interaction(
             session, new, caller=principal(request), region=request.app[SETTINGS].phone_region
         )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from commhub.domain.roles import Permission
+from commhub.models import MailFailure
 from commhub.services import mail_triage
 from commhub.store import emails as store
-from commhub.store.schema import MailFailure
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.emails import id_cursor
 from commhub.web.endpoints import endpoint, json_response, path_id, read_query
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 
 
 @endpoint(
@@ -24,7 +24,7 @@ from commhub.web.keys import SESSIONS
 )
 async def list_failures(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.PageQuery)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await store.failures(session, after_id=id_cursor(query.cursor), limit=query.limit)
     items = [_failure_out(row) for row in rows]
     next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
@@ -38,7 +38,7 @@ async def list_failures(request: web.Request) -> web.StreamResponse:
     content_type="application/octet-stream",
 )
 async def get_failure_raw(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row = await mail_triage.failure(session, path_id(request))
     return web.Response(
         body=row.raw,
@@ -54,7 +54,7 @@ async def get_failure_raw(request: web.Request) -> web.StreamResponse:
     response=schemas.MailFailureOut,
 )
 async def resolve_failure(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row = await mail_triage.resolve_failure(session, path_id(request))
     return json_response(_failure_out(row))
 
@@ -81,7 +81,7 @@ def _failure_out(row: MailFailure) -> schemas.MailFailureOut:
 )
 async def list_suppressions(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.SuppressionQuery)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await mail_triage.suppressions(
             session,
             channel=query.channel,
@@ -101,6 +101,6 @@ async def list_suppressions(request: web.Request) -> web.StreamResponse:
     status=204,
 )
 async def lift_suppression(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         await mail_triage.lift(session, path_id(request))
     return web.Response(status=204)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from commhub.domain.roles import Permission
+from commhub.models import Outbox
 from commhub.services import outbox as service
 from commhub.store import outbox as store
-from commhub.store.schema import Outbox
 from commhub.web.api import outbox_schemas as schemas
 from commhub.web.api.emails import id_cursor
 from commhub.web.endpoints import endpoint, json_response, path_id, read_query
-from commhub.web.keys import HUB, SESSIONS, principal
+from commhub.web.keys import DATABASE, HUB, principal
 
 
 @endpoint(
@@ -25,7 +25,7 @@ from commhub.web.keys import HUB, SESSIONS, principal
 )
 async def list_outbox(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.OutboxQuery)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await store.listing(
             session,
             states=[query.state],
@@ -45,7 +45,7 @@ async def list_outbox(request: web.Request) -> web.StreamResponse:
     response=schemas.OutboxItem,
 )
 async def resend(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row = await service.resend(session, path_id(request), user_id=principal(request).user_id)
         out = item(row)
     await request.app[HUB].outbox_queued(row)
@@ -60,7 +60,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
     response=schemas.OutboxItem,
 )
 async def dismiss(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row = await service.dismiss(session, path_id(request), user_id=principal(request).user_id)
         out = item(row)
     return json_response(out)

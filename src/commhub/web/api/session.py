@@ -9,13 +9,13 @@ from datetime import timedelta
 from aiohttp import web
 
 from commhub.domain.roles import Permission
+from commhub.models import User
 from commhub.services import users
 from commhub.services.errors import InvalidInput
-from commhub.store.schema import User
 from commhub.web.api import schemas
 from commhub.web.api.views import user_out
 from commhub.web.endpoints import endpoint, json_response, read_body
-from commhub.web.keys import LOGIN_ATTEMPTS, SESSION_COOKIE, SESSIONS, SETTINGS, principal
+from commhub.web.keys import DATABASE, LOGIN_ATTEMPTS, SESSION_COOKIE, SETTINGS, principal
 from commhub.web.problems import Problem
 
 
@@ -56,7 +56,7 @@ async def check_credentials(request: web.Request, username: str, password: str) 
     wait = attempts.retry_after(username, client, time.monotonic())
     if wait is not None:
         raise TooManyAttempts(wait)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         user = await users.authenticate(session, username, password)
     if user is None:
         attempts.failed(username, client, time.monotonic())
@@ -68,7 +68,7 @@ async def check_credentials(request: web.Request, username: str, password: str) 
 async def start_session(request: web.Request, user: User) -> tuple[str, str]:
     """Open a session for ``user``; returns (cookie secret, CSRF token)."""
     ttl = timedelta(hours=request.app[SETTINGS].session_ttl_hours)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         secret, row = await users.open_session(session, user, ttl=ttl)
         await session.commit()
     return secret, row.csrf_token
@@ -99,7 +99,7 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
     """Forget the caller's browser session on the server and in the browser."""
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             await users.close_session(session, secret)
             await session.commit()
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -120,7 +120,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 )
 async def me(request: web.Request) -> web.StreamResponse:
     caller = principal(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         user = await session.get(User, caller.user_id)
     if user is None:
         raise Problem(401, "this user no longer exists")
@@ -158,7 +158,7 @@ async def change_own_password(request: web.Request, *, current: str, new: str) -
     if wait is not None:
         raise TooManyAttempts(wait)
     keep = request.cookies.get(SESSION_COOKIE) if caller.via == "session" else None
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         try:
             await users.change_own_password(
                 session, caller.user_id, current=current, new=new, keep_session_secret=keep

@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.roles import Permission
 from commhub.domain.sms_text import MAX_SEGMENTS, SmsTextError
+from commhub.models import Interaction, Outbox, SmsMessage
 from commhub.services.errors import NotFound
 from commhub.services.sms_sending import SmsRequest, preview, queue_sms
 from commhub.store.outbox import request_hash
-from commhub.store.schema import Interaction, Outbox, SmsMessage
 from commhub.web.api import sms_schemas as schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body
-from commhub.web.keys import HUB, SESSIONS, principal
+from commhub.web.keys import DATABASE, HUB, principal
 from commhub.web.problems import invalid
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -77,7 +77,7 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
         key=f"api:{user_id}:{key}" if key else "",
         fingerprint=request_hash(body.model_dump(mode="json")) if key else "",
     )
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         try:
             row, created = await queue_sms(
                 session,
@@ -102,7 +102,7 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
 )
 async def get_sms(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         return json_response(await _sms_out(session, interaction_id))
 
 

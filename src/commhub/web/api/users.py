@@ -11,12 +11,12 @@ from commhub.web.api import schemas
 from commhub.web.api.views import token_out, user_out
 from commhub.web.auth import credential_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body
-from commhub.web.keys import SESSIONS, principal
+from commhub.web.keys import DATABASE, principal
 
 
 @endpoint("List users.", permission=Permission.USERS_MANAGE, tag="users", response=schemas.UserList)
 async def list_users(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await user_store.all_users(session)
     return json_response(schemas.UserList(items=[user_out(u) for u in rows]))
 
@@ -31,7 +31,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
 )
 async def create_user(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.UserCreate)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         user = await users.create_user(
             session,
             username=body.username,
@@ -56,7 +56,7 @@ async def create_user(request: web.Request) -> web.StreamResponse:
 async def update_user(request: web.Request) -> web.StreamResponse:
     user_id = path_id(request)
     body = await read_body(request, schemas.UserUpdate)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         user = await users.update_user(
             session,
             user_id,
@@ -81,7 +81,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
     response=schemas.TokenList,
 )
 async def list_tokens(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await user_store.tokens_of(session, principal(request).user_id)
     return json_response(schemas.TokenList(items=[token_out(t) for t in rows]))
 
@@ -96,7 +96,7 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
 )
 async def create_token(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.TokenCreate)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         secret, token = await users.issue_token(session, principal(request).user_id, body.name)
         await session.commit()
     issued = schemas.TokenIssued(**token_out(token).model_dump(), token=secret)
@@ -111,7 +111,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
 )
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     caller = principal(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         await users.revoke_token(
             session, caller.user_id, path_id(request), any_user=caller.role is Role.ADMIN
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from commhub.domain.phones import Phone
+from commhub.models import ApiToken, Interaction, User
 from commhub.store.contacts import ContactView
 from commhub.store.pagination import Cursor
-from commhub.store.schema import ApiToken, Interaction, User
 from commhub.web.api import schemas
 
 

@@ -6,13 +6,13 @@ from aiohttp import web
 
 from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
+from commhub.models import FollowUp
 from commhub.services import click_to_call
 from commhub.store import calls as call_store
 from commhub.store import follow_ups
-from commhub.store.schema import FollowUp
 from commhub.web.api.calls import configured_pbxs
 from commhub.web.endpoints import endpoint, path_id
-from commhub.web.keys import SESSIONS, SETTINGS, principal
+from commhub.web.keys import DATABASE, SETTINGS, principal
 from commhub.web.ui import flash
 from commhub.web.ui.forms import back_to, read_form, refusals_shown_at
 
@@ -32,7 +32,7 @@ async def place_call(request: web.Request) -> web.StreamResponse:
         if not number and contact_id is None:
             raise flash.redirect(back, "Give a number to call.", kind="error")
         pbxs = configured_pbxs(request)
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             # The PBX is the one that rings the operator's extension: a page never names it.
             call, _created = await click_to_call.place_call(
                 session,
@@ -57,7 +57,7 @@ async def place_call(request: web.Request) -> web.StreamResponse:
 async def dismiss_missed(request: web.Request) -> web.StreamResponse:
     missed_id = path_id(request)
     back = back_to(request, "/")
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row = await call_store.dismiss_missed(session, missed_id, principal(request).user_id)
         await session.commit()
     if row is None:
@@ -69,7 +69,7 @@ async def dismiss_missed(request: web.Request) -> web.StreamResponse:
 async def follow_up_done(request: web.Request) -> web.StreamResponse:
     follow_up_id = path_id(request)
     back = back_to(request, "/")
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         row: FollowUp | None = await follow_ups.complete(
             session, follow_up_id, principal(request).user_id
         )

@@ -12,7 +12,7 @@ from commhub.domain.roles import Permission
 from commhub.services import outbox as service
 from commhub.store import outbox as store
 from commhub.web.endpoints import endpoint, path_id
-from commhub.web.keys import HUB, SESSIONS, principal
+from commhub.web.keys import DATABASE, HUB, principal
 from commhub.web.ui import flash
 from commhub.web.ui.forms import refusals_shown_at
 from commhub.web.ui.render import page
@@ -27,7 +27,7 @@ SHOWN = 500
     tag="pages",
 )
 async def outbox_page(request: web.Request) -> web.StreamResponse:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await store.listing(session, states=[store.UNCERTAIN], limit=SHOWN)
     return await page(request, "admin_outbox.html", section="admin-outbox", rows=rows)
 
@@ -35,7 +35,7 @@ async def outbox_page(request: web.Request) -> web.StreamResponse:
 @endpoint("Send a message in doubt again.", permission=Permission.OUTBOX_SETTLE, tag="pages")
 async def resend(request: web.Request) -> web.StreamResponse:
     async with refusals_shown_at(PAGE):
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             row = await service.resend(
                 session, path_id(request), user_id=principal(request).user_id
             )
@@ -46,6 +46,6 @@ async def resend(request: web.Request) -> web.StreamResponse:
 @endpoint("Dismiss a message in doubt.", permission=Permission.OUTBOX_SETTLE, tag="pages")
 async def dismiss(request: web.Request) -> web.StreamResponse:
     async with refusals_shown_at(PAGE):
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             await service.dismiss(session, path_id(request), user_id=principal(request).user_id)
     raise flash.redirect(PAGE, "Dismissed: it stays on the card as may have been sent.")

@@ -13,14 +13,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from commhub.domain.roles import Permission, Role
+from commhub.models import User
 from commhub.services import users
 from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store import users as user_store
-from commhub.store.schema import User
 from commhub.web.api import schemas
 from commhub.web.auth import credential_of
 from commhub.web.endpoints import endpoint, path_id
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 from commhub.web.ui import flash
 from commhub.web.ui.forms import Form, read_form
 from commhub.web.ui.render import page, viewer
@@ -46,7 +46,7 @@ async def create_user(request: web.Request) -> web.StreamResponse:
                 "extension": form.get("extension", "").strip() or None,
             }
         )
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             user = await users.create_user(
                 session,
                 username=body.username,
@@ -90,7 +90,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
                 "password": form.get("password") or None,
             }
         )
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             await users.update_user(
                 session,
                 user.id,
@@ -111,7 +111,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
 async def _users_page(
     request: web.Request, *, form: Form, error: str = "", status: int = 200
 ) -> web.Response:
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await user_store.all_users(session)
     return await page(
         request,
@@ -144,7 +144,7 @@ async def _user_page(
 
 async def _user(request: web.Request) -> User:
     user_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user", user_id)

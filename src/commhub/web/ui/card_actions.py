@@ -19,14 +19,14 @@ from commhub.domain.moments import RANGE_TEXT, day_in_range
 from commhub.domain.roles import Permission
 from commhub.domain.sms_text import SmsTextError
 from commhub.jobs.queue import JobQueue
+from commhub.models import utcnow
 from commhub.services.errors import InvalidInput
 from commhub.services.interactions import record_interaction
 from commhub.services.mail_sending import SEND_JOB, EmailRequest, queue_email
 from commhub.services.sms_sending import SmsRequest, queue_sms
 from commhub.store import follow_ups
-from commhub.store.schema import utcnow
 from commhub.web.endpoints import endpoint, path_id
-from commhub.web.keys import CHANNELS, HUB, JOBS, SESSIONS, SETTINGS, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, JOBS, SETTINGS, principal
 from commhub.web.ui import flash
 from commhub.web.ui.forms import Form, back_to, read_form, refusals_shown_at
 from commhub.web.ui.render import viewer
@@ -73,7 +73,7 @@ async def add_note(request: web.Request) -> web.StreamResponse:
             raise InvalidInput("text", f"a note holds at most {MAX_NOTE} characters")
         due = await _due(request, form)
         key = _form_key(form, user_id, "note") or f"note:{uuid.uuid4().hex}"
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             note, created = await record_interaction(
                 session,
                 NewInteraction(
@@ -114,7 +114,7 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
     async with refusals_shown_at(back):
         if not hub.sms_gateways:
             raise ChannelUnavailable("no SMS gateway is configured")
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             try:
                 row, created = await queue_sms(
                     session,
@@ -151,7 +151,7 @@ async def send_email(request: web.Request) -> web.StreamResponse:
         if not to:
             raise InvalidInput("to", "choose an address")
         reply_to = form.get("reply_to_id", "")
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             row, created = await queue_email(
                 session,
                 mailer,

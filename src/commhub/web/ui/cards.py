@@ -19,6 +19,7 @@ from commhub.channels import Mailer
 from commhub.domain.contacts import ContactDraft, read_emails, read_phones, read_tags
 from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
+from commhub.models import Interaction
 from commhub.services import contacts
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import calls as call_store
@@ -26,9 +27,8 @@ from commhub.store import card_details, follow_ups
 from commhub.store import contacts as contact_store
 from commhub.store import users as user_store
 from commhub.store.pagination import Cursor, CursorError
-from commhub.store.schema import Interaction
 from commhub.web.endpoints import endpoint, path_id
-from commhub.web.keys import CHANNELS, HUB, SESSIONS, SETTINGS, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, SETTINGS, principal
 from commhub.web.ui import flash
 from commhub.web.ui.forms import field_list, read_form, refusals_shown_at
 from commhub.web.ui.render import html, page, render_text, viewer
@@ -70,7 +70,7 @@ def _next_url(contact_id: int, cursor: Cursor | None) -> str:
 @endpoint("Client card.", permission=Permission.CONTACTS_READ, tag="pages")
 async def card_page(request: web.Request) -> web.StreamResponse:
     contact_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         try:
             card = await contacts.card(session, contact_id, after=None, limit=TIMELINE_PAGE)
         except NotFound as exc:
@@ -109,7 +109,7 @@ async def timeline_fragment(request: web.Request) -> web.StreamResponse:
     except CursorError:
         raise web.HTTPUnprocessableEntity(text="bad cursor") from None
     me = await viewer(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         card = await contacts.card(session, contact_id, after=after, limit=TIMELINE_PAGE)
         timeline = await timeline_context(session, card.timeline)
     text = render_text(
@@ -130,7 +130,7 @@ async def contacts_page(request: web.Request) -> web.StreamResponse:
     found: list[Any] = []
     error = ""
     if any(query.values()):
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             try:
                 found = await contacts.search_contacts(
                     session,
@@ -167,7 +167,7 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
             emails=read_emails(field_list(form, "emails")),
             tags=read_tags(field_list(form, "tags")),
         )
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             view = await contacts.create_contact(
                 session, draft, owner_id=principal(request).user_id, source="console"
             )
@@ -191,7 +191,7 @@ async def edit_contact(request: web.Request) -> web.StreamResponse:
             emails=read_emails(field_list(form, "emails")),
             tags=read_tags(field_list(form, "tags")),
         )
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             await contacts.update_contact(session, contact_id, changes, source="console")
     raise flash.redirect(back, "Contact saved.")
 
@@ -210,7 +210,7 @@ MAIL_HTML_POLICY = (
 )
 async def email_html(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         body = await card_details.email_html(session, interaction_id)
     if body is None:
         raise web.HTTPNotFound(text=f"no HTML body for e-mail {interaction_id}")
@@ -234,7 +234,7 @@ async def email_html(request: web.Request) -> web.StreamResponse:
 )
 async def email_thread(request: web.Request) -> web.StreamResponse:
     thread_id = path_id(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         messages = await card_details.thread(session, thread_id)
         if not messages:
             raise NotFound("e-mail thread", thread_id)

@@ -14,11 +14,11 @@ from typing import Final
 from aiohttp import web
 
 from commhub.domain.roles import Permission, Role
+from commhub.models import User
 from commhub.store import users as user_store
 from commhub.store.reports import NOBODY, OperatorResults, operator_results, team_total
-from commhub.store.schema import User
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 from commhub.web.ui import periods
 from commhub.web.ui.charts import BarChart, grouped_bars
 from commhub.web.ui.render import page, translate, viewer
@@ -96,7 +96,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             total=None,
             chart=None,
         )
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         results = await operator_results(session, since=period.since, until=period.until)
         users = await user_store.all_users(session)
     rows = [

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from commhub.models import User
 from commhub.services import users
-from commhub.store.schema import User
-from commhub.web.keys import PRINCIPAL, SESSION_COOKIE, SESSIONS
+from commhub.web.keys import DATABASE, PRINCIPAL, SESSION_COOKIE
 from commhub.web.ui.render import html, language_of, render_text
 
 
@@ -28,7 +28,7 @@ async def error_page(
 async def _chosen_language(request: web.Request) -> str | None:
     """The logged-in reader's language, also on an address no route serves (no login ran)."""
     try:
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             if PRINCIPAL in request:
                 user_id: int | None = request[PRINCIPAL].user_id
             else:

@@ -15,7 +15,7 @@ from commhub.store import interactions as interaction_store
 from commhub.store.calls import OPEN
 from commhub.store.reports import OperatorResults, operator_results
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 from commhub.web.ui.render import page, viewer
 
 MISSED_SHOWN = 20
@@ -32,7 +32,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     since = me.fmt.days_ago(0)
     until = since + timedelta(days=1)
     user_id = me.user.id
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         today = (
             await operator_results(session, since=since, until=until, operator_ids=[user_id])
         ).get(user_id) or OperatorResults(operator_id=user_id)

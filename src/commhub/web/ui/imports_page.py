@@ -7,7 +7,7 @@ from aiohttp import web
 from commhub.domain.roles import Permission
 from commhub.services import import_control
 from commhub.web.endpoints import endpoint, path_id
-from commhub.web.keys import JOBS, SESSIONS, principal
+from commhub.web.keys import DATABASE, JOBS, principal
 from commhub.web.ui import flash
 from commhub.web.ui.forms import read_form, refusals_shown_at
 from commhub.web.ui.render import page
@@ -21,7 +21,7 @@ PAGE = "/imports"
     tag="pages",
 )
 async def imports_page(request: web.Request) -> web.StreamResponse:
-    views = await import_control.recent(request.app[SESSIONS])
+    views = await import_control.recent(request.app[DATABASE])
     return await page(request, "imports.html", section="imports", imports=views)
 
 
@@ -33,7 +33,7 @@ async def cancel_import(request: web.Request) -> web.StreamResponse:
     await read_form(request)
     async with refusals_shown_at(PAGE):
         found = await import_control.cancel(
-            request.app[SESSIONS], import_id, who=principal(request).username
+            request.app[DATABASE], import_id, who=principal(request).username
         )
     raise flash.redirect(
         PAGE,
@@ -61,7 +61,7 @@ async def _requeue(request: web.Request, *, restart: bool) -> web.StreamResponse
     import_id = path_id(request)
     await read_form(request)
     async with refusals_shown_at(PAGE):
-        await import_control.requeue(request.app[SESSIONS], import_id, restart=restart)
+        await import_control.requeue(request.app[DATABASE], import_id, restart=restart)
     await request.app[JOBS].enqueue(
         import_control.IMPORT_JOB, import_id, job_id=import_control.job_id(import_id)
     )

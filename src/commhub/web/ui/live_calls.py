@@ -15,12 +15,12 @@ from aiohttp import web
 
 from commhub.domain.interactions import Direction
 from commhub.domain.roles import Permission
+from commhub.models import Interaction, User
 from commhub.store import calls as call_store
 from commhub.store import contacts as contact_store
 from commhub.store import users as user_store
-from commhub.store.schema import Interaction, User
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 from commhub.web.ui.render import page, viewer
 
 
@@ -126,7 +126,7 @@ def script_data(
 )
 async def live_view(request: web.Request) -> web.StreamResponse:
     me = await viewer(request)
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         rows = await call_store.live_calls(session)
         directory = Directory.of(await user_store.all_users(session))
         names = await contact_store.names_of(session, [row.contact_id for row in rows])

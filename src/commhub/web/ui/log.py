@@ -10,12 +10,12 @@ from aiohttp import web
 from commhub.domain.identifiers import parse_id
 from commhub.domain.interactions import Channel, Direction, Status
 from commhub.domain.roles import Permission
+from commhub.models import Interaction
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as store
 from commhub.store import users as user_store
-from commhub.store.schema import Interaction
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 from commhub.web.ui.log_export import EXPORT_LIMIT, operator_names
 from commhub.web.ui.log_filters import (
     FilterError,
@@ -44,7 +44,7 @@ async def interaction_log(request: web.Request) -> web.StreamResponse:
     names: dict[int, str] = {}
     next_link = ""
     capped = False
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         people = await user_store.all_users(session)
         try:
             filters = filters_from(values, me.fmt.zone, me.fmt.region)

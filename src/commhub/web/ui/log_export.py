@@ -25,14 +25,14 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from commhub.domain.roles import Permission
 from commhub.domain.spreadsheet_cells import neutralised
+from commhub.models import Interaction, User
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as store
 from commhub.store import users as user_store
 from commhub.store.engine import SessionFactory
 from commhub.store.interactions import InteractionFilter
-from commhub.store.schema import Interaction, User
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import SESSIONS
+from commhub.web.keys import DATABASE
 from commhub.web.ui.formatting import Formats
 from commhub.web.ui.i18n import N_
 from commhub.web.ui.log_filters import FilterError, filters_from, form_values, link
@@ -79,7 +79,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     response.charset = "utf-8"
     await response.prepare(request)
     await response.write((UTF8_BOM + _csv_lines([_header(me)])).encode())
-    async for rows in _rows(request.app[SESSIONS], filters, me.fmt):
+    async for rows in _rows(request.app[DATABASE], filters, me.fmt):
         await response.write(_csv_lines(rows).encode())
     await response.write_eof()
     return response
@@ -98,7 +98,7 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
         sheet.column_dimensions[chr(ord("A") + index)].width = width
     sheet.freeze_panes = "A2"
     sheet.append(_header(me))
-    async for rows in _rows(request.app[SESSIONS], filters, me.fmt):
+    async for rows in _rows(request.app[DATABASE], filters, me.fmt):
         await asyncio.to_thread(_append, sheet, rows)
     with tempfile.TemporaryFile() as file:
         await asyncio.to_thread(workbook.save, file)

@@ -11,7 +11,7 @@ from commhub.services import users
 from commhub.services.errors import InvalidInput
 from commhub.web.api.session import TooManyAttempts, change_own_password
 from commhub.web.endpoints import endpoint
-from commhub.web.keys import SESSIONS, SETTINGS
+from commhub.web.keys import DATABASE, SETTINGS
 from commhub.web.ui import flash
 from commhub.web.ui.formatting import zone_names
 from commhub.web.ui.forms import Form, read_form
@@ -37,7 +37,7 @@ async def profile_submit(request: web.Request) -> web.StreamResponse:
     locale = form.get("locale", "")
     time_zone = form.get("time_zone", "")
     try:
-        async with request.app[SESSIONS]() as session:
+        async with request.app[DATABASE]() as session:
             await users.update_user(session, me.user.id, locale=locale, time_zone=time_zone)
             await session.commit()
     except InvalidInput as refused:

@@ -19,9 +19,9 @@ from aiohttp import web
 
 from commhub.domain.interactions import is_recording_file
 from commhub.domain.roles import Permission, Role, allows
+from commhub.models import User
 from commhub.services.users import Principal
-from commhub.store.schema import User
-from commhub.web.keys import PRINCIPAL, SESSIONS, SETTINGS
+from commhub.web.keys import DATABASE, PRINCIPAL, SETTINGS
 from commhub.web.ui import flash
 from commhub.web.ui.assets import static_url
 from commhub.web.ui.formatting import Formats, zone_or_none
@@ -131,7 +131,7 @@ async def viewer(request: web.Request) -> Viewer:
     if _VIEWER in request:
         return request[_VIEWER]
     caller: Principal = request[PRINCIPAL]
-    async with request.app[SESSIONS]() as session:
+    async with request.app[DATABASE]() as session:
         user = await session.get(User, caller.user_id)
     if user is None:  # deleted between authentication and now
         raise web.HTTPSeeOther("/login")
