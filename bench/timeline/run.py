@@ -24,11 +24,11 @@ from load import Shape, fill_postgres, fill_sqlite
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commhub.domain.pagination import Cursor
 from commhub.models import Interaction, UTCDateTime
 from commhub.store.engine import open_engine, session_factory
 from commhub.store.interactions import cursor_after, timeline
 from commhub.store.migrate import upgrade
-from commhub.store.pagination import Cursor
 from databases import BACKENDS, BenchDatabase, bench_database, drop, is_built, mark_built, recreate
 from latency import Comparison, Samples, interleaved, report
 

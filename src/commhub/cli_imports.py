@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from commhub.cli import load_settings, run
+from commhub.cli_base import load_settings, run
 from commhub.config import Settings
 
 T = TypeVar("T")

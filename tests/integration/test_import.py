@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from commhub.cli import main
 from commhub.config import Settings
-from commhub.domain.contacts import ConsentChoice, ContactDraft
+from commhub.domain.contacts import ConsentChoice, ContactDraft, ContactView
 from commhub.domain.imports import ImportMapping, MappingError
 from commhub.domain.phones import parse_phone
 from commhub.jobs.imports import run_import
@@ -73,7 +73,7 @@ async def count(sessions: SessionFactory, model: type[object]) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def contact_by_phone(sessions: SessionFactory, e164: str) -> contact_store.ContactView:
+async def contact_by_phone(sessions: SessionFactory, e164: str) -> ContactView:
     async with sessions() as session:
         contact_id = await session.scalar(
             select(ContactPoint.contact_id).where(ContactPoint.value == e164)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from commhub.domain.emails import EmailError, normalize_email
 from commhub.domain.phones import Phone, PhoneError, parse_phone
@@ -97,3 +99,30 @@ def read_consent(channel: str, purpose: str, granted: bool, index: int) -> Conse
     if not purpose:
         raise FieldError(f"consents[{index}].purpose", "purpose must not be empty")
     return ConsentChoice(channel=channel, purpose=purpose, granted=granted)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    channel: str
+    purpose: str
+    granted: bool
+    source: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    """A contact with everything on its card except the timeline."""
+
+    id: int
+    name: str
+    company: str | None
+    owner_id: int | None
+    phones: list[str]
+    emails: list[str]
+    tags: list[str]
+    consents: list[ConsentView]
+    extra: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    merged_into_id: int | None = None

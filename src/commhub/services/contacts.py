@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain import phones
-from commhub.domain.contacts import ConsentChoice, ContactDraft, name_key
+from commhub.domain.contacts import ConsentChoice, ContactDraft, ContactView, name_key
 from commhub.domain.emails import EmailError, normalize_email
+from commhub.domain.pagination import Cursor
 from commhub.models import Contact, Interaction, User, utcnow
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import contact_points
 from commhub.store import contacts as store
 from commhub.store import interactions as interaction_store
-from commhub.store.pagination import Cursor
 
 MAX_EXTRA_FIELDS = 100
 
@@ -41,14 +41,14 @@ class ContactChanges:
 
 @dataclass(frozen=True, slots=True)
 class Card:
-    contact: store.ContactView
+    contact: ContactView
     timeline: Sequence[Interaction]
     next_cursor: Cursor | None
 
 
 async def create_contact(
     session: AsyncSession, draft: ContactDraft, *, owner_id: int | None, source: str
-) -> store.ContactView:
+) -> ContactView:
     """Save a new contact with its points, tags and consents; commit."""
     if not draft.name.strip() and not draft.phones and not draft.emails:
         raise InvalidInput("name", "a contact needs a name, a phone or an e-mail")
@@ -72,7 +72,7 @@ async def create_contact(
 
 async def update_contact(
     session: AsyncSession, contact_id: int, changes: ContactChanges, *, source: str
-) -> store.ContactView:
+) -> ContactView:
     """Apply a partial edit; consents given are recorded with ``source``; commit."""
     contact = await _live(session, contact_id)
     if changes.name is not None:
@@ -105,7 +105,7 @@ async def update_contact(
     return await get_contact(session, contact_id)
 
 
-async def get_contact(session: AsyncSession, contact_id: int) -> store.ContactView:
+async def get_contact(session: AsyncSession, contact_id: int) -> ContactView:
     view = await store.load(session, contact_id)
     if view is None:
         raise NotFound("contact", contact_id)
@@ -134,7 +134,7 @@ async def search_contacts(
     tag: str | None = None,
     before_id: int | None = None,
     limit: int = 50,
-) -> list[store.ContactView]:
+) -> list[ContactView]:
     """Contacts matching all given filters; a phone may be written in any format."""
     ids: list[int] | None = None
     if phone:
@@ -163,7 +163,7 @@ async def search_contacts(
 
 async def merge_contacts(
     session: AsyncSession, target_id: int, source_ids: Sequence[int]
-) -> store.ContactView:
+) -> ContactView:
     """Fold ``source_ids`` into ``target_id``: one card with everything; commit."""
     await _live(session, target_id)
     if not source_ids:

@@ -19,6 +19,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallUpdated
+from commhub.domain.contacts import ContactView
 from commhub.domain.interactions import Channel, Direction
 from commhub.domain.phones import display_number
 from commhub.models import Interaction, User, utcnow
@@ -32,7 +33,6 @@ from commhub.services.identify import Verdict
 from commhub.store import calls as call_store
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
-from commhub.store.contacts import ContactView
 
 RECENT_INTERACTIONS = 5
 MAX_CANDIDATES = 5

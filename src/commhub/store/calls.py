@@ -9,6 +9,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Channel, Status
+from commhub.domain.pagination import Cursor
 from commhub.models import (
     CallHeartbeat,
     CallRequest,
@@ -18,7 +19,6 @@ from commhub.models import (
     utcnow,
 )
 from commhub.store.dialect import upsert_insert
-from commhub.store.pagination import Cursor
 
 OPEN = "open"
 CALLED_BACK = "called_back"

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.contacts import ConsentChoice, name_key
+from commhub.domain.contacts import ConsentChoice, ConsentView, ContactView, name_key
 from commhub.domain.phones import Phone
 from commhub.models import (
     Company,
@@ -24,33 +21,6 @@ from commhub.models import (
 )
 from commhub.store.contact_points import EMAIL, PHONE
 from commhub.store.dialect import upsert_insert
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentView:
-    channel: str
-    purpose: str
-    granted: bool
-    source: str
-    recorded_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ContactView:
-    """A contact with everything on its card except the timeline."""
-
-    id: int
-    name: str
-    company: str | None
-    owner_id: int | None
-    phones: list[str]
-    emails: list[str]
-    tags: list[str]
-    consents: list[ConsentView]
-    extra: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    merged_into_id: int | None = None
 
 
 async def company_id(session: AsyncSession, name: str | None) -> int | None:

@@ -10,9 +10,9 @@ from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import NewInteraction
+from commhub.domain.pagination import Cursor
 from commhub.models import Interaction
 from commhub.store.dialect import contains_text, upsert_insert
-from commhub.store.pagination import Cursor
 
 
 @dataclass(frozen=True, slots=True)

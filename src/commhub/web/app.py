@@ -11,9 +11,9 @@ from commhub.bootstrap import Hub
 from commhub.domain.login_attempts import LoginAttempts
 from commhub.web.auth import auth_middleware
 from commhub.web.endpoints import MAX_JSON_BYTES
+from commhub.web.failures import problem_middleware
 from commhub.web.keys import CHANNELS, DATABASE, FEED, HUB, JOBS, LOGIN_ATTEMPTS, SETTINGS
 from commhub.web.live import OPEN_SOCKETS, close_live_sockets, watch_telephony
-from commhub.web.problems import problem_middleware
 from commhub.web.routes import add_routes
 
 HubOpener = Callable[[], Awaitable[Hub]]

@@ -2,14 +2,13 @@
 
 Every error the API returns has this shape; validation problems carry an
 ``errors`` list naming each field at fault, so a client can show the message
-next to the right input.
+next to the right input. This module renders nothing else: ``web/failures.py``
+decides between this document and the console's error page.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -17,13 +16,10 @@ from pydantic import ValidationError
 
 from commhub.channels import ChannelUnavailable, OriginateRejected
 from commhub.domain.contacts import FieldError
+from commhub.domain.pagination import CursorError
 from commhub.services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from commhub.store.pagination import CursorError
-
-log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _TITLES = {
     400: "Bad request",
@@ -61,14 +57,6 @@ class Problem(Exception):
         self.headers = headers or {}
         self.extra = extra
 
-    async def answer(self, request: web.Request) -> web.Response:
-        """A page for a console address, the problem document otherwise."""
-        if wants_page(request):
-            from commhub.web.ui.errors import error_page  # the console renders its own
-
-            return await error_page(request, self.status, self.detail, self.headers)
-        return self.response(request)
-
     def response(self, request: web.Request) -> web.Response:
         """The problem document (``application/problem+json``)."""
         body: dict[str, Any] = {
@@ -87,18 +75,6 @@ class Problem(Exception):
             content_type=PROBLEM_JSON,
             headers=self.headers,
         )
-
-
-def wants_page(request: web.Request) -> bool:
-    """A console address answers an HTML page, unless the client asks for JSON alone.
-
-    The API, gateway callbacks and static files always answer problem documents.
-    """
-    if request.path.startswith(("/api/", "/hooks/", "/static/")):
-        return False
-    accept = request.headers.get("Accept", "").lower()
-    asks_json = "json" in accept and "text/html" not in accept and "*/*" not in accept
-    return not asks_json
 
 
 def invalid(field: str, message: str) -> Problem:
@@ -137,29 +113,3 @@ def from_service_error(exc: Exception) -> Problem | None:
         case OriginateRejected():
             return Problem(502, f"the PBX refused the call: {exc}")
     return None
-
-
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into a problem document; never leak a traceback."""
-    if "\x00" in request.path or any("\x00" in k + v for k, v in request.query.items()):
-        # No PostgreSQL text can hold U+0000: refused here for every page and endpoint.
-        return await Problem(400, "the address holds the NUL character (%00)").answer(request)
-    try:
-        return await handler(request)
-    except Problem as problem:
-        return await problem.answer(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return await Problem(exc.status, detail or exc.reason, headers=headers).answer(request)
-    except ValidationError as exc:
-        return await from_validation(exc).answer(request)
-    except Exception as exc:
-        mapped = from_service_error(exc)
-        if mapped is not None:
-            return await mapped.answer(request)
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return await Problem(500, "the server failed to handle this request").answer(request)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from commhub.channels import ChannelUnavailable, Telephony
+from commhub.domain.pagination import Cursor
 from commhub.domain.roles import Permission, Role
 from commhub.models import CallRequest, Interaction, MissedCall
 from commhub.services import click_to_call
 from commhub.store import calls as store
-from commhub.store.pagination import Cursor
 from commhub.web.api import schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.api.views import interaction_page

@@ -7,9 +7,9 @@ from aiohttp import web
 
 from commhub.domain.contacts import ContactDraft, read_consent, read_emails, read_phones, read_tags
 from commhub.domain.identifiers import parse_id
+from commhub.domain.pagination import Cursor
 from commhub.domain.roles import Permission
 from commhub.services import contacts
-from commhub.store.pagination import Cursor
 from commhub.web.api import schemas
 from commhub.web.api.views import contact_out, interaction_page
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from commhub.domain.interactions import NewInteraction
+from commhub.domain.pagination import Cursor
 from commhub.domain.roles import Permission
 from commhub.services.interactions import record_reported_interaction
 from commhub.store import interactions as store
-from commhub.store.pagination import Cursor
 from commhub.web.api import schemas
 from commhub.web.api.views import interaction_page
 from commhub.web.endpoints import endpoint, json_response, read_body, read_query

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from commhub.domain.contacts import ContactView
+from commhub.domain.pagination import Cursor
 from commhub.domain.phones import Phone
 from commhub.models import ApiToken, Interaction, User
-from commhub.store.contacts import ContactView
-from commhub.store.pagination import Cursor
 from commhub.web.api import schemas
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.channels import Mailer
 from commhub.domain.contacts import ContactDraft, read_emails, read_phones, read_tags
 from commhub.domain.identifiers import parse_id
+from commhub.domain.pagination import Cursor, CursorError
 from commhub.domain.roles import Permission
 from commhub.models import Interaction
 from commhub.services import contacts
@@ -26,7 +27,6 @@ from commhub.store import calls as call_store
 from commhub.store import card_details, follow_ups
 from commhub.store import contacts as contact_store
 from commhub.store import users as user_store
-from commhub.store.pagination import Cursor, CursorError
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import CHANNELS, DATABASE, HUB, SETTINGS, principal
 from commhub.web.ui import flash

@@ -20,9 +20,9 @@ from commhub.domain.emails import EmailError, normalize_email
 from commhub.domain.identifiers import parse_id
 from commhub.domain.interactions import Channel, Direction, Status
 from commhub.domain.moments import FIRST_DAY, LAST_DAY, day_in_range
+from commhub.domain.pagination import Cursor, CursorError
 from commhub.domain.phones import read_number
 from commhub.store.interactions import InteractionFilter
-from commhub.store.pagination import Cursor, CursorError
 from commhub.web.ui.i18n import N_
 
 FIELDS: Final = (
