@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import tomllib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -37,6 +37,7 @@ from commhub.jobs.inprocess import InProcessJobs
 from commhub.jobs.queue import JobFunction, JobQueue, job_context
 from commhub.models import Outbox, User
 from commhub.services import import_control, users
+from commhub.services.database import Database
 from commhub.services.inbound import InboundProcessor
 from commhub.services.live import LiveFeed
 from commhub.services.mail_inbox import StoredCursors
@@ -45,7 +46,7 @@ from commhub.services.outbox import OutboxKeeper
 from commhub.services.sms_sender import SmsSender
 from commhub.store import outbox as outbox_store
 from commhub.store.engine import SessionFactory, open_engine, session_factory
-from commhub.store.migrate import upgrade
+from commhub.store.migrate import current_revision, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,26 @@ class Hub:
             self.listening = False
         await self.jobs.close()
         await self.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[Database]:
+    """The database alone, for one-off commands and job workers: no channels, no job queue."""
+    engine = open_engine(settings.effective_database_url, log_parameters=settings.log_personal_data)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+async def migrate_database(settings: Settings) -> str | None:
+    """Bring the schema up to date; the revision it is at afterwards."""
+    engine = open_engine(settings.effective_database_url, log_parameters=settings.log_personal_data)
+    try:
+        await upgrade(engine)
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
 
 
 async def open_hub(

@@ -30,20 +30,10 @@ def main() -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    from commhub.store.engine import open_engine
-    from commhub.store.migrate import current_revision, upgrade
+    from commhub.bootstrap import migrate_database
 
     settings = load_settings()
-
-    async def go() -> str | None:
-        engine = open_engine(settings.effective_database_url)
-        try:
-            await upgrade(engine)
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    revision = run(go)
+    revision = run(lambda: migrate_database(settings))
     click.echo(f"database at revision {revision}")
 
 
@@ -52,21 +42,17 @@ def migrate() -> None:
 @click.option("--region", help="ISO region for numbers without a country code.")
 def identify(address: str, region: str | None) -> None:
     """Tell who ADDRESS (a phone in any format or an e-mail) belongs to."""
+    from commhub.bootstrap import open_database
     from commhub.services.identify import Verdict
     from commhub.services.identify import identify as identify_address
-    from commhub.store.engine import open_engine, session_factory
 
     settings = load_settings()
 
     async def go() -> Any:
-        engine = open_engine(settings.effective_database_url)
-        try:
-            async with session_factory(engine)() as session:
-                return await identify_address(
-                    session, address, region=(region or settings.phone_region).upper()
-                )
-        finally:
-            await engine.dispose()
+        async with open_database(settings) as db, db() as session:
+            return await identify_address(
+                session, address, region=(region or settings.phone_region).upper()
+            )
 
     found = run(go)
     shown = found.normalized or found.address

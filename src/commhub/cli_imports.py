@@ -26,15 +26,12 @@ def _with_store(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(sessions)`` against the configured database; known failures become messages."""
     from sqlalchemy.exc import DBAPIError
 
+    from commhub.bootstrap import open_database
     from commhub.services.errors import ServiceError
-    from commhub.store.engine import open_engine, session_factory
 
     async def go() -> T:
-        engine = open_engine(settings.effective_database_url)
-        try:
-            return await work(session_factory(engine))
-        finally:
-            await engine.dispose()
+        async with open_database(settings) as db:
+            return await work(db)
 
     try:
         return run(go)

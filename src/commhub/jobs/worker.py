@@ -9,6 +9,7 @@ and a finished job id can be enqueued again, exactly as in-process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 from arq.worker import Function, Retry, Worker, func
 from redis.exceptions import RedisError
 
+from commhub.bootstrap import open_database
 from commhub.channels import Channel
 from commhub.config import Settings
 from commhub.jobs.arq_queue import redis_location, redis_settings
@@ -37,11 +39,10 @@ from commhub.jobs.queue import (
     jobs_by_name,
     retry_delay,
 )
-from commhub.store.engine import open_engine, session_factory
 
 log = logging.getLogger(__name__)
 
-_ENGINE = "commhub_engine"
+_DATABASE = "commhub_database"
 
 
 def build_worker(
@@ -70,20 +71,17 @@ def build_worker(
         raise JobQueueError("COMMHUB_REDIS_URL is not set: an arq worker needs Redis")
 
     async def open_store(ctx: dict[str, Any]) -> None:
-        engine = open_engine(
-            settings.effective_database_url, log_parameters=settings.log_personal_data
-        )
-        ctx[_ENGINE] = engine
-        ctx.update(
-            job_context(settings=settings, sessions=session_factory(engine), channels=channels)
-        )
+        opened = contextlib.AsyncExitStack()
+        db = await opened.enter_async_context(open_database(settings))
+        ctx[_DATABASE] = opened
+        ctx.update(job_context(settings=settings, sessions=db, channels=channels))
 
     async def close_store(ctx: dict[str, Any]) -> None:
         for channel in channels.values():
             await channel.stop()
-        engine = ctx.pop(_ENGINE, None)
-        if engine is not None:
-            await engine.dispose()
+        opened = ctx.pop(_DATABASE, None)
+        if opened is not None:
+            await opened.aclose()
 
     return Worker(
         [
