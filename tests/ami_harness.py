@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
+from ami_replay import AmiReplayServer
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
 from commhub.config import Settings
@@ -17,7 +18,6 @@ from commhub.models import Interaction
 from commhub.web.app import create_app
 from commhub_asterisk import AmiChannel, adapter
 from commhub_asterisk.recordings import Recording, load_recording
-from commhub_asterisk.replay import AmiReplayServer
 
 AMI = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ami"
 """The streams recorded from a real Asterisk."""

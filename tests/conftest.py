@@ -22,9 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 import ami_harness
+from ami_replay import AmiReplayServer
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
-from commhub_asterisk.replay import AmiReplayServer
 
 POSTGRES_ENV = "COMMHUB_TEST_POSTGRES_URL"
 REDIS_ENV = "COMMHUB_TEST_REDIS_URL"

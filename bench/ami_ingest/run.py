@@ -53,11 +53,13 @@ from pathlib import Path
 from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the AMI replay peer
 
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 from sqlalchemy import Select, func, select
 
+from ami_replay import AmiReplayServer, Chunks, Playback
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import CallOffered, CallUpdated, InboundEvent
 from commhub.config import Settings
@@ -68,7 +70,6 @@ from commhub_asterisk import AmiChannel
 from commhub_asterisk.config import PbxSettings
 from commhub_asterisk.dialplan import Dialplan
 from commhub_asterisk.recordings import Recording, load_recording, scale_burst, split_blocks
-from commhub_asterisk.replay import AmiReplayServer, Chunks, Playback
 from commhub_asterisk.tracker import CallTracker
 from commhub_asterisk.wire import END, Headers, MessageReader
 from databases import DATA_DIR

@@ -5,7 +5,7 @@
 
 The hub runs as in production on 1M contacts and 10M interactions: its aiohttp
 server on loopback, the Asterisk adapter's AMI link to a loopback AMI server
-(``commhub_asterisk.replay``), the inbound processor and the live feed. For
+(``ami_replay``), the inbound processor and the live feed. For
 each call the AMI server sends the recorded inbound call up to and including
 the ``DialBegin`` that rings extension 201; the clock runs from just before
 those bytes are written to the socket until a WebSocket client logged in as
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2] / "tests"))  # the AMI replay peer
 # bench/identify's modules import each other flatly; last, so that `load` stays this folder's.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "identify"))
 
@@ -51,6 +52,7 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ami_replay import AmiReplayServer
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
 from commhub.config import Settings
@@ -69,7 +71,6 @@ from commhub_asterisk.recordings import (
     load_recording,
     split_blocks,
 )
-from commhub_asterisk.replay import AmiReplayServer
 from databases import BACKENDS, BenchDatabase, bench_database, drop, is_built, mark_built, recreate
 from latency import Comparison, Samples, report
 

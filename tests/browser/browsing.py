@@ -15,10 +15,10 @@ from aiohttp import web
 from playwright.async_api import Page, expect
 
 from ami_harness import settle
+from ami_replay import AmiReplayServer
 from app_fixtures import PASSWORD
 from commhub.bootstrap import Hub
 from commhub_asterisk.recordings import Recording, load_recording, split_blocks
-from commhub_asterisk.replay import AmiReplayServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

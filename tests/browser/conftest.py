@@ -26,6 +26,7 @@ from browsing import Console
 from playwright.async_api import Browser, Page, async_playwright
 
 from ami_harness import pbx_options
+from ami_replay import AmiReplayServer
 from app_fixtures import Account, accounts
 from commhub.bootstrap import Hub, open_hub
 from commhub.config import Settings
@@ -35,7 +36,6 @@ from commhub.domain.roles import Role
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
-from commhub_asterisk.replay import AmiReplayServer
 
 __all__ = ["accounts"]
 

@@ -13,7 +13,7 @@ import re
 from browsing import Console, live_feed_open, log_in, play_paced, recording, screenshot
 from playwright.async_api import Page, expect
 
-from commhub_asterisk.replay import Playback
+from ami_replay import Playback
 
 RINGING = "reconnect_while_ringing.part1"
 """Ext. 201 rings with +7 916 555-00-22 (on no card) and nobody answers while the test runs."""

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from ami_harness import SECRET, recording
-from commhub_asterisk.replay import AmiReplayServer, Playback
+from ami_replay import AmiReplayServer, Playback
 from dovecot import DovecotServer
 from smtp_sink import SmtpSink
 from twilio_api import TwilioApi, new_sid, sign

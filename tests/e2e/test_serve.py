@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from commhub_asterisk.replay import AmiReplayServer
+from ami_replay import AmiReplayServer
 from dovecot import DovecotServer
 from smtp_sink import SmtpSink
 

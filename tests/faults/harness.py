@@ -1,6 +1,6 @@
 """The fault suite's rig: a real ``commhub serve`` process that can be killed, and its PBX.
 
-The PBX is an :class:`~commhub_asterisk.replay.AmiReplayServer` in the test
+The PBX is an :class:`~ami_replay.AmiReplayServer` in the test
 process, playing calls recorded from a real Asterisk at their own pace. The
 hub is ``python -m commhub serve`` in a subprocess on a data directory (or a
 PostgreSQL database) that outlives it: :meth:`FaultRig.kill_hub` is SIGKILL,
@@ -41,8 +41,8 @@ from typing import Any, Final, TypeVar
 
 import aiohttp
 
+from ami_replay import AmiReplayServer, Playback
 from commhub_asterisk.recordings import Recording, load_recording
-from commhub_asterisk.replay import AmiReplayServer, Playback
 from faults.hub_process import START_TIMEOUT_S, HubProcess, RigError
 
 __all__ = ["START_TIMEOUT_S", "RigError"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from commhub_asterisk.replay import Playback
+from ami_replay import Playback
 from faults.harness import (
     FaultRig,
     Frame,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from ami_harness import SECRET, recording
+from ami_replay import AmiReplayServer, ChannelsUp, Playback, parse_action
 from commhub_asterisk.recordings import split_blocks
-from commhub_asterisk.replay import AmiReplayServer, ChannelsUp, Playback, parse_action
 from commhub_asterisk.wire import END
 
 Connect = Callable[[], Coroutine[Any, Any, "RawClient"]]

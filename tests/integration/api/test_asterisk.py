@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 import ami_harness
 from ami_harness import SECRET, recording, settle
+from ami_replay import AmiReplayServer, Playback
 from app_fixtures import log_in
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
@@ -34,7 +35,6 @@ from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_asterisk import AmiChannel, adapter
 from commhub_asterisk.recordings import scale_burst, split_blocks
-from commhub_asterisk.replay import AmiReplayServer, Playback
 
 BRIDGE = "ab7dcd6a-7aa6-4c57-9457-286edf0cc787"
 """The bridge of ``inbound_answered_ru_trunk_prefix``'s caller and 201."""

@@ -18,9 +18,9 @@ from aiohttp.test_utils import TestClient
 
 import ami_harness
 from ami_harness import recording
+from ami_replay import AmiReplayServer
 from commhub.config import Settings
 from commhub.domain.roles import Role
-from commhub_asterisk.replay import AmiReplayServer
 
 REASON_0 = "no such extension, or the operator's phone is unreachable"
 """The tracker's words for ``OriginateResponse`` ``Reason: 0`` (the operator's leg could not

@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 import ami_harness
+from ami_replay import AmiReplayServer
 from app_fixtures import log_in
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelConfigError, ChannelContext, Telephony
@@ -25,7 +26,6 @@ from commhub.services import users
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_asterisk import adapter
-from commhub_asterisk.replay import AmiReplayServer
 
 SECRET = "two-pbx-secret"
 NAMES = ("office", "branch")

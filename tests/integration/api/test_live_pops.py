@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 import ami_harness
 from ami_harness import recording, settle
+from ami_replay import AmiReplayServer
 from commhub.bootstrap import Hub
 from commhub.config import Settings
 from commhub.domain.contacts import ContactDraft
@@ -28,7 +29,6 @@ from commhub.domain.roles import Role
 from commhub.models import Interaction
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
-from commhub_asterisk.replay import AmiReplayServer
 
 Client = TestClient[Any, Any]
 Socket = aiohttp.ClientWebSocketResponse
