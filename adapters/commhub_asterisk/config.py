@@ -17,12 +17,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
 
-from commhub.channels import ChannelConfigError
+from commhub.adapter_kit import read_options
 
 DEFAULT_EXTENSION_PATTERNS = (r"^(?:PJSIP|SIP|IAX2|DAHDI|Local)/(?P<ext>\d{2,6})(?:[-@;]|$)",)
 """``PJSIP/201-0000001a``, ``SIP/201-…``, ``IAX2/201-…`` and ``Local/201@operators-…``."""
@@ -143,9 +142,4 @@ class PbxSettings(BaseModel):
 
 def read_settings(name: str, options: Mapping[str, Any]) -> PbxSettings:
     """Validate ``options``; the error names the PBX and the setting at fault."""
-    try:
-        return PbxSettings.model_validate(dict(options))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ChannelConfigError(f"PBX {name!r}: {where}: {first['msg']}") from None
+    return read_options(PbxSettings, options, f"PBX {name!r}")

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from commhub.adapter_kit import Backoff, describe
 from commhub.channels import (
     ChannelHealth,
     ChannelUnavailable,
@@ -323,16 +323,16 @@ class AmiChannel:
     # --- the link -------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = 1.0
+        backoff = Backoff(1.0, self.settings.reconnect_max_s, stable_after_s=STABLE_AFTER_S)
         while not self._stopping:
-            started = datetime.now(UTC)
+            backoff.attempt()
             try:
                 await self._session()
             except LoginRefused as exc:
                 self.error = f"login refused: {exc}"
                 log.error("PBX %s: %s", self._name, self.error)
             except (OSError, TimeoutError, ChannelUnavailable) as exc:
-                self.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.error = describe(exc)
                 log.warning(
                     "PBX %s at %s:%d: %s",
                     self._name,
@@ -349,12 +349,9 @@ class AmiChannel:
             self._disconnected()
             if self._stopping:
                 return
-            if (datetime.now(UTC) - started).total_seconds() > STABLE_AFTER_S:
-                delay = 1.0
-            pause = delay * (0.8 + 0.4 * random.random())
+            pause = backoff.pause()
             log.info("PBX %s: reconnecting in %.1fs", self._name, pause)
             await asyncio.sleep(pause)
-            delay = min(delay * 2, self.settings.reconnect_max_s)
 
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from commhub.adapter_kit import read_options
 from commhub.channels import ChannelConfigError
 from commhub.domain.emails import EmailError, normalize_email
 
@@ -115,12 +116,7 @@ class MailboxSettings(BaseModel):
 
 def read_settings(name: str, options: Mapping[str, Any]) -> MailboxSettings:
     """Validate ``options``; the error names the mailbox and the setting at fault."""
-    try:
-        settings = MailboxSettings.model_validate(dict(options))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ChannelConfigError(f"mailbox {name!r}: {where}: {first['msg']}") from None
+    settings = read_options(MailboxSettings, options, f"mailbox {name!r}")
     if settings.smtp is None and settings.imap is None:
         raise ChannelConfigError(f"mailbox {name!r}: give [smtp], [imap] or both")
     return settings

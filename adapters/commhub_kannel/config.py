@@ -21,11 +21,10 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
 )
 
-from commhub.channels import ChannelConfigError
+from commhub.adapter_kit import callback_base, read_options
 from commhub.config import base_url
 from commhub.domain import sms_senders
 
@@ -146,23 +145,12 @@ def read_settings(
     is required, since Kannel reports delivery and hands over messages from
     phones only on a URL it can reach.
     """
-    try:
-        settings = KannelSettings.model_validate(dict(options))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ChannelConfigError(f"Kannel channel {name!r}: {where}: {first['msg']}") from None
-    if settings.public_url is None:
-        if not hub_public_url:
-            raise ChannelConfigError(
-                f"Kannel channel {name!r}: public_url: required (or set the hub's public URL): "
-                "Kannel must be able to call the hub back with reports and received messages"
-            )
-        try:
-            public_url = base_url(hub_public_url)
-        except ValueError as exc:
-            raise ChannelConfigError(
-                f"Kannel channel {name!r}: the hub's public URL: {exc}"
-            ) from None
-        settings = settings.model_copy(update={"public_url": public_url})
+    settings = read_options(KannelSettings, options, f"Kannel channel {name!r}")
+    public_url = callback_base(
+        f"Kannel channel {name!r}",
+        settings.public_url,
+        hub_public_url,
+        why="Kannel must be able to call the hub back with reports and received messages",
+    )
+    settings = settings.model_copy(update={"public_url": public_url})
     return settings

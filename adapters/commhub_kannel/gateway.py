@@ -38,6 +38,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 from yarl import URL
 
+from commhub.adapter_kit import GatewayIdentity
 from commhub.channels import (
     ChannelHealth,
     ChannelUnavailable,
@@ -70,7 +71,7 @@ SENDER_MISSING: Final = "Sender missing"
 _ANSWER_MAX: Final = 200
 
 
-class KannelGateway:
+class KannelGateway(GatewayIdentity):
     """An :class:`~commhub.channels.SmsGateway` and :class:`~commhub.channels.WebhookReceiver`."""
 
     def __init__(self, *, name: str, settings: KannelSettings) -> None:
@@ -78,6 +79,7 @@ class KannelGateway:
             raise ValueError("settings.public_url must be resolved (read_settings does it)")
         self._name = name
         self._settings = settings
+        self._options = settings
         self._hooks = callbacks.hooks_base(settings.public_url, name)
         endpoint = urlsplit(settings.sendsms_url)
         port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
@@ -93,22 +95,6 @@ class KannelGateway:
 
     def __repr__(self) -> str:
         return f"<KannelGateway {self._name!r} {self._endpoint} user={self._settings.username}>"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def numbers(self) -> tuple[str, ...]:
-        return self._settings.numbers
-
-    @property
-    def purposes(self) -> frozenset[str]:
-        return self._settings.purposes
-
-    @property
-    def rate(self) -> float:
-        return self._settings.rate
 
     @property
     def window(self) -> int:

@@ -18,12 +18,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from commhub.channels import ChannelConfigError
+from commhub.adapter_kit import read_options
 from commhub.domain import sms_senders
 from commhub.domain.sms_senders import SenderKind
 from commhub_smpp.receipts import ReceiptIds
@@ -117,9 +116,4 @@ def sender_kind(value: str) -> SenderKind:
 
 def read_settings(name: str, options: Mapping[str, Any]) -> SmppSettings:
     """Validate ``options``; the error names the channel and the setting, never a secret."""
-    try:
-        return SmppSettings.model_validate(dict(options))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ChannelConfigError(f"SMPP channel {name!r}: {where}: {first['msg']}") from None
+    return read_options(SmppSettings, options, f"SMPP channel {name!r}")

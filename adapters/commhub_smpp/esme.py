@@ -23,10 +23,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from datetime import UTC, datetime
 from typing import Final
 
+from commhub.adapter_kit import Backoff, GatewayIdentity, describe
 from commhub.channels import (
     ChannelHealth,
     ChannelUnavailable,
@@ -96,7 +96,7 @@ class BindRefused(Exception):
         self.status = status
 
 
-class SmppGateway:
+class SmppGateway(GatewayIdentity):
     """One SMSC account: the :class:`~commhub.channels.SmsGateway` port over SMPP 3.4."""
 
     kind = KIND
@@ -104,6 +104,7 @@ class SmppGateway:
     def __init__(self, *, name: str, settings: SmppSettings) -> None:
         self._name = name
         self.settings = settings
+        self._options = settings
         self._link: Link | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._deliveries: Deliveries | None = None
@@ -117,22 +118,6 @@ class SmppGateway:
         self.smsc_system_id = ""
 
     # --- the port -------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def numbers(self) -> tuple[str, ...]:
-        return self.settings.numbers
-
-    @property
-    def purposes(self) -> frozenset[str]:
-        return self.settings.purposes
-
-    @property
-    def rate(self) -> float:
-        return self.settings.rate
 
     @property
     def window(self) -> int:
@@ -277,9 +262,12 @@ class SmppGateway:
     # --- the connection ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = self.settings.reconnect_min_s
+        settings = self.settings
+        backoff = Backoff(
+            settings.reconnect_min_s, settings.reconnect_max_s, stable_after_s=STABLE_AFTER_S
+        )
         while not self._stopping:
-            started = time.monotonic()
+            backoff.attempt()
             slow = False
             try:
                 await self._session()
@@ -288,13 +276,9 @@ class SmppGateway:
                 slow = exc.status in CREDENTIALS
                 log.error("SMPP %s: %s", self._name, self.error)
             except (OSError, TimeoutError, ChannelUnavailable) as exc:
-                self.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.error = describe(exc)
                 log.warning(
-                    "SMPP %s at %s:%d: %s",
-                    self._name,
-                    self.settings.host,
-                    self.settings.port,
-                    self.error,
+                    "SMPP %s at %s:%d: %s", self._name, settings.host, settings.port, self.error
                 )
             except Exception as exc:
                 # Whatever went wrong, the gateway reconnects rather than falling silent.
@@ -303,12 +287,12 @@ class SmppGateway:
             self.connected_since = None
             if self._stopping:
                 return
-            if time.monotonic() - started > STABLE_AFTER_S:
-                delay = self.settings.reconnect_min_s
-            pause = self.settings.reconnect_max_s if slow else delay * (0.8 + 0.4 * random.random())
+            # Refused credentials will not mend in a second: wait the longest pause.
+            pause = backoff.pause()
+            if slow:
+                pause = settings.reconnect_max_s
             log.info("SMPP %s: reconnecting in %.1fs", self._name, pause)
             await asyncio.sleep(pause)
-            delay = min(delay * 2, self.settings.reconnect_max_s)
             self.reconnects += 1
 
     async def _session(self) -> None:

@@ -18,10 +18,10 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
 )
 
+from commhub.adapter_kit import callback_base, read_options
 from commhub.channels import ChannelConfigError
 from commhub.config import base_url
 from commhub.domain import sms_senders
@@ -109,22 +109,17 @@ def read_settings(
     ``public_url`` falls back to the hub's (``hub_public_url``): one of them
     is required, since Twilio reports delivery only to a URL it can reach.
     """
-    try:
-        settings = TwilioSettings.model_validate(dict(options))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ChannelConfigError(f"Twilio channel {name!r}: {where}: {first['msg']}") from None
+    settings = read_options(TwilioSettings, options, f"Twilio channel {name!r}")
     problem = _missing(settings)
     if problem:
         raise ChannelConfigError(f"Twilio channel {name!r}: {problem}")
-    if settings.public_url is None:
-        if not hub_public_url:
-            raise ChannelConfigError(
-                f"Twilio channel {name!r}: public_url: required (or set the hub's public URL): "
-                "Twilio must be able to call the hub back with delivery reports"
-            )
-        settings = settings.model_copy(update={"public_url": hub_public_url.rstrip("/")})
+    public_url = callback_base(
+        f"Twilio channel {name!r}",
+        settings.public_url,
+        hub_public_url,
+        why="Twilio must be able to call the hub back with delivery reports",
+    )
+    settings = settings.model_copy(update={"public_url": public_url})
     return settings
 
 

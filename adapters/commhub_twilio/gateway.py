@@ -26,6 +26,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from commhub.adapter_kit import GatewayIdentity
 from commhub.channels import (
     ChannelHealth,
     ChannelUnavailable,
@@ -122,7 +123,7 @@ class TwilioTransport(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK i
         return urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
 
 
-class TwilioGateway:
+class TwilioGateway(GatewayIdentity):
     """An :class:`~commhub.channels.SmsGateway` and :class:`~commhub.channels.WebhookReceiver`."""
 
     def __init__(self, *, name: str, settings: TwilioSettings) -> None:
@@ -130,6 +131,7 @@ class TwilioGateway:
             raise ValueError("settings.public_url must be resolved (read_settings does it)")
         self._name = name
         self._settings = settings
+        self._options = settings
         self._public_url = settings.public_url
         self._status_callback = f"{settings.public_url}/hooks/{quote(name, safe='')}/status"
         self._transport: TwilioTransport | None = None
@@ -146,22 +148,6 @@ class TwilioGateway:
 
     def __repr__(self) -> str:
         return f"<TwilioGateway {self._name!r} account={self._settings.account_sid}>"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def numbers(self) -> tuple[str, ...]:
-        return self._settings.numbers
-
-    @property
-    def purposes(self) -> frozenset[str]:
-        return self._settings.purposes
-
-    @property
-    def rate(self) -> float:
-        return self._settings.rate
 
     @property
     def window(self) -> int:
