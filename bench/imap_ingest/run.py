@@ -7,15 +7,15 @@ A private Dovecot on 127.0.0.1 holds a mailbox of personalised customer mail
 already on a card; a fifth of them replies threading to earlier ones). On
 each backend, in the same run, three sides read or file the same messages:
 
-1. ``whole path``: the hub as it runs: an ``InboundProcessor`` and the
-   ``email`` adapter's channel on a fresh database holding the contacts,
+1. ``whole path``: the hub as it runs: its ``Inbound`` path (one filing
+   writer, in batches) and the ``email`` adapter's channel on a fresh database holding the contacts,
    timed from ``channel.start`` until the inbox has filed every message;
 2. ``IMAP only``: a bare aioimaplib session fetching the same messages in the
    same batches (``UID FETCH a:b (UID BODY.PEEK[])``), no parsing, no storing:
    the transfer ceiling;
 3. ``store only``: the same bytes filed through ``file_mail`` directly, one
-   session and transaction per message as the inbox files them, no IMAP: the
-   store ceiling.
+   session and transaction per message (how the hub filed mail before the one
+   writer batched it), no IMAP: the store ceiling of one message at a time.
 
 Before them, once: ``parse only``, ``parse_mail`` on every message, the CPU
 that filing spends before any SQL.
@@ -67,10 +67,11 @@ from commhub.channels import ChannelContext, MailArrived
 from commhub.domain.contacts import name_key
 from commhub.domain.mail import MailParseError, parse_mail
 from commhub.models import Contact, Email, Interaction, MailCursorRow, MailFailure
-from commhub.services.inbound import InboundProcessor
+from commhub.services.filing import Outcome
+from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
-from commhub.services.mail_filing import Filed, Mailbox, file_mail
-from commhub.services.mail_inbox import StoredCursors
+from commhub.services.mail_cursors import StoredCursors
+from commhub.services.mail_filing import Mailbox, file_mail
 from commhub.store import contacts as contact_store
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
@@ -446,10 +447,10 @@ async def fetch_bare(port: int, expected: int, size: int) -> Side:
 
 
 async def file_direct(url: str, folder: Folder) -> Side:
-    """``file_mail`` on the same bytes, one session each, as ``MailInbox`` files them."""
+    """``file_mail`` on the same bytes, one session and commit each."""
     loop = asyncio.get_running_loop()
     mailbox = Mailbox(MAILBOX, ADDRESS)
-    outcomes = dict.fromkeys(Filed, 0)
+    outcomes = dict.fromkeys(Outcome, 0)
     engine = open_engine(url)
     sessions = session_factory(engine)
     messages = zip(folder.uids, folder.bag.raws, folder.bag.dates, strict=True)
@@ -471,11 +472,12 @@ async def file_direct(url: str, folder: Folder) -> Side:
                 filed = await file_mail(
                     session, arrived, mailbox, region=REGION, create_unknown=False
                 )
+                await session.commit()
             outcomes[filed.outcome] += 1
-        side = Side("store only", outcomes[Filed.NEW], start.since())
+        side = Side("store only", outcomes[Outcome.NEW], start.since())
     finally:
         await engine.dispose()
-    if outcomes[Filed.DUPLICATE] or outcomes[Filed.FAILED]:
+    if outcomes[Outcome.DUPLICATE] or outcomes[Outcome.KEPT]:
         side.problems.append(f"file_mail outcomes: { {k.value: v for k, v in outcomes.items()} }")
     return side
 
@@ -499,7 +501,7 @@ async def import_whole(
     sessions: SessionFactory, port: int, expected: int, *, python_memory: bool
 ) -> Side:
     """The hub's path: channel → sink → inbox → file_mail, until the inbox has filed them all."""
-    inbound = InboundProcessor(sessions=sessions, feed=LiveFeed(), region=REGION)
+    inbound = Inbound(db=sessions, feed=LiveFeed(), region=REGION)
     await inbound.start()
     inbound.mail.add_mailbox(MAILBOX, ADDRESS)
     channel = commhub_email.adapter(

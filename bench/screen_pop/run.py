@@ -5,7 +5,7 @@
 
 The hub runs as in production on 1M contacts and 10M interactions: its aiohttp
 server on loopback, the Asterisk adapter's AMI link to a loopback AMI server
-(``ami_replay``), the inbound processor and the live feed. For
+(``ami_replay``), the inbound path and the live feed. For
 each call the AMI server sends the recorded inbound call up to and including
 the ``DialBegin`` that rings extension 201; the clock runs from just before
 those bytes are written to the socket until a WebSocket client logged in as

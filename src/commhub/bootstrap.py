@@ -38,9 +38,9 @@ from commhub.jobs.queue import JobFunction, JobQueue, job_context
 from commhub.models import Outbox, User
 from commhub.services import import_control, users
 from commhub.services.database import Database
-from commhub.services.inbound import InboundProcessor
+from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
-from commhub.services.mail_inbox import StoredCursors
+from commhub.services.mail_cursors import StoredCursors
 from commhub.services.mail_sending import SEND_JOB
 from commhub.services.outbox import OutboxKeeper
 from commhub.services.sms_sender import SmsSender
@@ -72,7 +72,7 @@ class Hub:
     sessions: SessionFactory
     jobs: JobQueue
     feed: LiveFeed
-    inbound: InboundProcessor
+    inbound: Inbound
     channels: dict[str, Channel] = field(default_factory=dict)
     listening: bool = False
     sms_senders: dict[str, SmsSender] = field(default_factory=dict)
@@ -87,7 +87,7 @@ class Hub:
         return [c for c in self.channels.values() if isinstance(c, SmsGateway)]
 
     async def listen(self) -> None:
-        """Start the inbound processor and connect every channel (the owner process only)."""
+        """Start the inbound path and connect every channel (the owner process only)."""
         await self.inbound.start()
         for channel in self.channels.values():
             await channel.start(self.inbound.sink)
@@ -193,8 +193,8 @@ async def open_hub(
             jobs = make_job_queue(settings, sessions, channels)
         await jobs.start()
         feed = LiveFeed()
-        inbound = InboundProcessor(
-            sessions=sessions,
+        inbound = Inbound(
+            db=sessions,
             feed=feed,
             region=settings.phone_region,
             create_unknown=settings.create_unknown_callers,

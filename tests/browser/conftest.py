@@ -5,7 +5,7 @@ Debian package ``chromium`` installs (``executable_path``). Where it is not
 installed the tests skip with a reason, unless ``COMMHUB_TEST_REQUIRE_CHROMIUM=1``
 (set by ``.ci/run``, which installs the package) makes that a failure.
 
-The hub runs as in production on SQLite — app, inbound processor, the
+The hub runs as in production on SQLite — app, inbound path, the
 Asterisk adapter loaded from a channels file — and its PBX is an
 ``AmiReplayServer`` playing calls recorded from a real Asterisk.
 """

@@ -2,7 +2,7 @@
 
 For every recording and many cut points (seeded, so a failure replays), the
 stream's first part goes through a tracker into the store by the real
-inbound processor; then either the same tracker (the link dropped) or a new
+inbound path; then either the same tracker (the link dropped) or a new
 one (the hub restarted: nothing survives but the database) reads the PBX's
 list of what was alive at that point, as Asterisk's ``CoreShowChannels``
 gives it, and then the rest of the stream. The stored call must equal the
@@ -25,7 +25,7 @@ from commhub.channels import InboundEvent
 from commhub.domain.roles import Role
 from commhub.models import Interaction, MissedCall
 from commhub.services import users
-from commhub.services.inbound import InboundProcessor
+from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
 from commhub.store.engine import SessionFactory
 from commhub_asterisk.config import PbxSettings
@@ -125,9 +125,9 @@ class Alive:
 
 
 class Hub:
-    """A tracker and the real inbound processor writing to the test's database."""
+    """A tracker and the real inbound path writing to the test's database."""
 
-    def __init__(self, processor: InboundProcessor) -> None:
+    def __init__(self, processor: Inbound) -> None:
         self.processor = processor
         self.tracker = self.new_tracker()
         self.now = T0
@@ -167,7 +167,7 @@ async def play(
 ) -> dict[str, Interaction]:
     """Play ``name``; at message ``cut`` reconnect (or restart) with the PBX's channel list."""
     stream = messages(name)
-    processor = InboundProcessor(sessions=sessions, feed=LiveFeed(), region="RU")
+    processor = Inbound(db=sessions, feed=LiveFeed(), region="RU")
     await processor.start()
     try:
         hub = Hub(processor)

@@ -17,7 +17,7 @@ from commhub.domain.roles import Role
 from commhub.models import Contact, Interaction, MissedCall
 from commhub.services import contacts, users
 from commhub.services.calls import record_calls
-from commhub.services.inbound import InboundProcessor
+from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
 from commhub.store import calls as call_store
 from commhub.store.engine import SessionFactory
@@ -73,6 +73,7 @@ async def setup(sessions: SessionFactory) -> tuple[int, int]:
 async def record(sessions: SessionFactory, *updates: CallUpdated, create: bool = False) -> None:
     async with sessions() as session:
         await record_calls(session, list(updates), default_region="US", create_unknown=create)
+        await session.commit()
 
 
 async def calls(sessions: SessionFactory) -> list[Interaction]:
@@ -195,7 +196,7 @@ async def test_a_call_the_store_refuses_is_set_aside_and_its_batch_is_stored(
     sessions: SessionFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     await setup(sessions)
-    processor = InboundProcessor(sessions=sessions, feed=LiveFeed(), region="RU")
+    processor = Inbound(db=sessions, feed=LiveFeed(), region="RU")
     await processor.start()
     try:
         good = [ended(answered(ringing(f"pbx:{n}.0"))) for n in range(3)]
@@ -207,8 +208,8 @@ async def test_a_call_the_store_refuses_is_set_aside_and_its_batch_is_stored(
         await processor.stop()
     stored = await calls(sessions)
     assert sorted(c.external_id for c in stored) == [u.external_id for u in good]
-    assert processor.not_recorded == 1
-    assert processor.last_error is not None and "pbx:bad.0" in processor.last_error
+    assert processor.calls.not_recorded == 1
+    assert processor.calls.last_error is not None and "pbx:bad.0" in processor.calls.last_error
     assert "pbx:bad.0" in caplog.text
 
 
@@ -268,7 +269,7 @@ async def test_a_call_already_over_never_pops(sessions: SessionFactory) -> None:
     operator_id, _ = await setup(sessions)
     feed = LiveFeed()
     subscription = feed.subscribe(operator_id)
-    processor = InboundProcessor(sessions=sessions, feed=feed, region="RU")
+    processor = Inbound(db=sessions, feed=feed, region="RU")
     await processor.start()
     try:
         processor.sink(ended(answered(ringing("pbx:9.0"))))
@@ -321,7 +322,7 @@ async def test_a_call_whose_end_nobody_saw_ends_at_its_last_heartbeat(
     sessions: SessionFactory,
 ) -> None:
     await setup(sessions)
-    processor = InboundProcessor(sessions=sessions, feed=LiveFeed(), region="RU")
+    processor = Inbound(db=sessions, feed=LiveFeed(), region="RU")
     await processor.start()
     try:
         processor.sink(answered(ringing("pbx:7.0")))  # answered at T0 + 2 s

@@ -1,6 +1,6 @@
 """Mail read over IMAP lands on the right card: a real Dovecot, the real core, both databases.
 
-The hub is wired the way it runs: the inbound processor's sink takes the
+The hub is wired the way it runs: the inbound path's sink takes the
 mailbox channel's events and files them; the watcher marks or moves a
 message on the server only once it is stored. Each test looks at what a
 person would: the interaction on the contact's card, its e-mail row, the
@@ -24,9 +24,9 @@ from commhub.domain.contacts import ContactDraft
 from commhub.domain.mail_compose import Recipient
 from commhub.models import Email, Interaction, MailCursorRow, MailFailure, Suppression
 from commhub.services.contacts import create_contact
-from commhub.services.inbound import InboundProcessor
+from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
-from commhub.services.mail_inbox import StoredCursors
+from commhub.services.mail_cursors import StoredCursors
 from commhub.services.mail_sending import EmailRequest, queue_email
 from commhub.store.engine import SessionFactory
 from commhub_email.mailbox import MailboxChannel
@@ -97,7 +97,7 @@ async def hub(
     sessions: SessionFactory, server: DovecotServer, **settings: Any
 ) -> AsyncIterator[MailboxChannel]:
     """The core and one mailbox channel, started as the hub starts them and stopped after."""
-    inbound = InboundProcessor(sessions=sessions, feed=LiveFeed(), region="RU")
+    inbound = Inbound(db=sessions, feed=LiveFeed(), region="RU")
     await inbound.start()
     inbound.mail.add_mailbox(MAILBOX, ADDRESS)
     mailbox = channel(sessions, server, **settings)

@@ -71,7 +71,7 @@ async def record_calls(
     default_region: str,
     create_unknown: bool = False,
 ) -> list[RecordedCall]:
-    """Apply a batch of snapshots in order and commit once.
+    """Apply a batch of snapshots in order, in ``session``; the caller commits.
 
     New calls are matched to a contact by the customer's number (an ambiguous
     or unknown number leaves the call unmatched, visible in the log); the
@@ -116,7 +116,7 @@ async def record_calls(
             if e in users
         )
         results.append(RecordedCall(row, update, changed, tuple(dict.fromkeys(operator_ids))))
-    await session.commit()
+    await session.flush()
     return results
 
 
@@ -442,7 +442,6 @@ async def calls_seen(session: AsyncSession, report: CallsInProgress) -> None:
     covers them all; it bounds the end of a call a crash hid.
     """
     await store.beat(session, report.prefix, report.at)
-    await session.commit()
 
 
 def _ended_unseen(row: Interaction, report: CallsInProgress, beat: datetime | None) -> CallUpdated:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -27,7 +28,10 @@ from commhub.domain.contacts import name_key
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.domain.mail import MailParseError, ParsedMail, attachment_item, display, parse_mail
 from commhub.models import Contact, Email, Interaction, Outbox, utcnow
+from commhub.services.database import Database
+from commhub.services.filing import Filed, Outcome
 from commhub.services.identify import Verdict, identify
+from commhub.services.live import EMAIL_RECEIVED, LiveFeed
 from commhub.store import contacts as contact_store
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
@@ -44,21 +48,6 @@ class MailKind(StrEnum):
     MESSAGE = "message"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
-
-
-class Filed(StrEnum):
-    NEW = "new"
-    DUPLICATE = "duplicate"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class FiledMail:
-    outcome: Filed
-    interaction_id: int | None = None
-    contact_id: int | None = None
-    owner_id: int | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +73,9 @@ async def file_mail(
     *,
     region: str,
     create_unknown: bool,
-) -> FiledMail:
-    """Store ``arrived`` (or keep it as a failure) and advance its folder's cursor; commits."""
+) -> Filed:
+    """Store ``arrived`` (or keep it as unreadable) and advance its folder's cursor in
+    ``session``; the caller commits."""
     try:
         parsed = parse_mail(arrived.raw)
     except MailParseError as exc:
@@ -94,16 +84,14 @@ async def file_mail(
     await store.advance_cursor(
         session, arrived.source, arrived.folder, uidvalidity=arrived.uidvalidity, uid=arrived.uid
     )
-    await session.commit()
     return filed
 
 
-async def keep_unreadable(session: AsyncSession, arrived: MailArrived, error: str) -> FiledMail:
-    """Keep the raw bytes with the reason for an admin; the cursor moves past it."""
+async def keep_unreadable(session: AsyncSession, arrived: MailArrived, error: str) -> Filed:
+    """Keep the raw bytes with the reason for an admin; the cursor moves past it. No commit."""
     log.warning(
         "%s/%s uid %d kept as unreadable: %s", arrived.source, arrived.folder, arrived.uid, error
     )
-    await session.rollback()
     await store.keep_failure(
         session,
         source=arrived.source,
@@ -116,8 +104,7 @@ async def keep_unreadable(session: AsyncSession, arrived: MailArrived, error: st
     await store.advance_cursor(
         session, arrived.source, arrived.folder, uidvalidity=arrived.uidvalidity, uid=arrived.uid
     )
-    await session.commit()
-    return FiledMail(Filed.FAILED, summary={"error": error})
+    return Filed(Outcome.KEPT, summary={"error": error})
 
 
 async def _file(
@@ -127,7 +114,7 @@ async def _file(
     mailbox: Mailbox,
     region: str,
     create_unknown: bool,
-) -> FiledMail:
+) -> Filed:
     key = external_id(parsed.message_id, arrived.raw)
     known = await session.scalar(
         select(Interaction.id).where(
@@ -135,7 +122,7 @@ async def _file(
         )
     )
     if known is not None:
-        return FiledMail(Filed.DUPLICATE, interaction_id=known)
+        return Filed(Outcome.DUPLICATE, interaction_id=known)
     sender = parsed.sender.address if parsed.sender else ""
     ours = bool(sender) and sender == mailbox.address
     kind = _kind(parsed)
@@ -156,7 +143,7 @@ async def _file(
         session, _interaction(arrived, parsed, key, kind, ours, contact_id, candidates)
     )
     if not created:  # another folder's watcher filed it a moment ago
-        return FiledMail(Filed.DUPLICATE, interaction_id=interaction.id)
+        return Filed(Outcome.DUPLICATE, interaction_id=interaction.id)
     email = _email_row(arrived, parsed, mailbox, interaction.id, kind)
     email.thread_id = parent.thread_id if parent is not None else None
     email.needs_assignment = contact_id is None and kind is MailKind.MESSAGE and not ours
@@ -169,8 +156,8 @@ async def _file(
     owner = None
     if contact_id is not None:
         owner = await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
-    return FiledMail(
-        Filed.NEW,
+    return Filed(
+        Outcome.NEW,
         interaction_id=interaction.id,
         contact_id=contact_id,
         owner_id=owner,
@@ -340,3 +327,83 @@ def _summary(interaction: Interaction, email: Email, parsed: ParsedMail) -> dict
         "subject": parsed.subject,
         "summary": interaction.summary[:200],
     }
+
+
+class MailStep:
+    """The e-mail step in filing: each message on its card, settled back to its mailbox.
+
+    A mailbox adapter waits on each message's ``settled`` before it flags or
+    moves it on the server, so nothing here drops a message silently: one the
+    store refuses is kept raw with the reason, and either way it is settled.
+    A message whose adapter went away (``settled`` cancelled) is not filed: it
+    is offered again from the folder's cursor.
+    """
+
+    name = "email"
+
+    def __init__(
+        self,
+        *,
+        feed: LiveFeed,
+        region: str,
+        create_unknown: bool,
+        mailboxes: Mapping[str, str] | None = None,
+    ) -> None:
+        self._feed = feed
+        self._region = region
+        self._create_unknown = create_unknown
+        self._mailboxes = dict(mailboxes or {})
+        self.filed = 0
+        self.duplicates = 0
+        self.failed = 0
+        self.last_error: str | None = None
+
+    def add_mailbox(self, name: str, address: str) -> None:
+        """Tell the step a channel's own address, so its copies of our mail are ours."""
+        self._mailboxes[name] = address
+
+    def key(self, event: MailArrived) -> Hashable:
+        return (event.source, event.folder, event.uidvalidity, event.uid, id(event))
+
+    def wanted(self, event: MailArrived) -> bool:
+        return not event.settled.done()
+
+    async def file(self, session: AsyncSession, events: Sequence[MailArrived]) -> list[Filed]:
+        return [
+            await file_mail(
+                session,
+                event,
+                Mailbox(event.source, self._mailboxes.get(event.source, "")),
+                region=self._region,
+                create_unknown=self._create_unknown,
+            )
+            for event in events
+        ]
+
+    async def refuse(self, db: Database, event: MailArrived, error: Exception) -> Filed:
+        async with db() as session:
+            kept = await keep_unreadable(
+                session, event, f"could not be filed: {type(error).__name__}: {error}"
+            )
+            await session.commit()
+        return kept
+
+    def done(self, event: MailArrived, result: Filed) -> None:
+        if result.outcome is Outcome.NEW:
+            self.filed += 1
+            self.last_error = None
+        elif result.outcome is Outcome.DUPLICATE:
+            self.duplicates += 1
+        else:
+            self.failed += 1
+            self.last_error = str(result.summary.get("error", ""))
+        if not event.settled.done():
+            event.settled.set_result(None)
+        if result.outcome is Outcome.NEW and result.owner_id is not None and self._feed.anyone:
+            self._feed.publish(EMAIL_RECEIVED, result.summary, users=[result.owner_id])
+
+    def drop(self, event: MailArrived, why: str) -> None:
+        event.settled.cancel()  # not filed: the adapter finds it again from its cursor
+
+    async def stop(self) -> None:
+        return None

@@ -17,11 +17,11 @@ text it quotes (an SMPP receipt), the oldest such message in doubt.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,30 +32,17 @@ from commhub.domain.interactions import Channel, Direction, NewInteraction, Stat
 from commhub.domain.opt_outs import Instruction, Keywords
 from commhub.domain.sms_text import measure
 from commhub.models import Contact, Interaction, Outbox, SmsMessage
+from commhub.services import live
 from commhub.services.calls import CallerNumber, contact_for_caller
+from commhub.services.database import Database
+from commhub.services.filing import Filed, Outcome
+from commhub.services.live import LiveFeed
 from commhub.store import interactions as interaction_store
 from commhub.store import outbox as claims
 from commhub.store import sms as store
 from commhub.store import suppressions
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(StrEnum):
-    NEW = "new"
-    DUPLICATE = "duplicate"
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"
-    UNMATCHED = "unmatched"
-    """A report on an id we do not know (yet: it may beat the send's own answer)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Filed:
-    outcome: Outcome
-    interaction_id: int | None = None
-    owner_id: int | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def external_id(source: str, gateway_id: str) -> str:
@@ -71,7 +58,7 @@ async def file_received(
     keywords: Keywords,
     create_unknown: bool,
 ) -> Filed:
-    """Store ``event`` on its sender's card (once) and act on STOP/START; commits."""
+    """Store ``event`` on its sender's card (once) and act on STOP/START; the caller commits."""
     key = external_id(event.source, event.external_id)
     number = CallerNumber(event.sender, region, phones.read_number(event.sender, region))
     contact_id = await contact_for_caller(session, number, name="", create=create_unknown)
@@ -93,9 +80,7 @@ async def file_received(
         ),
     )
     if not created:
-        known = interaction.id
-        await session.rollback()  # expires the row: its id is read first
-        return Filed(Outcome.DUPLICATE, known)
+        return Filed(Outcome.DUPLICATE, interaction.id)
     message = SmsMessage(
         interaction_id=interaction.id,
         gateway=event.source,
@@ -118,7 +103,6 @@ async def file_received(
     elif instruction is Instruction.START:
         await suppressions.lift_address(session, Channel.SMS, address)
     owner = await _owner(session, contact_id)
-    await session.commit()
     if instruction is not None:
         log.info("%s: %s opted %s", event.source, address, "out" if instruction == "stop" else "in")
     summary = {
@@ -129,22 +113,19 @@ async def file_received(
         "text": event.text[:500],
         "opt": instruction.value if instruction else None,
     }
-    return Filed(Outcome.NEW, interaction.id, owner, summary)
+    return Filed(Outcome.NEW, interaction.id, contact_id, owner, summary)
 
 
 async def apply_report(session: AsyncSession, report: SmsReport) -> Filed:
-    """Move the reported part, and its message, forward; never backwards. Commits."""
+    """Move the reported part, and its message, forward; never backwards. The caller commits."""
     found = await store.part(session, report.source, report.gateway_id)
     if found is None and await _settle_doubt(session, report):
         found = await store.part(session, report.source, report.gateway_id)
     if found is None:
-        await session.rollback()
         return Filed(Outcome.UNMATCHED)
     part, message, interaction = found
     if report.state.rank <= DeliveryState(part.state).rank:
-        known = interaction.id
-        await session.rollback()  # expires the rows: the id is read first
-        return Filed(Outcome.UNCHANGED, known)
+        return Filed(Outcome.UNCHANGED, interaction.id)
     part.state = report.state.value
     part.reason = report.reason or None
     parts = await store.parts_of(session, message.id)
@@ -156,14 +137,14 @@ async def apply_report(session: AsyncSession, report: SmsReport) -> Filed:
             message.reason = report.reason
             interaction.extra = {**interaction.extra, "reason": report.reason}
     owner = await _owner(session, interaction.contact_id)
-    await session.commit()
     summary = {
         "interaction_id": interaction.id,
         "contact_id": interaction.contact_id,
         "status": interaction.status,
         "reason": message.reason,
     }
-    return Filed(Outcome.CHANGED if changed else Outcome.UNCHANGED, interaction.id, owner, summary)
+    outcome = Outcome.CHANGED if changed else Outcome.UNCHANGED
+    return Filed(outcome, interaction.id, interaction.contact_id, owner, summary)
 
 
 async def _settle_doubt(session: AsyncSession, report: SmsReport) -> bool:
@@ -231,3 +212,138 @@ async def _owner(session: AsyncSession, contact_id: int | None) -> int | None:
     if contact_id is None:
         return None
     return await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
+
+
+UNMATCHED_RETRIES_S: Final = (1.0, 3.0, 10.0, 30.0)
+"""When a report on an unknown id is filed again: its message's submit may still be answering."""
+
+SmsEvent = SmsReceived | SmsReport
+
+
+class SmsStep:
+    """The SMS step in filing: received messages and delivery reports, settled with the gateway.
+
+    A gateway adapter acknowledges an event to its gateway (HTTP 200, a
+    ``deliver_sm_resp``) only when ``settled`` resolves, so nothing here drops
+    an event silently: one the store refuses sets ``settled``'s exception,
+    which makes the gateway deliver it again. A report on a message id not
+    known yet (the gateway's callback beat the answer to our own submit) is
+    filed again a few times before it is logged as unmatched.
+    """
+
+    name = "sms"
+
+    def __init__(
+        self,
+        *,
+        feed: LiveFeed,
+        region: str,
+        keywords: Keywords | None = None,
+        create_unknown: bool,
+        resubmit: Callable[[SmsEvent], None],
+        unmatched_retries: Sequence[float] = UNMATCHED_RETRIES_S,
+    ) -> None:
+        self._feed = feed
+        self._region = region
+        self._keywords = keywords or Keywords.of()
+        self._create_unknown = create_unknown
+        self._resubmit = resubmit
+        self._unmatched_retries = tuple(unmatched_retries)
+        self._tries: dict[int, int] = {}
+        self._parked: set[asyncio.Task[None]] = set()
+        self.received = 0
+        self.reports = 0
+        self.unmatched = 0
+        self.failed = 0
+        self.last_error: str | None = None
+
+    def key(self, event: SmsEvent) -> Hashable:
+        return id(event)
+
+    def wanted(self, event: SmsEvent) -> bool:
+        return True
+
+    async def file(self, session: AsyncSession, events: Sequence[SmsEvent]) -> list[Filed]:
+        results: list[Filed] = []
+        for event in events:
+            if isinstance(event, SmsReport):
+                results.append(await apply_report(session, event))
+            else:
+                results.append(
+                    await file_received(
+                        session,
+                        event,
+                        region=self._region,
+                        keywords=self._keywords,
+                        create_unknown=self._create_unknown,
+                    )
+                )
+        return results
+
+    async def refuse(self, db: Database, event: SmsEvent, error: Exception) -> Filed:
+        return Filed(Outcome.REFUSED, error=error)
+
+    def done(self, event: SmsEvent, result: Filed) -> None:
+        tries = self._tries.pop(id(event), 0)
+        if result.outcome is Outcome.REFUSED:
+            self.failed += 1
+            self.last_error = f"{type(result.error).__name__}: {result.error}"
+            _settle(event, result.error or RuntimeError("refused"))
+            return
+        if result.outcome is Outcome.UNMATCHED:
+            self._park(event, tries)
+        _settle(event, None)
+        if result.outcome is Outcome.NEW:
+            self.received += 1
+            self.last_error = None
+            users = [result.owner_id] if result.owner_id is not None else []
+            self._feed.publish(live.SMS_RECEIVED, result.summary, users=users, call_watchers=True)
+        elif result.outcome is Outcome.CHANGED:
+            self.reports += 1
+            if result.owner_id is not None:
+                self._feed.publish(live.SMS_STATUS, result.summary, users=[result.owner_id])
+
+    def drop(self, event: SmsEvent, why: str) -> None:
+        self._tries.pop(id(event), None)
+        _settle(event, ConnectionAbortedError(why))
+
+    async def stop(self) -> None:
+        for task in list(self._parked):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._parked.clear()
+
+    def _park(self, event: SmsEvent, tries: int) -> None:
+        if tries >= len(self._unmatched_retries):
+            self.unmatched += 1
+            gateway_id = event.gateway_id if isinstance(event, SmsReport) else event.external_id
+            log.warning("%s: a report on unknown message id %r", event.source, gateway_id)
+            return
+        again = _unsettled(event)
+
+        async def later() -> None:
+            await asyncio.sleep(self._unmatched_retries[tries])
+            self._tries[id(again)] = tries + 1
+            self._resubmit(again)
+
+        task = asyncio.create_task(later(), name="sms report retry")
+        self._parked.add(task)
+        task.add_done_callback(self._parked.discard)
+
+
+def _settle(event: SmsEvent, error: BaseException | None) -> None:
+    settled = event.settled
+    if settled is None or settled.done():
+        return
+    if error is None:
+        settled.set_result(None)
+    else:
+        settled.set_exception(error)
+
+
+def _unsettled(event: SmsEvent) -> SmsEvent:
+    """The same report again, without the future its gateway has long been answered on."""
+    if isinstance(event, SmsReport):
+        return SmsReport(event.source, event.gateway_id, event.state, event.at, event.reason)
+    return event

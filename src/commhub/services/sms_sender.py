@@ -51,7 +51,6 @@ from commhub.store.engine import SessionFactory
 
 log = logging.getLogger(__name__)
 
-SMS_STATUS: Final = "sms.status"
 MAX_ATTEMPTS: Final = 8
 BACKOFF_MIN_S: Final = 2.0
 BACKOFF_MAX_S: Final = 300.0
@@ -344,7 +343,7 @@ class SmsSender:
         if self._feed.anyone:
             for interaction_id, contact_id, owner, status in changed:
                 data = {"interaction_id": interaction_id, "contact_id": contact_id}
-                self._feed.publish(SMS_STATUS, {**data, "status": status}, users=[owner])
+                self._feed.publish(live.SMS_STATUS, {**data, "status": status}, users=[owner])
 
     async def _retry(self, item: Claimed, exc: ChannelUnavailable) -> None:
         reason = str(exc) or type(exc).__name__
@@ -397,7 +396,7 @@ class SmsSender:
             owner = await self._owner(contact_id)
             if owner is not None:
                 data = {"interaction_id": item.interaction_id, "contact_id": contact_id}
-                self._feed.publish(SMS_STATUS, {**data, "status": "failed"}, users=[owner])
+                self._feed.publish(live.SMS_STATUS, {**data, "status": "failed"}, users=[owner])
 
     async def _owner(self, contact_id: int) -> int | None:
         async with self._sessions() as session:

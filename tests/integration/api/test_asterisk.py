@@ -1,6 +1,6 @@
 """The Asterisk channel end to end: a loopback AMI server plays the recorded streams.
 
-The hub runs as in production (app, inbound processor, the adapter's real AMI
+The hub runs as in production (app, inbound path, the adapter's real AMI
 link over TCP); only the PBX is a replay of what a real Asterisk sent. Each
 test asserts what a user sees: rows in the interaction log, screen pops on
 the WebSocket, missed calls, click-to-call requests, channel health.

@@ -18,7 +18,8 @@ from commhub.domain.contacts import ContactDraft
 from commhub.domain.roles import Role
 from commhub.models import Contact, Interaction
 from commhub.services import contacts
-from commhub.services.mail_filing import Filed, Mailbox, file_mail
+from commhub.services.filing import Outcome
+from commhub.services.mail_filing import Mailbox, file_mail
 from commhub.store.engine import SessionFactory
 
 Client = TestClient[Any, Any]
@@ -26,7 +27,7 @@ MAILBOX = Mailbox("sales", "sales@example.com")
 _uids = iter(range(1, 10_000))
 
 
-async def arrive(sessions: SessionFactory, raw: bytes, *, create: bool = False) -> Filed:
+async def arrive(sessions: SessionFactory, raw: bytes, *, create: bool = False) -> Outcome:
     event = MailArrived(
         source="sales",
         folder="INBOX",
@@ -37,6 +38,7 @@ async def arrive(sessions: SessionFactory, raw: bytes, *, create: bool = False) 
     )
     async with sessions() as session:
         filed = await file_mail(session, event, MAILBOX, region="RU", create_unknown=create)
+        await session.commit()
     return filed.outcome
 
 
@@ -50,7 +52,7 @@ def message(sender: str, message_id: str, subject: str = "Hello", extra: str = "
 async def test_unknown_sender_waits_in_unmatched_until_assigned(
     client: Client, sessions: SessionFactory, accounts: dict[Role, Any]
 ) -> None:
-    assert await arrive(sessions, message("Stranger <new@lead.example>", "u1@lead")) is Filed.NEW
+    assert await arrive(sessions, message("Stranger <new@lead.example>", "u1@lead")) is Outcome.NEW
     auth = accounts[Role.OPERATOR].auth
     page = await (await client.get("/api/v1/emails/unmatched", headers=auth)).json()
     [item] = page["items"]
@@ -114,11 +116,11 @@ async def test_unknown_senders_get_a_contact_when_configured_but_not_for_auto_re
 
 async def test_the_same_message_found_twice_is_filed_once(sessions: SessionFactory) -> None:
     raw = message("a@client.example", "twice@client")
-    assert await arrive(sessions, raw) is Filed.NEW
-    assert await arrive(sessions, raw) is Filed.DUPLICATE
+    assert await arrive(sessions, raw) is Outcome.NEW
+    assert await arrive(sessions, raw) is Outcome.DUPLICATE
     without_id = b"From: a@client.example\r\nSubject: no id\r\n\r\nsame bytes\r\n"
-    assert await arrive(sessions, without_id) is Filed.NEW
-    assert await arrive(sessions, without_id) is Filed.DUPLICATE
+    assert await arrive(sessions, without_id) is Outcome.NEW
+    assert await arrive(sessions, without_id) is Outcome.DUPLICATE
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Interaction)) == 2
 
@@ -127,7 +129,7 @@ async def test_unreadable_mail_is_kept_for_an_admin_and_not_shown_to_others(
     client: Client, sessions: SessionFactory, accounts: dict[Role, Any]
 ) -> None:
     garbage = b"\x00\x01 this is not e-mail \xff"
-    assert await arrive(sessions, garbage) is Filed.FAILED
+    assert await arrive(sessions, garbage) is Outcome.KEPT
     admin = accounts[Role.ADMIN].auth
     page = await (await client.get("/api/v1/emails/failures", headers=admin)).json()
     [item] = page["items"]

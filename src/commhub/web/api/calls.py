@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from commhub.channels import ChannelUnavailable, Telephony
@@ -183,17 +185,7 @@ async def channel_status(app: web.Application) -> schemas.ChannelList:
     return schemas.ChannelList(
         items=items,
         listening=hub.listening,
-        call_backlog=hub.inbound.backlog,
-        calls_not_recorded=hub.inbound.not_recorded,
-        call_log_error=hub.inbound.last_error,
-        mail_backlog=hub.inbound.mail.backlog,
-        mail_filed=hub.inbound.mail.filed,
-        mail_unreadable=hub.inbound.mail.failed,
-        mail_error=hub.inbound.mail.last_error,
-        sms_received=hub.inbound.sms.received,
-        sms_reports=hub.inbound.sms.reports,
-        sms_unmatched_reports=hub.inbound.sms.unmatched,
-        sms_error=hub.inbound.sms.last_error,
+        **dataclasses.asdict(hub.inbound.health()),
         sms_senders=[
             schemas.SmsSenderOut(
                 gateway=name,

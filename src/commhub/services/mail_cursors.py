@@ -1,0 +1,19 @@
+"""Where each watched mailbox folder stands, as the mailbox adapters ask it on (re)connect."""
+
+from __future__ import annotations
+
+from commhub.channels import MailCursor
+from commhub.services.database import Database
+from commhub.store import emails as store
+
+
+class StoredCursors:
+    """:class:`~commhub.channels.MailCursors` read from the database (filing advances them)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def cursor(self, source: str, folder: str) -> MailCursor | None:
+        async with self._db() as session:
+            row = await store.cursor(session, source, folder)
+        return None if row is None else MailCursor(row.uidvalidity, row.last_uid)
