@@ -106,3 +106,26 @@ class NewInteraction:
     def counterpart_address(self) -> str:
         """The customer's side: who called or wrote us, or whom we called or wrote."""
         return self.from_address if self.direction is Direction.INBOUND else self.to_address
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionFilter:
+    """The interaction log's filters; ``None`` means "any".
+
+    ``statuses`` matches any of several (a missed call is ``missed`` or
+    ``abandoned`` in a queue); ``text`` is a case-insensitive substring of the
+    subject or the summary; ``address`` is the other side's number (E.164) or
+    e-mail address exactly as the channels store it, on a card or not.
+    """
+
+    channel: str | None = None
+    direction: str | None = None
+    status: str | None = None
+    statuses: tuple[str, ...] | None = None
+    operator_id: int | None = None
+    contact_id: int | None = None
+    queue: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+    address: str | None = None

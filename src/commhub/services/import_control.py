@@ -17,6 +17,7 @@ from typing import Final
 from sqlalchemy import select
 
 from commhub.config import Settings
+from commhub.jobs.queue import JobQueue
 from commhub.models import Import, utcnow
 from commhub.services.errors import Conflict, NotFound
 from commhub.services.import_runs import INPROCESS
@@ -87,6 +88,15 @@ async def requeue(sessions: SessionFactory, import_id: int, *, restart: bool) ->
         can = "interrupted, cancelled or finished" if restart else "interrupted or cancelled"
         raise Conflict("status", f"import {import_id} is {row.status}: only {can} ones can")
     return found
+
+
+async def queue_again(
+    sessions: SessionFactory, jobs: JobQueue, import_id: int, *, restart: bool
+) -> ImportView:
+    """:func:`requeue` the import and hand out its job; the import as it then stands."""
+    await requeue(sessions, import_id, restart=restart)
+    await jobs.enqueue(IMPORT_JOB, import_id, job_id=job_id(import_id))
+    return await view(sessions, import_id)
 
 
 async def recover(sessions: SessionFactory, *, in_process: bool) -> list[int]:

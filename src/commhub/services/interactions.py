@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.domain.interactions import NewInteraction
 from commhub.domain.roles import Permission, allows
 from commhub.models import Contact, Interaction, User
+from commhub.services.database import Database
 from commhub.services.errors import Forbidden, InvalidInput
 from commhub.services.identify import Verdict, identify
 from commhub.services.users import Principal
@@ -35,7 +36,7 @@ async def record_interaction(
 
 
 async def record_reported_interaction(
-    session: AsyncSession, new: NewInteraction, *, caller: Principal, region: str
+    db: Database, new: NewInteraction, *, caller: Principal, region: str
 ) -> tuple[Interaction, bool]:
     """Log what a person or another system reports, in the caller's name unless they may
     name someone else.
@@ -51,6 +52,13 @@ async def record_reported_interaction(
         and new.operator_id != caller.user_id
     ):
         raise Forbidden("operator_id", "an operator records only their own interactions")
+    async with db() as session:
+        await _check_names(session, new)
+        return await record_interaction(session, new, region=region)
+
+
+async def _check_names(session: AsyncSession, new: NewInteraction) -> None:
+    """Refuse, by field, a contact or user id that names nobody (or a merged contact)."""
     if new.contact_id is not None:
         contact = await session.get(Contact, new.contact_id)
         if contact is None:
@@ -62,4 +70,3 @@ async def record_reported_interaction(
             )
     if new.operator_id is not None and await session.get(User, new.operator_id) is None:
         raise InvalidInput("operator_id", f"there is no user {new.operator_id}")
-    return await record_interaction(session, new, region=region)

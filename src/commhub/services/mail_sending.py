@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from sqlalchemy import update
@@ -44,7 +44,9 @@ from commhub.domain.mail_compose import (
     compose,
     reply_subject,
 )
+from commhub.jobs.queue import JobQueue
 from commhub.models import Email, Interaction, Outbox, utcnow
+from commhub.services.database import Database
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
 from commhub.services.outbox import hold_in_doubt, reused_key
@@ -76,6 +78,31 @@ class EmailRequest:
     """A digest of what the client asked (``store.outbox.request_hash``): a ``key`` used
     again for something else is refused, as payment APIs do."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def send(
+    db: Database,
+    jobs: JobQueue,
+    mailer: Mailer,
+    request: EmailRequest,
+    *,
+    asked: Mapping[str, Any] | None = None,
+    user_id: int | None,
+    region: str,
+) -> tuple[Outbox, bool]:
+    """Queue the message (:func:`queue_email`) and hand out the job that sends it.
+
+    ``asked`` is what the client sent with its idempotency key: a key used
+    again with something else asked is refused. Returns (row, created); a
+    key already used hands out no second job.
+    """
+    if request.key and asked is not None:
+        request = replace(request, fingerprint=claims.request_hash(asked))
+    async with db() as session:
+        row, created = await queue_email(session, mailer, request, user_id=user_id, region=region)
+    if created:
+        await jobs.enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}")
+    return row, created
 
 
 async def queue_email(

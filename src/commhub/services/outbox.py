@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.interactions import Status
 from commhub.models import Interaction, Outbox, utcnow
+from commhub.services.database import Database
 from commhub.services.errors import Conflict, InvalidInput, NotFound
 from commhub.store import outbox as store
 from commhub.store.engine import SessionFactory
@@ -88,30 +89,49 @@ async def set_interaction_status(
         )
 
 
-async def resend(session: AsyncSession, outbox_id: int, *, user_id: int) -> Outbox:
-    """A person decided an uncertain row did not go: queue it once more. Commits."""
-    row = await _uncertain_row(session, outbox_id)
-    row.state = store.QUEUED
-    row.next_attempt_at = None
-    row.claimed_by = None
-    row.resolved_by = user_id
-    row.resolved_at = utcnow()
-    row.last_error = f"sent again by a person after: {row.last_error or store.CUT_OFF}"
-    await set_interaction_status(
-        session, [row.interaction_id], Status.QUEUED.value, only_from=(Status.UNCERTAIN.value,)
-    )
-    await session.commit()
+async def listing(
+    db: Database, *, state: str, channel: str | None, after_id: int | None, limit: int
+) -> Sequence[Outbox]:
+    """Rows in ``state`` (of one channel, or all), newest first."""
+    async with db() as session:
+        return await store.listing(
+            session, states=[state], channel=channel, after_id=after_id, limit=limit
+        )
+
+
+async def in_doubt(db: Database, *, limit: int) -> Sequence[Outbox]:
+    """The uncertain rows, newest first: each waits for a person to resend or dismiss it."""
+    async with db() as session:
+        return await store.listing(session, states=[store.UNCERTAIN], limit=limit)
+
+
+async def resend(db: Database, outbox_id: int, *, user_id: int) -> Outbox:
+    """A person decided an uncertain row did not go: queue it once more.
+
+    The caller tells the row's sender (``Hub.outbox_queued``) once this returns.
+    """
+    async with db.begin() as session:
+        row = await _uncertain_row(session, outbox_id)
+        row.state = store.QUEUED
+        row.next_attempt_at = None
+        row.claimed_by = None
+        row.resolved_by = user_id
+        row.resolved_at = utcnow()
+        row.last_error = f"sent again by a person after: {row.last_error or store.CUT_OFF}"
+        await set_interaction_status(
+            session, [row.interaction_id], Status.QUEUED.value, only_from=(Status.UNCERTAIN.value,)
+        )
     log.info("outbox %s: resent by user %s", row.key, user_id)
     return row
 
 
-async def dismiss(session: AsyncSession, outbox_id: int, *, user_id: int) -> Outbox:
-    """A person decided to leave an uncertain row as it is: it drops off the list. Commits."""
-    row = await _uncertain_row(session, outbox_id)
-    row.state = store.DISMISSED
-    row.resolved_by = user_id
-    row.resolved_at = utcnow()
-    await session.commit()
+async def dismiss(db: Database, outbox_id: int, *, user_id: int) -> Outbox:
+    """A person decided to leave an uncertain row as it is: it drops off the list."""
+    async with db.begin() as session:
+        row = await _uncertain_row(session, outbox_id)
+        row.state = store.DISMISSED
+        row.resolved_by = user_id
+        row.resolved_at = utcnow()
     log.info("outbox %s: dismissed by user %s", row.key, user_id)
     return row
 

@@ -10,8 +10,8 @@ too long text, no gateway for the sender number or purpose asked for.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -20,13 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.channels import SmsGateway
 from commhub.domain import phones
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
-from commhub.domain.sms_text import MAX_SEGMENTS, SmsShape, measure
-from commhub.models import Contact, ContactPoint, Outbox, SmsMessage, utcnow
+from commhub.domain.sms_text import MAX_SEGMENTS, SmsShape, SmsTextError, measure
+from commhub.models import Contact, ContactPoint, Interaction, Outbox, SmsMessage, utcnow
+from commhub.services.database import Database
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
 from commhub.services.outbox import reused_key
 from commhub.store import interactions as interaction_store
 from commhub.store import suppressions
+from commhub.store.outbox import request_hash
 
 PHONE = "phone"
 
@@ -47,6 +49,15 @@ class SmsRequest:
     """A digest of what the client asked (``store.outbox.request_hash``): a ``key`` used
     again for something else is refused, as payment APIs do."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsView:
+    """One SMS as the card shows it; ``outbox`` is its sending row (``None`` when received)."""
+
+    interaction: Interaction
+    message: SmsMessage
+    outbox: Outbox | None
 
 
 def preview(text: str) -> SmsShape:
@@ -72,6 +83,54 @@ def route(gateways: Sequence[SmsGateway], *, sender: str | None, purpose: str | 
                 return gateway
         raise InvalidInput("purpose", f"no SMS gateway is set up for {purpose!r}")
     return gateways[0]
+
+
+async def send(
+    db: Database,
+    gateways: Sequence[SmsGateway],
+    request: SmsRequest,
+    *,
+    asked: Mapping[str, Any] | None = None,
+    user_id: int | None,
+    region: str,
+) -> tuple[SmsView, bool]:
+    """Queue the message (:func:`queue_sms`); the message as stored, and whether it is new.
+
+    ``asked`` is what the client sent with its idempotency key: a key used
+    again with something else asked is refused. The gateway's sender takes
+    the row from the outbox; the caller wakes it when the message is new.
+    """
+    if request.key and asked is not None:
+        request = replace(request, fingerprint=request_hash(asked))
+    async with db() as session:
+        try:
+            row, created = await queue_sms(
+                session, gateways, request, user_id=user_id, region=region
+            )
+        except SmsTextError as exc:
+            raise InvalidInput("text", str(exc)) from None
+        return await _view(session, row.interaction_id), created
+
+
+async def message(db: Database, interaction_id: int) -> SmsView:
+    """One SMS, sent or received, with its delivery state."""
+    async with db() as session:
+        return await _view(session, interaction_id)
+
+
+async def _view(session: AsyncSession, interaction_id: int) -> SmsView:
+    row = (
+        await session.execute(
+            select(Interaction, SmsMessage, Outbox)
+            .join(SmsMessage, SmsMessage.interaction_id == Interaction.id)
+            .outerjoin(Outbox, Outbox.interaction_id == Interaction.id)
+            .where(Interaction.id == interaction_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("SMS", interaction_id)
+    interaction, sms, outbox = row
+    return SmsView(interaction, sms, outbox)
 
 
 async def queue_sms(

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict
 
 from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# The log's filter is a domain value now; re-exported for callers that still name it here.
+from commhub.domain.interactions import InteractionFilter as InteractionFilter
 from commhub.domain.interactions import NewInteraction
 from commhub.domain.pagination import Cursor
 from commhub.models import Interaction
 from commhub.store.dialect import contains_text, upsert_insert
-
-
-@dataclass(frozen=True, slots=True)
-class InteractionFilter:
-    """The interaction log's filters; ``None`` means "any".
-
-    ``statuses`` matches any of several (a missed call is ``missed`` or
-    ``abandoned`` in a queue); ``text`` is a case-insensitive substring of the
-    subject or the summary; ``address`` is the other side's number (E.164) or
-    e-mail address exactly as the channels store it, on a card or not.
-    """
-
-    channel: str | None = None
-    direction: str | None = None
-    status: str | None = None
-    statuses: tuple[str, ...] | None = None
-    operator_id: int | None = None
-    contact_id: int | None = None
-    queue: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    text: str | None = None
-    address: str | None = None
 
 
 async def record(session: AsyncSession, new: NewInteraction) -> tuple[Interaction, bool]:

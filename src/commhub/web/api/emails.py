@@ -8,20 +8,16 @@ from typing import Final
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import ChannelUnavailable, Mailer
 from commhub.domain.identifiers import parse_id
 from commhub.domain.mail import attachment, parse_message
 from commhub.domain.mail_compose import Attachment, Recipient
 from commhub.domain.roles import Permission
-from commhub.models import Email, Interaction, Outbox
-from commhub.services import mail_triage
-from commhub.services.errors import NotFound
-from commhub.services.mail_sending import SEND_JOB, EmailRequest, queue_email
-from commhub.store import emails as store
-from commhub.store.outbox import request_hash
+from commhub.models import Outbox
+from commhub.services import mail_sending, mail_triage
+from commhub.services.mail_sending import EmailRequest
+from commhub.services.mail_triage import EmailView
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
@@ -65,18 +61,16 @@ async def send_email(request: web.Request) -> web.StreamResponse:
         contact_id=body.contact_id,
         reply_to_id=body.reply_to_id,
         key=f"api:{principal(request).user_id}:{key}" if key else "",
-        fingerprint=request_hash(body.model_dump(mode="json")) if key else "",
     )
-    async with request.app[DATABASE]() as session:
-        row, created = await queue_email(
-            session,
-            mailer,
-            email_request,
-            user_id=principal(request).user_id,
-            region=region_of(request, None),
-        )
-    if created:
-        await request.app[JOBS].enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}")
+    row, created = await mail_sending.send(
+        request.app[DATABASE],
+        request.app[JOBS],
+        mailer,
+        email_request,
+        asked=body.model_dump(mode="json"),
+        user_id=principal(request).user_id,
+        region=region_of(request, None),
+    )
     return json_response(outbox_out(row), status=202 if created else 200)
 
 
@@ -131,66 +125,58 @@ def outbox_out(row: Outbox) -> schemas.OutboxOut:
     response=schemas.EmailOut,
 )
 async def get_email(request: web.Request) -> web.StreamResponse:
-    interaction_id = path_id(request)
-    async with request.app[DATABASE]() as session:
-        email, interaction = await _load(session, interaction_id)
-        outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == interaction_id))
-        thread = await store.thread(session, email.thread_id) if email.thread_id else []
-    base = f"/api/v1/emails/{interaction_id}/attachments"
     return json_response(
-        schemas.EmailOut(
-            interaction_id=interaction.id,
-            contact_id=interaction.contact_id,
-            direction=interaction.direction,
-            status=interaction.status,
-            kind=email.kind,
-            mailbox=email.mailbox,
-            message_id=email.message_id,
-            in_reply_to=email.in_reply_to,
-            references=email.references.split(),
-            thread_id=email.thread_id,
-            sender=email.sender,
-            to=list(email.recipients.get("to", [])),
-            cc=list(email.recipients.get("cc", [])),
-            reply_to=list(email.recipients.get("reply_to", [])),
-            subject=interaction.subject,
-            text=email.text,
-            html=email.html,
-            attachments=[
-                schemas.AttachmentOut(
-                    index=item.get("index"),
-                    filename=str(item.get("filename", "")),
-                    content_type=str(item.get("content_type", "")),
-                    size=int(item.get("size", 0)),
-                    url=f"{base}/{item['index']}" if item.get("index") is not None else None,
-                )
-                for item in email.attachments.get("items", [])
-            ],
-            size=email.size,
-            truncated=email.truncated,
-            occurred_at=interaction.occurred_at,
-            outbox=outbox_out(outbox) if outbox is not None else None,
-            thread=[
-                schemas.ThreadItem(
-                    interaction_id=i.id,
-                    direction=i.direction,
-                    status=i.status,
-                    sender=e.sender,
-                    subject=i.subject,
-                    occurred_at=i.occurred_at,
-                )
-                for e, i in thread
-            ],
-        )
+        email_out(await mail_triage.email(request.app[DATABASE], path_id(request)))
     )
 
 
-async def _load(session: AsyncSession, interaction_id: int) -> tuple[Email, Interaction]:
-    interaction = await session.get(Interaction, interaction_id)
-    email = await store.for_interaction(session, interaction_id)
-    if interaction is None or email is None:
-        raise NotFound("e-mail", interaction_id)
-    return email, interaction
+def email_out(found: EmailView) -> schemas.EmailOut:
+    email, interaction, outbox = found.email, found.interaction, found.outbox
+    base = f"/api/v1/emails/{interaction.id}/attachments"
+    return schemas.EmailOut(
+        interaction_id=interaction.id,
+        contact_id=interaction.contact_id,
+        direction=interaction.direction,
+        status=interaction.status,
+        kind=email.kind,
+        mailbox=email.mailbox,
+        message_id=email.message_id,
+        in_reply_to=email.in_reply_to,
+        references=email.references.split(),
+        thread_id=email.thread_id,
+        sender=email.sender,
+        to=list(email.recipients.get("to", [])),
+        cc=list(email.recipients.get("cc", [])),
+        reply_to=list(email.recipients.get("reply_to", [])),
+        subject=interaction.subject,
+        text=email.text,
+        html=email.html,
+        attachments=[
+            schemas.AttachmentOut(
+                index=item.get("index"),
+                filename=str(item.get("filename", "")),
+                content_type=str(item.get("content_type", "")),
+                size=int(item.get("size", 0)),
+                url=f"{base}/{item['index']}" if item.get("index") is not None else None,
+            )
+            for item in email.attachments.get("items", [])
+        ],
+        size=email.size,
+        truncated=email.truncated,
+        occurred_at=interaction.occurred_at,
+        outbox=outbox_out(outbox) if outbox is not None else None,
+        thread=[
+            schemas.ThreadItem(
+                interaction_id=i.id,
+                direction=i.direction,
+                status=i.status,
+                sender=e.sender,
+                subject=i.subject,
+                occurred_at=i.occurred_at,
+            )
+            for e, i in found.thread
+        ],
+    )
 
 
 @endpoint(
@@ -202,8 +188,7 @@ async def _load(session: AsyncSession, interaction_id: int) -> tuple[Email, Inte
 async def get_attachment(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
     index = path_id(request, "index")
-    async with request.app[DATABASE]() as session:
-        email, _ = await _load(session, interaction_id)
+    email = await mail_triage.stored_email(request.app[DATABASE], interaction_id)
     found = attachment(parse_message(email.raw), index)
     if found is None:
         raise Problem(404, f"e-mail {interaction_id} has no attachment {index}")
@@ -236,8 +221,7 @@ def _disposition(filename: str) -> str:
 )
 async def get_raw(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
-    async with request.app[DATABASE]() as session:
-        email, _ = await _load(session, interaction_id)
+    email = await mail_triage.stored_email(request.app[DATABASE], interaction_id)
     return web.Response(
         body=email.raw,
         content_type="message/rfc822",
@@ -255,8 +239,9 @@ async def get_raw(request: web.Request) -> web.StreamResponse:
 )
 async def list_unmatched(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.PageQuery)
-    async with request.app[DATABASE]() as session:
-        rows = await store.unmatched(session, after_id=id_cursor(query.cursor), limit=query.limit)
+    rows = await mail_triage.unmatched(
+        request.app[DATABASE], after_id=id_cursor(query.cursor), limit=query.limit
+    )
     items = [
         schemas.UnmatchedOut(
             interaction_id=i.id,
@@ -292,14 +277,10 @@ def id_cursor(text: str | None) -> int | None:
 )
 async def assign_email(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.AssignIn)
-    async with request.app[DATABASE]() as session:
-        await mail_triage.assign(
-            session,
-            path_id(request),
-            body.contact_id,
-            add_address=body.add_address,
-        )
-    return await get_email(request)
+    found = await mail_triage.assign(
+        request.app[DATABASE], path_id(request), body.contact_id, add_address=body.add_address
+    )
+    return json_response(email_out(found))
 
 
 @endpoint(
@@ -309,6 +290,5 @@ async def assign_email(request: web.Request) -> web.StreamResponse:
     response=schemas.EmailOut,
 )
 async def dismiss_email(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        await mail_triage.dismiss(session, path_id(request))
-    return await get_email(request)
+    found = await mail_triage.dismiss(request.app[DATABASE], path_id(request))
+    return json_response(email_out(found))

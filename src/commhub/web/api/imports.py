@@ -13,8 +13,8 @@ from aiohttp import BodyPartReader, web
 from commhub.domain.imports import ImportMapping, MappingError
 from commhub.domain.roles import Permission
 from commhub.models import Import
-from commhub.services import import_control
-from commhub.services.import_control import IMPORT_JOB, ImportView
+from commhub.services import import_control, imports
+from commhub.services.import_control import ImportView
 from commhub.services.spreadsheets import SheetError, open_sheet
 from commhub.web.api import schemas
 from commhub.web.endpoints import endpoint, json_response, path_id
@@ -94,21 +94,17 @@ async def create_import(request: web.Request) -> web.StreamResponse:
     except BaseException:
         stored.unlink(missing_ok=True)
         raise
-    async with request.app[DATABASE]() as session:
-        row = Import(
-            user_id=principal(request).user_id,
-            filename=filename,
-            stored_path=str(stored),
-            mapping=mapping,
-            dry_run=dry_run,
-            status="queued",
-        )
-        session.add(row)
-        await session.commit()
-    await request.app[JOBS].enqueue(IMPORT_JOB, row.id, job_id=import_control.job_id(row.id))
-    found = await import_control.view(request.app[DATABASE], row.id)
+    found = await imports.queue_upload(
+        request.app[DATABASE],
+        request.app[JOBS],
+        user_id=principal(request).user_id,
+        filename=filename,
+        stored_path=stored,
+        mapping=mapping,
+        dry_run=dry_run,
+    )
     response = json_response(view_out(found), status=202)
-    response.headers["Location"] = f"/api/v1/imports/{row.id}"
+    response.headers["Location"] = f"/api/v1/imports/{found.row.id}"
     return response
 
 
@@ -207,10 +203,9 @@ async def restart_import(request: web.Request) -> web.StreamResponse:
 
 
 async def _requeue(request: web.Request, *, restart: bool) -> web.StreamResponse:
-    import_id = path_id(request)
-    await import_control.requeue(request.app[DATABASE], import_id, restart=restart)
-    await request.app[JOBS].enqueue(IMPORT_JOB, import_id, job_id=import_control.job_id(import_id))
-    found = await import_control.view(request.app[DATABASE], import_id)
+    found = await import_control.queue_again(
+        request.app[DATABASE], request.app[JOBS], path_id(request), restart=restart
+    )
     return json_response(view_out(found), status=202)
 
 
@@ -221,14 +216,14 @@ async def _requeue(request: web.Request, *, restart: bool) -> web.StreamResponse
     content_type="text/csv",
 )
 async def get_import_errors(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        row = await session.get(Import, path_id(request))
-    if row is None or not row.errors_path or not Path(row.errors_path).exists():
+    import_id = path_id(request)
+    path = await imports.rejected_rows_file(request.app[DATABASE], import_id)
+    if path is None:
         raise Problem(404, "this import has no rejected-rows file")
     return web.FileResponse(
-        row.errors_path,
+        path,
         headers={
             "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="import-{row.id}-rejected.csv"',
+            "Content-Disposition": f'attachment; filename="import-{import_id}-rejected.csv"',
         },
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commhub.domain.interactions import NewInteraction
+from commhub.domain.interactions import InteractionFilter, NewInteraction
 from commhub.domain.pagination import Cursor
 from commhub.domain.roles import Permission
 from commhub.services.interactions import record_reported_interaction
-from commhub.store import interactions as store
+from commhub.services.log import search
 from commhub.web.api import schemas
 from commhub.web.api.views import interaction_page
 from commhub.web.endpoints import endpoint, json_response, read_body, read_query
@@ -26,7 +26,7 @@ from commhub.web.keys import DATABASE, SETTINGS, principal
 )
 async def list_interactions(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.InteractionQuery)
-    filters = store.InteractionFilter(
+    filters = InteractionFilter(
         channel=None if query.channel is None else query.channel.value,
         direction=None if query.direction is None else query.direction.value,
         status=None if query.status is None else query.status.value,
@@ -38,9 +38,8 @@ async def list_interactions(request: web.Request) -> web.StreamResponse:
         until=query.until,
     )
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[DATABASE]() as session:
-        rows = await store.search(session, filters, after=after, limit=query.limit)
-    return json_response(interaction_page(rows, store.cursor_after(rows, query.limit)))
+    found = await search(request.app[DATABASE], filters, after=after, limit=query.limit)
+    return json_response(interaction_page(found.rows, found.next_cursor))
 
 
 @endpoint(
@@ -55,9 +54,11 @@ async def list_interactions(request: web.Request) -> web.StreamResponse:
 async def create_interaction(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.InteractionCreate)
     new = NewInteraction(**body.model_dump())
-    async with request.app[DATABASE]() as session:
-        row, created = await record_reported_interaction(
-            session, new, caller=principal(request), region=request.app[SETTINGS].phone_region
-        )
+    row, created = await record_reported_interaction(
+        request.app[DATABASE],
+        new,
+        caller=principal(request),
+        region=request.app[SETTINGS].phone_region,
+    )
     out = schemas.InteractionOut.model_validate(row, from_attributes=True)
     return json_response(out, status=201 if created else 200)

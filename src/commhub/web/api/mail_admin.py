@@ -7,7 +7,6 @@ from aiohttp import web
 from commhub.domain.roles import Permission
 from commhub.models import MailFailure
 from commhub.services import mail_triage
-from commhub.store import emails as store
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.emails import id_cursor
 from commhub.web.endpoints import endpoint, json_response, path_id, read_query
@@ -24,8 +23,9 @@ from commhub.web.keys import DATABASE
 )
 async def list_failures(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.PageQuery)
-    async with request.app[DATABASE]() as session:
-        rows = await store.failures(session, after_id=id_cursor(query.cursor), limit=query.limit)
+    rows = await mail_triage.failures(
+        request.app[DATABASE], after_id=id_cursor(query.cursor), limit=query.limit
+    )
     items = [_failure_out(row) for row in rows]
     next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
     return json_response(schemas.MailFailurePage(items=items, next_cursor=next_cursor))
@@ -38,8 +38,7 @@ async def list_failures(request: web.Request) -> web.StreamResponse:
     content_type="application/octet-stream",
 )
 async def get_failure_raw(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        row = await mail_triage.failure(session, path_id(request))
+    row = await mail_triage.failure(request.app[DATABASE], path_id(request))
     return web.Response(
         body=row.raw,
         content_type="application/octet-stream",
@@ -54,8 +53,7 @@ async def get_failure_raw(request: web.Request) -> web.StreamResponse:
     response=schemas.MailFailureOut,
 )
 async def resolve_failure(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        row = await mail_triage.resolve_failure(session, path_id(request))
+    row = await mail_triage.resolve_failure(request.app[DATABASE], path_id(request))
     return json_response(_failure_out(row))
 
 
@@ -81,14 +79,13 @@ def _failure_out(row: MailFailure) -> schemas.MailFailureOut:
 )
 async def list_suppressions(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.SuppressionQuery)
-    async with request.app[DATABASE]() as session:
-        rows = await mail_triage.suppressions(
-            session,
-            channel=query.channel,
-            address=query.address,
-            after_id=id_cursor(query.cursor),
-            limit=query.limit,
-        )
+    rows = await mail_triage.suppressions(
+        request.app[DATABASE],
+        channel=query.channel,
+        address=query.address,
+        after_id=id_cursor(query.cursor),
+        limit=query.limit,
+    )
     items = [schemas.SuppressionOut.model_validate(row, from_attributes=True) for row in rows]
     next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
     return json_response(schemas.SuppressionPage(items=items, next_cursor=next_cursor))
@@ -101,6 +98,5 @@ async def list_suppressions(request: web.Request) -> web.StreamResponse:
     status=204,
 )
 async def lift_suppression(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        await mail_triage.lift(session, path_id(request))
+    await mail_triage.lift(request.app[DATABASE], path_id(request))
     return web.Response(status=204)

@@ -7,7 +7,6 @@ from aiohttp import web
 from commhub.domain.roles import Permission
 from commhub.models import Outbox
 from commhub.services import outbox as service
-from commhub.store import outbox as store
 from commhub.web.api import outbox_schemas as schemas
 from commhub.web.api.emails import id_cursor
 from commhub.web.endpoints import endpoint, json_response, path_id, read_query
@@ -25,14 +24,13 @@ from commhub.web.keys import DATABASE, HUB, principal
 )
 async def list_outbox(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.OutboxQuery)
-    async with request.app[DATABASE]() as session:
-        rows = await store.listing(
-            session,
-            states=[query.state],
-            channel=query.channel,
-            after_id=id_cursor(query.cursor),
-            limit=query.limit,
-        )
+    rows = await service.listing(
+        request.app[DATABASE],
+        state=query.state,
+        channel=query.channel,
+        after_id=id_cursor(query.cursor),
+        limit=query.limit,
+    )
     next_cursor = str(rows[-1].id) if len(rows) == query.limit else None
     return json_response(schemas.OutboxPage(items=[item(r) for r in rows], next_cursor=next_cursor))
 
@@ -45,9 +43,10 @@ async def list_outbox(request: web.Request) -> web.StreamResponse:
     response=schemas.OutboxItem,
 )
 async def resend(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        row = await service.resend(session, path_id(request), user_id=principal(request).user_id)
-        out = item(row)
+    row = await service.resend(
+        request.app[DATABASE], path_id(request), user_id=principal(request).user_id
+    )
+    out = item(row)
     await request.app[HUB].outbox_queued(row)
     return json_response(out)
 
@@ -60,10 +59,10 @@ async def resend(request: web.Request) -> web.StreamResponse:
     response=schemas.OutboxItem,
 )
 async def dismiss(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        row = await service.dismiss(session, path_id(request), user_id=principal(request).user_id)
-        out = item(row)
-    return json_response(out)
+    row = await service.dismiss(
+        request.app[DATABASE], path_id(request), user_id=principal(request).user_id
+    )
+    return json_response(item(row))
 
 
 def item(row: Outbox) -> schemas.OutboxItem:

@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.roles import Permission
 from commhub.domain.sms_text import MAX_SEGMENTS, SmsTextError
-from commhub.models import Interaction, Outbox, SmsMessage
-from commhub.services.errors import NotFound
-from commhub.services.sms_sending import SmsRequest, preview, queue_sms
-from commhub.store.outbox import request_hash
+from commhub.models import Outbox
+from commhub.services import sms_sending
+from commhub.services.sms_sending import SmsRequest, SmsView, preview
 from commhub.web.api import sms_schemas as schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body
@@ -75,23 +72,18 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
         sender=body.sender,
         purpose=body.purpose,
         key=f"api:{user_id}:{key}" if key else "",
-        fingerprint=request_hash(body.model_dump(mode="json")) if key else "",
     )
-    async with request.app[DATABASE]() as session:
-        try:
-            row, created = await queue_sms(
-                session,
-                hub.sms_gateways,
-                sms_request,
-                user_id=user_id,
-                region=region_of(request, None),
-            )
-        except SmsTextError as exc:
-            raise invalid("text", str(exc)) from None
-        out = await _sms_out(session, row.interaction_id)
+    found, created = await sms_sending.send(
+        request.app[DATABASE],
+        hub.sms_gateways,
+        sms_request,
+        asked=body.model_dump(mode="json"),
+        user_id=user_id,
+        region=region_of(request, None),
+    )
     if created:
-        hub.sms_queued(row.source)
-    return json_response(out, status=202 if created else 200)
+        hub.sms_queued(found.message.gateway)
+    return json_response(sms_out(found), status=202 if created else 200)
 
 
 @endpoint(
@@ -101,23 +93,12 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
     response=schemas.SmsOut,
 )
 async def get_sms(request: web.Request) -> web.StreamResponse:
-    interaction_id = path_id(request)
-    async with request.app[DATABASE]() as session:
-        return json_response(await _sms_out(session, interaction_id))
+    found = await sms_sending.message(request.app[DATABASE], path_id(request))
+    return json_response(sms_out(found))
 
 
-async def _sms_out(session: AsyncSession, interaction_id: int) -> schemas.SmsOut:
-    row = (
-        await session.execute(
-            select(Interaction, SmsMessage, Outbox)
-            .join(SmsMessage, SmsMessage.interaction_id == Interaction.id)
-            .outerjoin(Outbox, Outbox.interaction_id == Interaction.id)
-            .where(Interaction.id == interaction_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("SMS", interaction_id)
-    interaction, message, outbox = row
+def sms_out(found: SmsView) -> schemas.SmsOut:
+    interaction, message, outbox = found.interaction, found.message, found.outbox
     return schemas.SmsOut(
         id=interaction.id,
         key=outbox.key if outbox is not None else interaction.external_id,

@@ -10,7 +10,6 @@ from aiohttp import web
 
 from commhub.domain.roles import Permission
 from commhub.services import outbox as service
-from commhub.store import outbox as store
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import DATABASE, HUB, principal
 from commhub.web.ui import flash
@@ -27,18 +26,16 @@ SHOWN = 500
     tag="pages",
 )
 async def outbox_page(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        rows = await store.listing(session, states=[store.UNCERTAIN], limit=SHOWN)
+    rows = await service.in_doubt(request.app[DATABASE], limit=SHOWN)
     return await page(request, "admin_outbox.html", section="admin-outbox", rows=rows)
 
 
 @endpoint("Send a message in doubt again.", permission=Permission.OUTBOX_SETTLE, tag="pages")
 async def resend(request: web.Request) -> web.StreamResponse:
     async with refusals_shown_at(PAGE):
-        async with request.app[DATABASE]() as session:
-            row = await service.resend(
-                session, path_id(request), user_id=principal(request).user_id
-            )
+        row = await service.resend(
+            request.app[DATABASE], path_id(request), user_id=principal(request).user_id
+        )
         await request.app[HUB].outbox_queued(row)
     raise flash.redirect(PAGE, "Queued again: it will be sent once more.")
 
@@ -46,6 +43,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
 @endpoint("Dismiss a message in doubt.", permission=Permission.OUTBOX_SETTLE, tag="pages")
 async def dismiss(request: web.Request) -> web.StreamResponse:
     async with refusals_shown_at(PAGE):
-        async with request.app[DATABASE]() as session:
-            await service.dismiss(session, path_id(request), user_id=principal(request).user_id)
+        await service.dismiss(
+            request.app[DATABASE], path_id(request), user_id=principal(request).user_id
+        )
     raise flash.redirect(PAGE, "Dismissed: it stays on the card as may have been sent.")

@@ -61,8 +61,7 @@ async def _requeue(request: web.Request, *, restart: bool) -> web.StreamResponse
     import_id = path_id(request)
     await read_form(request)
     async with refusals_shown_at(PAGE):
-        await import_control.requeue(request.app[DATABASE], import_id, restart=restart)
-    await request.app[JOBS].enqueue(
-        import_control.IMPORT_JOB, import_id, job_id=import_control.job_id(import_id)
-    )
+        await import_control.queue_again(
+            request.app[DATABASE], request.app[JOBS], import_id, restart=restart
+        )
     raise flash.redirect(PAGE, "Import %(id)s is queued again.", id=import_id)

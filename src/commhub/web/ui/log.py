@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Final
 
 from aiohttp import web
 
 from commhub.domain.identifiers import parse_id
-from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.interactions import Channel, Direction, InteractionFilter, Status
+from commhub.domain.pagination import Cursor
 from commhub.domain.roles import Permission
-from commhub.models import Interaction
-from commhub.store import contacts as contact_store
-from commhub.store import interactions as store
-from commhub.store import users as user_store
+from commhub.services.log import log_page
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import DATABASE
-from commhub.web.ui.log_export import EXPORT_LIMIT, operator_names
+from commhub.web.ui.log_export import EXPORT_LIMIT
 from commhub.web.ui.log_filters import (
     FilterError,
     cursor_from,
@@ -40,32 +37,24 @@ async def interaction_log(request: web.Request) -> web.StreamResponse:
     values = form_values(request.query)
     may_export = me.can(Permission.INTERACTIONS_EXPORT)
     error: str | None = None
-    rows: Sequence[Interaction] = ()
-    names: dict[int, str] = {}
-    next_link = ""
-    capped = False
-    async with request.app[DATABASE]() as session:
-        people = await user_store.all_users(session)
-        try:
-            filters = filters_from(values, me.fmt.zone, me.fmt.region)
-            after = cursor_from(request.query.get("cursor"))
-        except FilterError as exc:
-            error = translate(me.language, exc.message, **exc.values)
-        else:
-            rows = await store.search(session, filters, after=after, limit=PAGE_SIZE)
-            following = store.cursor_after(rows, PAGE_SIZE)
-            if following is not None:
-                next_link = link("/log", values, cursor=following.encode())
-            # Only a full first page can hide more rows than an export holds.
-            capped = (
-                may_export
-                and after is None
-                and following is not None
-                and await store.more_than(session, filters, EXPORT_LIMIT)
-            )
-        names = await contact_store.names_of(
-            session, [row.contact_id for row in rows] + [_number(values["contact_id"])]
-        )
+    filters: InteractionFilter | None
+    after: Cursor | None
+    try:
+        filters = filters_from(values, me.fmt.zone, me.fmt.region)
+        after = cursor_from(request.query.get("cursor"))
+    except FilterError as exc:
+        error = translate(me.language, exc.message, **exc.values)
+        filters, after = None, None  # the page says what is wrong and lists nothing
+    found = await log_page(
+        request.app[DATABASE],
+        filters,
+        after=after,
+        limit=PAGE_SIZE,
+        named_contact=parse_id(values["contact_id"]),
+        export_limit=EXPORT_LIMIT if may_export else None,
+    )
+    following = found.next_cursor
+    next_link = "" if following is None else link("/log", values, cursor=following.encode())
     return await page(
         request,
         "log.html",
@@ -73,9 +62,9 @@ async def interaction_log(request: web.Request) -> web.StreamResponse:
         section="log",
         values=values,
         error=error,
-        rows=rows,
-        names=names,
-        operators=operator_names(people),
+        rows=found.rows,
+        names=found.contact_names,
+        operators=found.operators,
         channels=[c.value for c in Channel],
         directions=[d.value for d in Direction],
         statuses=STATUS_CHOICES,
@@ -84,10 +73,6 @@ async def interaction_log(request: web.Request) -> web.StreamResponse:
         clear_contact_link=link("/log", {**values, "contact_id": ""}),
         export_csv=link("/log/export.csv", values) if may_export else "",
         export_xlsx=link("/log/export.xlsx", values) if may_export else "",
-        capped=capped,
+        capped=found.capped,
         export_limit=EXPORT_LIMIT,
     )
-
-
-def _number(text: str) -> int | None:
-    return parse_id(text)

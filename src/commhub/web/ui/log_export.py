@@ -1,8 +1,8 @@
 """The filtered interaction log as a CSV or XLSX download.
 
-Rows are read a chunk at a time along the log's keyset order, each chunk in
-its own short session, so a large export neither holds a database connection
-while a slow client downloads nor builds the whole file in memory (the CSV
+Rows come a chunk at a time from the log service (each chunk read in its own
+short session), so a large export neither holds a database connection while
+a slow client downloads nor builds the whole file in memory (the CSV
 streams; the XLSX, a zip, is built in a temporary file off the event loop).
 Every text cell goes through :func:`neutralised` against formula injection.
 """
@@ -23,14 +23,12 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from commhub.domain.interactions import InteractionFilter
 from commhub.domain.roles import Permission
 from commhub.domain.spreadsheet_cells import neutralised
-from commhub.models import Interaction, User
-from commhub.store import contacts as contact_store
-from commhub.store import interactions as store
-from commhub.store import users as user_store
-from commhub.store.engine import SessionFactory
-from commhub.store.interactions import InteractionFilter
+from commhub.models import Interaction
+from commhub.services.database import Database
+from commhub.services.log import export_chunks
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import DATABASE
 from commhub.web.ui.formatting import Formats
@@ -115,30 +113,10 @@ async def _read(request: web.Request) -> tuple[Viewer, InteractionFilter]:
         raise web.HTTPSeeOther(link("/log", values)) from None
 
 
-async def _rows(
-    sessions: SessionFactory, filters: InteractionFilter, fmt: Formats
-) -> AsyncIterator[list[Row]]:
-    """The matching rows, newest first, a chunk at a time, at most ``EXPORT_LIMIT``."""
-    async with sessions() as session:
-        operators = operator_names(await user_store.all_users(session))
-    after = None
-    left = EXPORT_LIMIT
-    while left > 0:
-        size = min(CHUNK_ROWS, left)
-        async with sessions() as session:
-            found = await store.search(session, filters, after=after, limit=size)
-            names = await contact_store.names_of(session, [row.contact_id for row in found])
-        if found:
-            yield [_row(row, names, operators, fmt) for row in found]
-        after = store.cursor_after(found, size)
-        if after is None:
-            return
-        left -= len(found)
-
-
-def operator_names(people: Sequence[User]) -> dict[int, str]:
-    """Each user's name as the log shows it in its operator column."""
-    return {person.id: person.shown_name for person in people}
+async def _rows(db: Database, filters: InteractionFilter, fmt: Formats) -> AsyncIterator[list[Row]]:
+    """The matching rows as cells, newest first, a chunk at a time, at most ``EXPORT_LIMIT``."""
+    async for chunk in export_chunks(db, filters, limit=EXPORT_LIMIT, chunk_rows=CHUNK_ROWS):
+        yield [_row(row, chunk.contact_names, chunk.operators, fmt) for row in chunk.rows]
 
 
 def _row(row: Interaction, names: dict[int, str], operators: dict[int, str], fmt: Formats) -> Row:

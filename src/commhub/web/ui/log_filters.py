@@ -18,11 +18,10 @@ from multidict import MultiMapping
 
 from commhub.domain.emails import EmailError, normalize_email
 from commhub.domain.identifiers import parse_id
-from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.interactions import Channel, Direction, InteractionFilter, Status
 from commhub.domain.moments import FIRST_DAY, LAST_DAY, day_in_range
 from commhub.domain.pagination import Cursor, CursorError
 from commhub.domain.phones import read_number
-from commhub.store.interactions import InteractionFilter
 from commhub.web.ui.i18n import N_
 
 FIELDS: Final = (
@@ -66,7 +65,7 @@ def link(path: str, values: Mapping[str, str], **extra: str) -> str:
 
 
 def filters_from(values: FilterValues, zone: ZoneInfo, region: str) -> InteractionFilter:
-    """The store's filter for ``values``, with dates taken as days in ``zone`` and numbers
+    """The log's filter for ``values``, with dates taken as days in ``zone`` and numbers
     written without a country code read in ``region``."""
     since = _day_start(values["from"], zone)
     until = _day_start(values["to"], zone, days_after=1)
