@@ -12,10 +12,12 @@ connects while a call concerning its user is still up
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallUpdated
@@ -29,10 +31,13 @@ from commhub.services.calls import (
     identify_number,
     snapshot_of,
 )
+from commhub.services.database import Database
 from commhub.services.identify import Verdict
 from commhub.store import calls as call_store
 from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
+
+log = logging.getLogger(__name__)
 
 RECENT_INTERACTIONS = 5
 MAX_CANDIDATES = 5
@@ -97,7 +102,7 @@ def _before_this_call(rows: Iterable[Interaction], call: CallUpdated) -> list[di
 
 
 async def pops_in_progress(
-    session: AsyncSession,
+    db: Database,
     user_id: int,
     *,
     default_region: str,
@@ -112,8 +117,27 @@ async def pops_in_progress(
     :data:`RESTORE_MAX_AGE` ago) on which the user's extension rang or talked,
     or whose operator the user is; each built by :func:`screen_pop` from the
     stored row, so it carries the call's current state (ringing or answered).
-    Nothing is created here: an unknown caller stays unknown.
+    Nothing is created here: an unknown caller stays unknown. A database that
+    cannot answer yields no pops (logged), so a feed still opens without them.
     """
+    try:
+        async with db() as session:
+            return await _pops_in_progress(
+                session, user_id, default_region=default_region, up=up, now=now
+            )
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("screen pops in progress for user %d not sent: %s", user_id, exc)
+        return []
+
+
+async def _pops_in_progress(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    default_region: str,
+    up: Collection[str],
+    now: datetime | None,
+) -> list[dict[str, Any]]:
     user = await session.get(User, user_id)
     if user is None or not user.active or not user.extension:
         return []

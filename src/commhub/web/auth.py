@@ -16,7 +16,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from commhub.domain.roles import allows
-from commhub.services import users
+from commhub.services import sessions
+from commhub.services.users import Principal
 from commhub.web.endpoints import Handler, spec_of
 from commhub.web.keys import (
     CSRF_FIELD,
@@ -61,19 +62,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-async def principal_of(request: web.Request) -> users.Principal | None:
-    """Who the request's credential (token or session cookie) belongs to now, if anyone."""
+async def principal_of(request: web.Request) -> Principal | None:
     """Who the credential proves, with the role they hold now (read on every request)."""
+    return await sessions.caller(request.app[DATABASE], presented(request))
+
+
+def presented(request: web.Request) -> sessions.Credentials:
+    """The request's credential: a Bearer token; else, unless another ``Authorization``
+    scheme was sent (which proves nobody), the session cookie."""
     token = _bearer(request)
-    async with request.app[DATABASE]() as session:
-        if token:
-            return await users.principal_from_token(session, token)
-        if request.headers.get("Authorization"):
-            return None
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            return await users.principal_from_session(session, cookie)
-    return None
+    if token:
+        return sessions.Credentials(token=token, cookie=None)
+    if request.headers.get("Authorization"):
+        return sessions.Credentials(token=None, cookie=None)
+    return sessions.Credentials(token=None, cookie=request.cookies.get(SESSION_COOKIE))
 
 
 def _bearer(request: web.Request) -> str:

@@ -17,24 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from sqlalchemy.exc import SQLAlchemyError
 
 from commhub.domain.roles import Permission, allows
-from commhub.services import live
+from commhub.services import live, sessions
 from commhub.services.screen_pop import pops_in_progress
 from commhub.web.api.calls import NOT_LISTENING
-from commhub.web.auth import principal_of
+from commhub.web.auth import presented
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import DATABASE, FEED, HUB, SETTINGS, principal
 from commhub.web.problems import Problem, invalid
-
-log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 25.0
 RECHECK_S = 5.0
@@ -96,7 +92,12 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     reader: asyncio.Task[None] | None = None
     guard: asyncio.Task[bool] | None = None
     try:
-        pops = await _pops_in_progress(request, caller.user_id)
+        pops = await pops_in_progress(
+            request.app[DATABASE],
+            caller.user_id,
+            default_region=request.app[SETTINGS].phone_region,
+            up=request.app[HUB].inbound.calls_up,
+        )
         telephony = request.app[TELEPHONY_WATCH]
         telephony.check()  # as of now, not as of the last tick
         status = telephony.status
@@ -138,14 +139,11 @@ async def _read_until_closed(socket: web.WebSocketResponse) -> None:
 
 async def _guard(request: web.Request, socket: web.WebSocketResponse, *, watch: bool) -> bool:
     """True once the feed's credential no longer admits it (a session ended for good)."""
+    credentials = presented(request)
+    needs = Permission.CALLS_WATCH if watch else None
     while not socket.closed:
         await asyncio.sleep(RECHECK_S)
-        try:
-            now = await principal_of(request)
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("live feed: cannot check its user now: %s", exc)
-            continue
-        if now is None or (watch and not allows(now.role, Permission.CALLS_WATCH)):
+        if not await sessions.still_admitted(request.app[DATABASE], credentials, needs=needs):
             return True
     return False
 
@@ -156,21 +154,6 @@ async def _stop(task: asyncio.Task[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-async def _pops_in_progress(request: web.Request, user_id: int) -> list[dict[str, Any]]:
-    """The pops to show again; none (and the feed still open) if the database is away."""
-    try:
-        async with request.app[DATABASE]() as session:
-            return await pops_in_progress(
-                session,
-                user_id,
-                default_region=request.app[SETTINGS].phone_region,
-                up=request.app[HUB].inbound.calls_up,
-            )
-    except (SQLAlchemyError, OSError) as exc:
-        log.error("screen pops in progress for user %d not sent: %s", user_id, exc)
-        return []
 
 
 async def _send(socket: web.WebSocketResponse, subscription: live.Subscription) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
+from commhub.services.health import database_status
 from commhub.web.api import schemas
 from commhub.web.endpoints import endpoint, json_response
 from commhub.web.keys import DATABASE, JOBS
@@ -18,12 +17,7 @@ from commhub.web.keys import DATABASE, JOBS
     response=schemas.HealthOut,
 )
 async def health(request: web.Request) -> web.StreamResponse:
-    database = "ok"
-    try:
-        async with request.app[DATABASE]() as session:
-            await session.execute(text("SELECT 1"))
-    except (SQLAlchemyError, OSError) as exc:
-        database = f"unreachable: {type(exc).__name__}"
+    database = await database_status(request.app[DATABASE])
     status = "ok" if database == "ok" else "degraded"
     jobs = type(request.app[JOBS]).__name__
     out = schemas.HealthOut(status=status, database=database, jobs=jobs)

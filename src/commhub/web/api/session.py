@@ -9,9 +9,8 @@ from datetime import timedelta
 from aiohttp import web
 
 from commhub.domain.roles import Permission
-from commhub.models import User
-from commhub.services import users
-from commhub.services.errors import InvalidInput
+from commhub.services import accounts, sessions
+from commhub.services.errors import InvalidInput, NotFound
 from commhub.web.api import schemas
 from commhub.web.api.views import user_out
 from commhub.web.endpoints import endpoint, json_response, read_body
@@ -46,8 +45,10 @@ class TooManyAttempts(Exception):
         return Problem(429, str(self), headers={"Retry-After": str(self.retry_after_s)})
 
 
-async def check_credentials(request: web.Request, username: str, password: str) -> User | None:
-    """The user these credentials prove, or ``None``; raises :class:`TooManyAttempts`.
+async def password_login(
+    request: web.Request, username: str, password: str
+) -> sessions.Login | None:
+    """A new session if the password is right, else ``None``; raises :class:`TooManyAttempts`.
 
     Shared by the JSON login and the login form, so both count the same guesses.
     """
@@ -56,22 +57,13 @@ async def check_credentials(request: web.Request, username: str, password: str) 
     wait = attempts.retry_after(username, client, time.monotonic())
     if wait is not None:
         raise TooManyAttempts(wait)
-    async with request.app[DATABASE]() as session:
-        user = await users.authenticate(session, username, password)
-    if user is None:
+    ttl = timedelta(hours=request.app[SETTINGS].session_ttl_hours)
+    login = await sessions.log_in(request.app[DATABASE], username, password, ttl=ttl)
+    if login is None:
         attempts.failed(username, client, time.monotonic())
     else:
         attempts.succeeded(username, client)
-    return user
-
-
-async def start_session(request: web.Request, user: User) -> tuple[str, str]:
-    """Open a session for ``user``; returns (cookie secret, CSRF token)."""
-    ttl = timedelta(hours=request.app[SETTINGS].session_ttl_hours)
-    async with request.app[DATABASE]() as session:
-        secret, row = await users.open_session(session, user, ttl=ttl)
-        await session.commit()
-    return secret, row.csrf_token
+    return login
 
 
 @endpoint(
@@ -84,14 +76,14 @@ async def start_session(request: web.Request, user: User) -> tuple[str, str]:
 async def login(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.LoginRequest)
     try:
-        user = await check_credentials(request, body.username, body.password)
+        opened = await password_login(request, body.username, body.password)
     except TooManyAttempts as exc:
         raise exc.problem() from None
-    if user is None:
+    if opened is None:
         raise Problem(401, "wrong username or password")
-    secret, csrf = await start_session(request, user)
-    response = json_response(schemas.SessionOut(user=user_out(user), csrf_token=csrf))
-    set_session_cookie(request, response, secret)
+    out = schemas.SessionOut(user=user_out(opened.user), csrf_token=opened.csrf_token)
+    response = json_response(out)
+    set_session_cookie(request, response, opened.secret)
     return response
 
 
@@ -99,9 +91,7 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
     """Forget the caller's browser session on the server and in the browser."""
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
-        async with request.app[DATABASE]() as session:
-            await users.close_session(session, secret)
-            await session.commit()
+        await sessions.log_out(request.app[DATABASE], secret)
     response.del_cookie(SESSION_COOKIE, path="/")
 
 
@@ -120,10 +110,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
 )
 async def me(request: web.Request) -> web.StreamResponse:
     caller = principal(request)
-    async with request.app[DATABASE]() as session:
-        user = await session.get(User, caller.user_id)
-    if user is None:
-        raise Problem(401, "this user no longer exists")
+    try:
+        user = await accounts.user(request.app[DATABASE], caller.user_id)
+    except NotFound:
+        raise Problem(401, "this user no longer exists") from None
     return json_response(schemas.SessionOut(user=user_out(user), csrf_token=caller.csrf_token))
 
 
@@ -158,13 +148,15 @@ async def change_own_password(request: web.Request, *, current: str, new: str) -
     if wait is not None:
         raise TooManyAttempts(wait)
     keep = request.cookies.get(SESSION_COOKIE) if caller.via == "session" else None
-    async with request.app[DATABASE]() as session:
-        try:
-            await users.change_own_password(
-                session, caller.user_id, current=current, new=new, keep_session_secret=keep
-            )
-        except InvalidInput as wrong:
-            if wrong.field == "current_password":
-                attempts.failed(caller.username, client, time.monotonic())
-            raise
-        await session.commit()
+    try:
+        await accounts.change_own_password(
+            request.app[DATABASE],
+            caller.user_id,
+            current=current,
+            new=new,
+            keep_session_secret=keep,
+        )
+    except InvalidInput as wrong:
+        if wrong.field == "current_password":
+            attempts.failed(caller.username, client, time.monotonic())
+        raise

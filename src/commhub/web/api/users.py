@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from commhub.domain.roles import Permission, Role
-from commhub.services import users
-from commhub.store import users as user_store
+from commhub.services import accounts
 from commhub.web.api import schemas
 from commhub.web.api.views import token_out, user_out
 from commhub.web.auth import credential_of
@@ -16,8 +15,7 @@ from commhub.web.keys import DATABASE, principal
 
 @endpoint("List users.", permission=Permission.USERS_MANAGE, tag="users", response=schemas.UserList)
 async def list_users(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        rows = await user_store.all_users(session)
+    rows = await accounts.all_users(request.app[DATABASE])
     return json_response(schemas.UserList(items=[user_out(u) for u in rows]))
 
 
@@ -31,16 +29,14 @@ async def list_users(request: web.Request) -> web.StreamResponse:
 )
 async def create_user(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.UserCreate)
-    async with request.app[DATABASE]() as session:
-        user = await users.create_user(
-            session,
-            username=body.username,
-            password=body.password,
-            role=body.role,
-            display_name=body.display_name,
-            extension=body.extension,
-        )
-        await session.commit()
+    user = await accounts.create_user(
+        request.app[DATABASE],
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        display_name=body.display_name,
+        extension=body.extension,
+    )
     return json_response(user_out(user), status=201)
 
 
@@ -56,21 +52,19 @@ async def create_user(request: web.Request) -> web.StreamResponse:
 async def update_user(request: web.Request) -> web.StreamResponse:
     user_id = path_id(request)
     body = await read_body(request, schemas.UserUpdate)
-    async with request.app[DATABASE]() as session:
-        user = await users.update_user(
-            session,
-            user_id,
-            display_name=body.display_name,
-            role=body.role,
-            extension=body.extension or None,
-            clear_extension=body.extension == "",
-            active=body.active,
-            password=body.password,
-            locale=body.locale,
-            time_zone=body.time_zone,
-            keep_credential=credential_of(request),
-        )
-        await session.commit()
+    user = await accounts.update_user(
+        request.app[DATABASE],
+        user_id,
+        display_name=body.display_name,
+        role=body.role,
+        extension=body.extension or None,
+        clear_extension=body.extension == "",
+        active=body.active,
+        password=body.password,
+        locale=body.locale,
+        time_zone=body.time_zone,
+        keep_credential=credential_of(request),
+    )
     return json_response(user_out(user))
 
 
@@ -81,8 +75,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
     response=schemas.TokenList,
 )
 async def list_tokens(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        rows = await user_store.tokens_of(session, principal(request).user_id)
+    rows = await accounts.tokens_of(request.app[DATABASE], principal(request).user_id)
     return json_response(schemas.TokenList(items=[token_out(t) for t in rows]))
 
 
@@ -96,9 +89,9 @@ async def list_tokens(request: web.Request) -> web.StreamResponse:
 )
 async def create_token(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.TokenCreate)
-    async with request.app[DATABASE]() as session:
-        secret, token = await users.issue_token(session, principal(request).user_id, body.name)
-        await session.commit()
+    secret, token = await accounts.issue_token(
+        request.app[DATABASE], principal(request).user_id, body.name
+    )
     issued = schemas.TokenIssued(**token_out(token).model_dump(), token=secret)
     return json_response(issued, status=201)
 
@@ -111,9 +104,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
 )
 async def revoke_token(request: web.Request) -> web.StreamResponse:
     caller = principal(request)
-    async with request.app[DATABASE]() as session:
-        await users.revoke_token(
-            session, caller.user_id, path_id(request), any_user=caller.role is Role.ADMIN
-        )
-        await session.commit()
+    await accounts.revoke_token(
+        request.app[DATABASE], caller.user_id, path_id(request), any_user=caller.role is Role.ADMIN
+    )
     return web.Response(status=204)

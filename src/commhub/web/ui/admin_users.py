@@ -1,7 +1,7 @@
 """The users page: who may log in, with which role and extension.
 
 The forms go through the same request schemas and services as the JSON API
-(``schemas.UserCreate``/``UserUpdate``, ``services.users``), so a rule such
+(``schemas.UserCreate``/``UserUpdate``, ``services.accounts``), so a rule such
 as a free extension, a long enough password or the last active admin holds
 the same whichever way a change comes in. A refused change comes back as a
 message on the form with what was typed kept (except passwords).
@@ -14,9 +14,8 @@ from pydantic import ValidationError
 
 from commhub.domain.roles import Permission, Role
 from commhub.models import User
-from commhub.services import users
-from commhub.services.errors import Conflict, InvalidInput, NotFound
-from commhub.store import users as user_store
+from commhub.services import accounts
+from commhub.services.errors import Conflict, InvalidInput
 from commhub.web.api import schemas
 from commhub.web.auth import credential_of
 from commhub.web.endpoints import endpoint, path_id
@@ -46,16 +45,14 @@ async def create_user(request: web.Request) -> web.StreamResponse:
                 "extension": form.get("extension", "").strip() or None,
             }
         )
-        async with request.app[DATABASE]() as session:
-            user = await users.create_user(
-                session,
-                username=body.username,
-                password=body.password,
-                role=body.role,
-                display_name=body.display_name,
-                extension=body.extension,
-            )
-            await session.commit()
+        user = await accounts.create_user(
+            request.app[DATABASE],
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            display_name=body.display_name,
+            extension=body.extension,
+        )
     except (ValidationError, InvalidInput, Conflict) as refused:
         return await _users_page(request, form=_kept(form), error=_reason(refused), status=422)
     raise flash.redirect("/admin/users", "User %(username)s added.", username=user.username)
@@ -90,19 +87,17 @@ async def update_user(request: web.Request) -> web.StreamResponse:
                 "password": form.get("password") or None,
             }
         )
-        async with request.app[DATABASE]() as session:
-            await users.update_user(
-                session,
-                user.id,
-                display_name=body.display_name,
-                role=body.role,
-                extension=body.extension or None,
-                clear_extension=body.extension == "",
-                active=body.active,
-                password=body.password,
-                keep_credential=credential_of(request),
-            )
-            await session.commit()
+        await accounts.update_user(
+            request.app[DATABASE],
+            user.id,
+            display_name=body.display_name,
+            role=body.role,
+            extension=body.extension or None,
+            clear_extension=body.extension == "",
+            active=body.active,
+            password=body.password,
+            keep_credential=credential_of(request),
+        )
     except (ValidationError, InvalidInput, Conflict) as refused:
         return await _user_page(request, user, form=_kept(form), error=_reason(refused), status=422)
     raise flash.redirect("/admin/users", "User %(username)s saved.", username=user.username)
@@ -111,8 +106,7 @@ async def update_user(request: web.Request) -> web.StreamResponse:
 async def _users_page(
     request: web.Request, *, form: Form, error: str = "", status: int = 200
 ) -> web.Response:
-    async with request.app[DATABASE]() as session:
-        rows = await user_store.all_users(session)
+    rows = await accounts.all_users(request.app[DATABASE])
     return await page(
         request,
         "admin_users.html",
@@ -143,12 +137,7 @@ async def _user_page(
 
 
 async def _user(request: web.Request) -> User:
-    user_id = path_id(request)
-    async with request.app[DATABASE]() as session:
-        user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("user", user_id)
-    return user
+    return await accounts.user(request.app[DATABASE], path_id(request))
 
 
 def _kept(form: Form) -> Form:

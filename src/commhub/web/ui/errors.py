@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commhub.models import User
-from commhub.services import users
+from commhub.services import accounts
 from commhub.web.keys import DATABASE, PRINCIPAL, SESSION_COOKIE
 from commhub.web.ui.render import html, language_of, render_text
 
@@ -27,15 +26,12 @@ async def error_page(
 
 async def _chosen_language(request: web.Request) -> str | None:
     """The logged-in reader's language, also on an address no route serves (no login ran)."""
+    user_id = request[PRINCIPAL].user_id if PRINCIPAL in request else None
     try:
-        async with request.app[DATABASE]() as session:
-            if PRINCIPAL in request:
-                user_id: int | None = request[PRINCIPAL].user_id
-            else:
-                cookie = request.cookies.get(SESSION_COOKIE)
-                caller = await users.principal_from_session(session, cookie) if cookie else None
-                user_id = None if caller is None else caller.user_id
-            user = None if user_id is None else await session.get(User, user_id)
+        return await accounts.chosen_language(
+            request.app[DATABASE],
+            user_id=user_id,
+            session_secret=request.cookies.get(SESSION_COOKIE),
+        )
     except Exception:  # an error page must render even when the database cannot answer
         return None
-    return None if user is None else user.locale

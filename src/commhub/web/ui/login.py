@@ -17,10 +17,9 @@ from aiohttp import web
 from commhub.domain.roles import Permission
 from commhub.web.api.session import (
     TooManyAttempts,
-    check_credentials,
     end_session,
+    password_login,
     set_session_cookie,
-    start_session,
 )
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import CSRF_FIELD, LOGIN_CSRF_COOKIE
@@ -70,7 +69,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not isinstance(username, str) or not isinstance(password, str):
         return _login_page(request, error=N_("Enter a username and password."), status=422)
     try:
-        user = await check_credentials(request, username, password)
+        login = await password_login(request, username, password)
     except TooManyAttempts as exc:
         page = _login_page(
             request,
@@ -81,13 +80,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         )
         page.headers["Retry-After"] = str(exc.retry_after_s)
         return page
-    if user is None:
+    if login is None:
         return _login_page(
             request, error=N_("Wrong username or password."), username=username, status=401
         )
-    secret, _csrf = await start_session(request, user)
     response = web.Response(status=303, headers={"Location": local_path(form.get("next"))})
-    set_session_cookie(request, response, secret)
+    set_session_cookie(request, response, login.secret)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 

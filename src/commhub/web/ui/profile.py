@@ -7,7 +7,7 @@ import math
 from aiohttp import web
 
 from commhub.domain.roles import Permission
-from commhub.services import users
+from commhub.services import accounts
 from commhub.services.errors import InvalidInput
 from commhub.web.api.session import TooManyAttempts, change_own_password
 from commhub.web.endpoints import endpoint
@@ -37,9 +37,9 @@ async def profile_submit(request: web.Request) -> web.StreamResponse:
     locale = form.get("locale", "")
     time_zone = form.get("time_zone", "")
     try:
-        async with request.app[DATABASE]() as session:
-            await users.update_user(session, me.user.id, locale=locale, time_zone=time_zone)
-            await session.commit()
+        await accounts.update_user(
+            request.app[DATABASE], me.user.id, locale=locale, time_zone=time_zone
+        )
     except InvalidInput as refused:
         return await _profile_page(
             request, chosen={"locale": locale, "time_zone": time_zone}, error=str(refused)

@@ -20,6 +20,8 @@ from aiohttp import web
 from commhub.domain.interactions import is_recording_file
 from commhub.domain.roles import Permission, Role, allows
 from commhub.models import User
+from commhub.services import accounts
+from commhub.services.errors import NotFound
 from commhub.services.users import Principal
 from commhub.web.keys import DATABASE, PRINCIPAL, SETTINGS
 from commhub.web.ui import flash
@@ -131,10 +133,10 @@ async def viewer(request: web.Request) -> Viewer:
     if _VIEWER in request:
         return request[_VIEWER]
     caller: Principal = request[PRINCIPAL]
-    async with request.app[DATABASE]() as session:
-        user = await session.get(User, caller.user_id)
-    if user is None:  # deleted between authentication and now
-        raise web.HTTPSeeOther("/login")
+    try:
+        user = await accounts.user(request.app[DATABASE], caller.user_id)
+    except NotFound:  # deleted between authentication and now
+        raise web.HTTPSeeOther("/login") from None
     language = language_of(request, user.locale)
     made = Viewer(
         user=user,
