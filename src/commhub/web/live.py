@@ -85,6 +85,11 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     request.app[OPEN_SOCKETS].add(socket)
     feed = request.app[FEED]
+    # The links read before subscribing (nothing awaits in between): a change this read
+    # finds is told to the others, and this client hears it in its hello, not twice.
+    telephony = request.app[TELEPHONY_WATCH]
+    telephony.check()  # as of now, not as of the last tick
+    status = telephony.status
     # Subscribed first, sending later: what happens while the pops are read waits in
     # the queue and reaches the client after them, never before (no stale pop on top).
     subscription = feed.subscribe(caller.user_id, watch_all_calls=watch)
@@ -98,9 +103,6 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
             default_region=request.app[SETTINGS].phone_region,
             up=request.app[HUB].inbound.calls_up,
         )
-        telephony = request.app[TELEPHONY_WATCH]
-        telephony.check()  # as of now, not as of the last tick
-        status = telephony.status
         await socket.send_json(
             {
                 "type": live.HELLO,
