@@ -8,7 +8,6 @@ event stream logs nothing new.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -20,12 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallsInProgress, CallUpdated
 from commhub.domain import phones
-from commhub.domain.contacts import name_key
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
-from commhub.models import Contact, Interaction
-from commhub.services.identify import Identity, Verdict, identify
+from commhub.models import Interaction
+from commhub.services.counterparts import contact_for
 from commhub.store import calls as store
-from commhub.store import contacts as contact_store
 from commhub.store import interactions as interaction_store
 
 log = logging.getLogger(__name__)
@@ -91,9 +88,7 @@ async def record_calls(
         seen_at = _latest(update)
         row = existing.get(update.external_id)
         if row is None:
-            contact_id = await contact_for_caller(
-                session, number, name=update.caller_name, create=create_unknown
-            )
+            contact_id = await _contact_for(session, number, update.caller_name, create_unknown)
             row, changed = await _insert(session, update, number, users, contact_id, seen_at)
             existing[update.external_id] = row
             ended_now = update.ended
@@ -103,8 +98,8 @@ async def record_calls(
             changed = merge_call(row, update, number, users, seen_at=seen_at)
             ended_now = row.ended_at is not None and was != (row.ended_at, row.status)
             if changed and not had_number and row.contact_id is None and _customer_address(row):
-                row.contact_id = await contact_for_caller(
-                    session, number, name=update.caller_name, create=create_unknown
+                row.contact_id = await _contact_for(
+                    session, number, update.caller_name, create_unknown
                 )
         if ended_now:
             await _follow_up(session, row, number)
@@ -542,49 +537,10 @@ _STORED_APART = frozenset(
 """Keys of ``Interaction.extra`` that :func:`snapshot_of` reads into a snapshot's own fields."""
 
 
-_creating: dict[str, asyncio.Lock] = {}
-
-
-async def contact_for_caller(
-    session: AsyncSession, number: CallerNumber, *, name: str, create: bool
+async def _contact_for(
+    session: AsyncSession, number: CallerNumber, name: str, create: bool
 ) -> int | None:
-    """The contact a caller's number names; with ``create``, a new one for an unknown number.
-
-    Screen pop and the call record may both want to create the contact for
-    the same ringing call: a per-number lock makes the second find the first's.
-    """
-    found = await identify_number(session, number)
-    if found.verdict is Verdict.MATCH:
-        return found.contact_ids[0]
-    if not create or found.verdict is not Verdict.UNKNOWN or number.query.e164 is None:
-        return None
-    e164 = number.query.e164
-    lock = _creating.setdefault(e164, asyncio.Lock())
-    try:
-        async with lock:
-            found = await identify_number(session, number)
-            if found.verdict is Verdict.MATCH:
-                return found.contact_ids[0]
-            contact = Contact(name=" ".join(name.split()), name_key=name_key(name), extra={})
-            session.add(contact)
-            await session.flush()
-            phone = phones.Phone(e164=e164, match_key=number.query.match_key or "")
-            await contact_store.add_points(session, contact.id, [phone], [])
-            await session.commit()
-            log.info("created contact %d for an unknown caller", contact.id)
-            return contact.id
-    finally:
-        if not lock.locked():
-            _creating.pop(e164, None)
-
-
-async def identify_number(session: AsyncSession, number: CallerNumber) -> Identity:
-    """Who is behind the caller's number: the same lookup as everywhere, in the call's region."""
-    if not number.query.searchable:
-        return Identity(
-            address=number.presented,
-            verdict=Verdict.NOT_A_CUSTOMER,
-            kind="phone",
-            reason=number.query.kind.value,
-        )
-    return await identify(session, number.presented, region=number.region)
+    found = await contact_for(
+        session, number.presented, region=number.region, name=name, create=create
+    )
+    return found.contact_id

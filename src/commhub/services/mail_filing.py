@@ -24,15 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import MailArrived
 from commhub.domain.bounces import Bounce
-from commhub.domain.contacts import name_key
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.domain.mail import MailParseError, ParsedMail, attachment_item, display, parse_mail
 from commhub.models import Contact, Email, Interaction, Outbox, utcnow
+from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
 from commhub.services.filing import Filed, Outcome
-from commhub.services.identify import Verdict, identify
 from commhub.services.live import EMAIL_RECEIVED, LiveFeed
-from commhub.store import contacts as contact_store
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
 from commhub.store import suppressions
@@ -203,20 +201,9 @@ async def _contact(
 ) -> tuple[int | None, list[int]]:
     if not address:
         return None, []
-    found = await identify(session, address, region=region)
-    if found.verdict is Verdict.MATCH:
-        return found.contact_ids[0], []
-    if found.verdict is Verdict.AMBIGUOUS:
-        return None, list(found.contact_ids)
-    if not create or found.normalized is None:
-        return None, []
     name = parsed.sender.name if parsed.sender else ""
-    contact = Contact(name=" ".join(name.split()), name_key=name_key(name), extra={})
-    session.add(contact)
-    await session.flush()
-    await contact_store.add_points(session, contact.id, [], [found.normalized])
-    log.info("created contact %d for an unknown sender", contact.id)
-    return contact.id, []
+    found = await contact_for(session, address, region=region, name=name, create=create)
+    return found.contact_id, list(found.candidates)
 
 
 async def _contact_of(session: AsyncSession, parent: Email) -> int | None:

@@ -27,10 +27,9 @@ from commhub.domain.phones import display_number
 from commhub.models import Interaction, User, utcnow
 from commhub.services.calls import (
     caller_number,
-    contact_for_caller,
-    identify_number,
     snapshot_of,
 )
+from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
 from commhub.services.identify import Verdict
 from commhub.store import calls as call_store
@@ -56,13 +55,18 @@ async def screen_pop(
 ) -> dict[str, Any]:
     """The ``call.offered`` payload for the operator at ``extension``."""
     number = caller_number(call, default_region)
-    found = await identify_number(session, number)
-    verdict = found.verdict
-    contact_ids = found.contact_ids
-    if verdict is Verdict.UNKNOWN and create_unknown:
-        created = await contact_for_caller(session, number, name=call.caller_name, create=True)
-        if created is not None:
-            verdict, contact_ids = Verdict.MATCH, [created]
+    found = await contact_for(
+        session,
+        number.presented,
+        region=number.region,
+        name=call.caller_name,
+        create=create_unknown,
+    )
+    assert found.identity is not None
+    verdict = found.identity.verdict
+    contact_ids = found.identity.contact_ids
+    if found.created and found.contact_id is not None:
+        verdict, contact_ids = Verdict.MATCH, [found.contact_id]
     payload: dict[str, Any] = {
         "call": call_summary(call, number.query.e164, number.region),
         "extension": extension,

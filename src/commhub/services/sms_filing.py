@@ -33,7 +33,7 @@ from commhub.domain.opt_outs import Instruction, Keywords
 from commhub.domain.sms_text import measure
 from commhub.models import Contact, Interaction, Outbox, SmsMessage
 from commhub.services import live
-from commhub.services.calls import CallerNumber, contact_for_caller
+from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import LiveFeed
@@ -60,9 +60,9 @@ async def file_received(
 ) -> Filed:
     """Store ``event`` on its sender's card (once) and act on STOP/START; the caller commits."""
     key = external_id(event.source, event.external_id)
-    number = CallerNumber(event.sender, region, phones.read_number(event.sender, region))
-    contact_id = await contact_for_caller(session, number, name="", create=create_unknown)
-    address = number.query.e164 or event.sender.strip()
+    found = await contact_for(session, event.sender, region=region, create=create_unknown)
+    contact_id = found.contact_id
+    address = phones.read_number(event.sender, region).e164 or event.sender.strip()
     shape = measure(event.text)
     interaction, created = await interaction_store.record(
         session,
