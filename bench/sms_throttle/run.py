@@ -4,8 +4,8 @@
         [--rates 50,200] [--window N] [--require-kannel]
 
 For every adapter and rate, 5,000 messages go from the hub's outbox to the
-adapter's loopback peer the way the hub sends them: the real ``SmsSender``
-(``services/sms_sender.py``: claims queued outbox rows, paces
+adapter's loopback peer the way the hub sends them: the real ``Dispatcher``
+with the SMS delivery (``services/dispatch.py``: claims queued outbox rows, paces
 ``gateway.send()`` on an absolute schedule at ``gateway.rate``, up to
 ``window`` in flight, records each answer) driving the real adapter, built
 by its entry point, on a fresh SQLite file whose outbox rows were written by
@@ -54,8 +54,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 import kannel as kannel_peer
 from commhub.channels import ChannelContext, ChannelFactory, InboundEvent, SmsGateway
 from commhub.models import Outbox
+from commhub.services.dispatch import BATCH, Dispatcher
 from commhub.services.live import LiveFeed
-from commhub.services.sms_sender import BATCH, SmsSender
+from commhub.services.sms_dispatch import SmsDelivery
 from commhub.services.sms_sending import SmsRequest, queue_sms
 from commhub.store.engine import open_engine, session_factory
 from commhub.store.migrate import upgrade
@@ -460,7 +461,14 @@ async def run_once(
     sessions = session_factory(engine)
     result = Run(peer.adapter, rate, count, window=window or gateway.window)
     await gateway.start(settle_at_once)
-    sender = SmsSender(gateway, sessions=sessions, feed=LiveFeed(), window=result.window)
+    sender = Dispatcher(
+        gateway,
+        SmsDelivery(),
+        db=sessions,
+        feed=LiveFeed(),
+        rate=gateway.rate,
+        window=result.window,
+    )
     try:
         await wait_for_bind(gateway)
         before = len(peer.arrivals())
@@ -649,7 +657,7 @@ async def main() -> int:
                 log.exception("%s: the bench could not run it", adapter)
                 broken[adapter] = f"{type(exc).__name__}: {exc}"
     print(
-        f"\n{args.messages:,} SMS per run from the outbox through SmsSender (window "
+        f"\n{args.messages:,} SMS per run from the outbox through the SMS Dispatcher (window "
         f"{args.window or 'of each gateway'}) and each adapter to its loopback peer; "
         "achieved rate = (n - 1) / (t_last - t_first) of the arrivals at the peer"
     )

@@ -35,16 +35,16 @@ from commhub.domain.roles import Role
 from commhub.jobs.arq_queue import ArqJobs
 from commhub.jobs.inprocess import InProcessJobs
 from commhub.jobs.queue import JobFunction, JobQueue, job_context
-from commhub.models import Outbox, User
+from commhub.models import User
 from commhub.services import import_control, users
 from commhub.services.database import Database
+from commhub.services.dispatch import Dispatcher
+from commhub.services.email_dispatch import WINDOW as EMAIL_WINDOW
+from commhub.services.email_dispatch import EmailDelivery
 from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
 from commhub.services.mail_cursors import StoredCursors
-from commhub.services.mail_sending import SEND_JOB
-from commhub.services.outbox import OutboxKeeper
-from commhub.services.sms_sender import SmsSender
-from commhub.store import outbox as outbox_store
+from commhub.services.sms_dispatch import SmsDelivery
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import current_revision, upgrade
 
@@ -58,9 +58,8 @@ ADAPTER_GROUP = "commhub.adapters"
 def job_functions() -> list[JobFunction]:
     """Every background job the hub knows, for both the in-process runner and arq workers."""
     from commhub.jobs.imports import run_import
-    from commhub.services.mail_sending import send_outbox
 
-    return [run_import, send_outbox]
+    return [run_import]
 
 
 @dataclass
@@ -75,10 +74,9 @@ class Hub:
     inbound: Inbound
     channels: dict[str, Channel] = field(default_factory=dict)
     listening: bool = False
-    sms_senders: dict[str, SmsSender] = field(default_factory=dict)
-    """One per SMS gateway, in the listening process: it owns the gateways' pace."""
-    mail_keeper: OutboxKeeper | None = None
-    """Turns e-mail claims whose job died mid-dialogue uncertain (the listening process)."""
+    dispatchers: dict[str, Dispatcher] = field(default_factory=dict)
+    """One per channel that sends (mailbox, SMS gateway), in the listening process: it owns
+    the channel's pace and its claims."""
     housekeeping: asyncio.Task[None] | None = None
     """Deletes import files past their retention, now and every hour."""
 
@@ -91,39 +89,36 @@ class Hub:
         await self.inbound.start()
         for channel in self.channels.values():
             await channel.start(self.inbound.sink)
-        for gateway in self.sms_gateways:
-            sender = SmsSender(
-                gateway,
-                sessions=self.sessions,
-                feed=self.feed,
-                window=gateway.window,
-                lease_s=self.settings.outbox_lease_s,
-            )
-            await sender.start()
-            self.sms_senders[gateway.name] = sender
-        mailboxes = [c.name for c in self.channels.values() if isinstance(c, Mailer)]
-        if mailboxes:
-            self.mail_keeper = OutboxKeeper(
-                self.sessions,
-                channel="email",
-                sources=mailboxes,
-                lease_s=self.settings.outbox_lease_s,
-            )
-            self.mail_keeper.start()
+        for channel in self.channels.values():
+            dispatcher = self._dispatcher(channel)
+            if dispatcher is not None:
+                await dispatcher.start()
+                self.dispatchers[channel.name] = dispatcher
         self.listening = True
 
-    async def outbox_queued(self, row: Outbox) -> None:
-        """A row went (back) to ``queued``: its sender hears of it now, not at the next poll."""
-        if row.channel == "email":
-            await self.jobs.enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}:{row.attempts}")
+    def _dispatcher(self, channel: Channel) -> Dispatcher | None:
+        delivery: SmsDelivery | EmailDelivery
+        if isinstance(channel, SmsGateway):
+            delivery, rate, window = SmsDelivery(), channel.rate, channel.window
+        elif isinstance(channel, Mailer):
+            delivery, rate, window = EmailDelivery(), None, EMAIL_WINDOW
         else:
-            self.sms_queued(row.source)
+            return None
+        return Dispatcher(
+            channel,
+            delivery,
+            db=self.sessions,
+            feed=self.feed,
+            rate=rate,
+            window=window,
+            lease_s=self.settings.outbox_lease_s,
+        )
 
-    def sms_queued(self, gateway: str) -> None:
-        """A message was queued for ``gateway``: its sender (if it is here) looks at once."""
-        sender = self.sms_senders.get(gateway)
-        if sender is not None:
-            sender.wake()
+    def dispatch_now(self, source: str) -> None:
+        """A row was queued for ``source``: its dispatcher (if it is here) looks at once."""
+        dispatcher = self.dispatchers.get(source)
+        if dispatcher is not None:
+            dispatcher.wake()
 
     async def close(self) -> None:
         if self.housekeeping is not None:
@@ -132,12 +127,9 @@ class Hub:
                 await self.housekeeping
             self.housekeeping = None
         if self.listening:
-            for sender in self.sms_senders.values():
-                await sender.stop()
-            self.sms_senders.clear()
-            if self.mail_keeper is not None:
-                await self.mail_keeper.stop()
-                self.mail_keeper = None
+            for dispatcher in self.dispatchers.values():
+                await dispatcher.stop()
+            self.dispatchers.clear()
             for channel in self.channels.values():
                 await channel.stop()
             await self.inbound.stop()
@@ -190,7 +182,7 @@ async def open_hub(
         if settings.migrate_on_start:
             await upgrade(engine)
         if jobs is None:
-            jobs = make_job_queue(settings, sessions, channels)
+            jobs = make_job_queue(settings, sessions)
         await jobs.start()
         feed = LiveFeed()
         inbound = Inbound(
@@ -218,24 +210,10 @@ async def open_hub(
             hub.housekeeping = asyncio.create_task(keep_house(hub), name="import retention")
         if settings.listen:
             await hub.listen()
-            await requeue_outbox(hub)
     except BaseException:
         await engine.dispose()
         raise
     return hub
-
-
-async def requeue_outbox(hub: Hub) -> None:
-    """Queue a send job for every e-mail still waiting: in-process jobs die with the process.
-
-    Only e-mail goes by job; each SMS gateway's sender reads its own queue.
-    """
-    async with hub.sessions() as session:
-        waiting = await outbox_store.queued_ids(session, channel="email")
-    for outbox_id in waiting:
-        await hub.jobs.enqueue(SEND_JOB, outbox_id, job_id=f"outbox:{outbox_id}")
-    if waiting:
-        log.info("%d e-mails waiting in the outbox were queued for sending", len(waiting))
 
 
 async def requeue_imports(hub: Hub) -> None:
@@ -305,16 +283,10 @@ def _channel_entries(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def make_job_queue(
-    settings: Settings, sessions: SessionFactory, channels: Sequence[Channel] = ()
-) -> JobQueue:
+def make_job_queue(settings: Settings, sessions: SessionFactory) -> JobQueue:
     if settings.redis_url:
         return ArqJobs(redis_url=settings.redis_url, functions=job_functions())
-    context = job_context(
-        settings=settings,
-        sessions=sessions,
-        channels={channel.name: channel for channel in channels},
-    )
+    context = job_context(settings=settings, sessions=sessions)
     return InProcessJobs(functions=job_functions(), context=context)
 
 

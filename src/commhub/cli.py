@@ -251,20 +251,18 @@ def worker() -> None:
             "COMMHUB_REDIS_URL is not set: workers take jobs from Redis "
             "(without it, the hub runs jobs in its own process)"
         )
-    from commhub.bootstrap import job_functions, load_channels
-    from commhub.channels import ChannelConfigError
+    from commhub.bootstrap import job_functions
     from commhub.jobs.queue import JobQueueError
     from commhub.jobs.worker import build_worker, run_worker
 
     logs.configure(settings)
 
     async def go() -> None:
-        channels = {channel.name: channel for channel in load_channels(settings)}
-        await run_worker(build_worker(settings, job_functions(), channels=channels))
+        await run_worker(build_worker(settings, job_functions()))
 
     try:
         run(go)
-    except (JobQueueError, ChannelConfigError) as exc:
+    except JobQueueError as exc:
         raise click.ClickException(str(exc)) from None
 
 

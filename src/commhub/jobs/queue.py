@@ -8,10 +8,9 @@ functions, give them the same context, retry the same way, and treat a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
-from commhub.channels import Channel
 from commhub.config import Settings
 from commhub.store.engine import SessionFactory
 
@@ -56,15 +55,13 @@ class JobQueue(Protocol):
         ...
 
 
-def job_context(
-    *, settings: Settings, sessions: SessionFactory, channels: Mapping[str, Channel] | None = None
-) -> dict[str, Any]:
+def job_context(*, settings: Settings, sessions: SessionFactory) -> dict[str, Any]:
     """The ``ctx`` every job function receives, besides ``job_id`` and ``job_try``.
 
-    ``channels`` are this process's channels by name: a send job hands its
-    message to one of them.
+    No channels: messages go out through their channel's dispatcher in the
+    process that owns the channels, never from a job.
     """
-    return {"settings": settings, "sessions": sessions, "channels": dict(channels or {})}
+    return {"settings": settings, "sessions": sessions}
 
 
 def jobs_by_name(functions: Iterable[JobFunction]) -> dict[str, JobFunction]:

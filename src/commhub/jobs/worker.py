@@ -12,14 +12,13 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from arq.worker import Function, Retry, Worker, func
 from redis.exceptions import RedisError
 
 from commhub.bootstrap import open_database
-from commhub.channels import Channel
 from commhub.config import Settings
 from commhub.jobs.arq_queue import redis_location, redis_settings
 from commhub.jobs.constants import (
@@ -57,16 +56,13 @@ def build_worker(
     retry_delay_s: float = RETRY_DELAY_S,
     job_timeout_s: float = JOB_TIMEOUT_S,
     poll_delay_s: float = POLL_DELAY_S,
-    channels: Mapping[str, Channel] | None = None,
 ) -> Worker:
     """An arq worker for ``functions`` on ``settings.redis_url``; call it inside the event loop.
 
-    Startup opens the database from ``settings`` into ``ctx`` (``sessions``,
-    ``settings``, and ``channels``: the mailboxes and gateways send jobs use,
-    which this process never starts listening on); shutdown disposes of it
-    and stops them. ``burst`` stops once the queue is empty (tests, one-off runs).
+    Startup opens the database from ``settings`` into ``ctx`` (``sessions``
+    and ``settings``); shutdown disposes of it. ``burst`` stops once the queue
+    is empty (tests, one-off runs).
     """
-    channels = dict(channels or {})
     if not settings.redis_url:
         raise JobQueueError("COMMHUB_REDIS_URL is not set: an arq worker needs Redis")
 
@@ -74,11 +70,9 @@ def build_worker(
         opened = contextlib.AsyncExitStack()
         db = await opened.enter_async_context(open_database(settings))
         ctx[_DATABASE] = opened
-        ctx.update(job_context(settings=settings, sessions=db, channels=channels))
+        ctx.update(job_context(settings=settings, sessions=db))
 
     async def close_store(ctx: dict[str, Any]) -> None:
-        for channel in channels.values():
-            await channel.stop()
         opened = ctx.pop(_DATABASE, None)
         if opened is not None:
             await opened.aclose()

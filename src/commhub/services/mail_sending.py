@@ -1,36 +1,25 @@
-"""Sending an e-mail: outbox row first, then a job hands it to the mailbox's SMTP server.
+"""Sending an e-mail: the message and its outbox row first; the mailbox's dispatcher sends it.
 
 The message is built, stored (interaction ``queued``, the exact bytes, the
 outbox row) and committed before anything is sent, so it is on the card at
-once and survives a crash. The job *claims* the row (``store/outbox.py``:
-``sending``, its holder's name, a lease renewed while the SMTP dialogue
-runs), so a job run twice, or by two workers, sends once; the row ends
-``sent`` (or ``failed`` with the server's reason, or ``queued`` again for a
-temporary failure). A claim whose holder died mid-dialogue lapses into
-``uncertain``: the server may have the message, so it is neither retried
-nor failed by itself but shown to a person to resend or dismiss.
+once and survives a crash. The mailbox's dispatcher (``services/dispatch.py``)
+claims the row, hands it to the SMTP server and writes the answer: ``sent``,
+``failed`` with the server's reason, ``queued`` again for a temporary failure,
+or ``uncertain`` when a crash or a cut connection left it unknown whether the
+server has it (shown to a person to resend or dismiss, never sent again by itself).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import (
-    Channel,
-    ChannelError,
-    ChannelUnavailable,
-    HandOverUnknown,
     Mailer,
-    OutboundEmail,
-    SendRejected,
 )
 from commhub.domain.interactions import Channel as Medium
 from commhub.domain.interactions import Direction, NewInteraction, Status
@@ -44,21 +33,17 @@ from commhub.domain.mail_compose import (
     compose,
     reply_subject,
 )
-from commhub.jobs.queue import JobQueue
 from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.database import Database
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.identify import Verdict, identify
-from commhub.services.outbox import hold_in_doubt, reused_key
+from commhub.services.outbox import reused_key
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
 from commhub.store import outbox as claims
 from commhub.store import suppressions
-from commhub.store.engine import SessionFactory
 
 log = logging.getLogger(__name__)
-
-SEND_JOB: Final = "send_outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +67,6 @@ class EmailRequest:
 
 async def send(
     db: Database,
-    jobs: JobQueue,
     mailer: Mailer,
     request: EmailRequest,
     *,
@@ -90,19 +74,16 @@ async def send(
     user_id: int | None,
     region: str,
 ) -> tuple[Outbox, bool]:
-    """Queue the message (:func:`queue_email`) and hand out the job that sends it.
+    """Queue the message (:func:`queue_email`) for the mailbox's dispatcher.
 
     ``asked`` is what the client sent with its idempotency key: a key used
     again with something else asked is refused. Returns (row, created); a
-    key already used hands out no second job.
+    key already used queues nothing new.
     """
     if request.key and asked is not None:
         request = replace(request, fingerprint=claims.request_hash(asked))
     async with db() as session:
-        row, created = await queue_email(session, mailer, request, user_id=user_id, region=region)
-    if created:
-        await jobs.enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}")
-    return row, created
+        return await queue_email(session, mailer, request, user_id=user_id, region=region)
 
 
 async def queue_email(
@@ -265,115 +246,3 @@ def _email_row(
         raw=composed.raw,
         size=len(composed.raw),
     )
-
-
-async def send_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
-    """The job: claim one outbox row, send it through its mailbox, record what the server said."""
-    sessions: SessionFactory = ctx["sessions"]
-    channels: Mapping[str, Channel] = ctx.get("channels", {})
-    holder: str = ctx.setdefault("outbox_holder", claims.holder_name("email"))
-    settings = ctx.get("settings")
-    lease_s = float(getattr(settings, "outbox_lease_s", claims.LEASE_S))
-    final_try = int(ctx.get("job_try", 1)) >= int(ctx.get("max_tries", 3))
-    async with sessions() as session:
-        taken = await claims.claim(session, holder=holder, ids=[outbox_id], lease_s=lease_s)
-        row = await session.get(Outbox, outbox_id)
-        if row is None or outbox_id not in taken:
-            return "nothing to do" if row is None else row.state
-        mailer = channels.get(row.source)
-        if not isinstance(mailer, Mailer):
-            await _fail(session, row, holder, f"no mailbox named {row.source!r} is configured")
-            return "failed"
-        email = await store.for_interaction(session, row.interaction_id)
-        if email is None:
-            await _fail(session, row, holder, "the stored message is missing")
-            return "failed"
-        message = OutboundEmail(
-            key=row.key, sender=row.sender, recipients=tuple(row.recipients["to"]), raw=email.raw
-        )
-        attempts = row.attempts
-        await session.commit()
-    renewing = asyncio.create_task(_renew(sessions, holder, outbox_id, lease_s))
-    try:
-        result = await mailer.send(message)
-    except SendRejected as exc:
-        return await _fail_by_id(sessions, outbox_id, holder, str(exc))
-    except HandOverUnknown as exc:
-        await hold_in_doubt(sessions, holder=holder, outbox_id=outbox_id, reason=str(exc))
-        return "uncertain"
-    except (ChannelUnavailable, ChannelError) as exc:
-        if final_try:
-            return await _fail_by_id(
-                sessions, outbox_id, holder, f"gave up after {attempts} tries: {exc}"
-            )
-        async with sessions() as session:
-            await claims.release(
-                session, holder=holder, outbox_id=outbox_id, reason=str(exc), retry_at=utcnow()
-            )
-            await session.commit()
-        raise
-    finally:
-        renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewing
-    async with sessions() as session:
-        refused = "; ".join(f"{a}: {why}" for a, why in result.refused.items())
-        done = await session.execute(
-            update(Outbox)
-            .where(claims.held_by(holder, outbox_id))
-            .values(
-                state=claims.SENT,
-                sent_at=result.accepted_at,
-                reply=result.reply,
-                last_error=refused or None,
-                lease_until=None,
-            )
-            .returning(Outbox.interaction_id)
-        )
-        interaction_id = done.scalar()
-        if interaction_id is None:
-            await session.rollback()
-            return "settled meanwhile"
-        await store.set_status(
-            session,
-            interaction_id,
-            Status.SENT.value,
-            only_from=[Status.QUEUED.value, Status.UNCERTAIN.value],
-        )
-        await session.commit()
-    return "sent"
-
-
-async def _renew(sessions: SessionFactory, holder: str, outbox_id: int, lease_s: float) -> None:
-    """Keep the claim alive while the SMTP dialogue runs (a large message, a slow server)."""
-    while True:
-        await asyncio.sleep(lease_s / 3)
-        with contextlib.suppress(OSError, TimeoutError):
-            async with sessions() as session:
-                await claims.renew(session, holder=holder, ids=[outbox_id], lease_s=lease_s)
-
-
-async def _fail_by_id(sessions: SessionFactory, outbox_id: int, holder: str, reason: str) -> str:
-    async with sessions() as session:
-        row = await session.get(Outbox, outbox_id)
-        if row is not None:
-            await _fail(session, row, holder, reason)
-    return "failed"
-
-
-async def _fail(session: AsyncSession, row: Outbox, holder: str, reason: str) -> None:
-    if row.claimed_by != holder or row.state not in (claims.SENDING, claims.UNCERTAIN):
-        await session.rollback()
-        return  # settled meanwhile by someone who knew
-    log.warning("e-mail %s not sent: %s", row.key, reason)
-    row.state = claims.FAILED
-    row.last_error = reason
-    row.lease_until = None
-    interaction = await session.get(Interaction, row.interaction_id)
-    if interaction is not None and interaction.status in (
-        Status.QUEUED.value,
-        Status.UNCERTAIN.value,
-    ):
-        interaction.status = Status.FAILED.value
-        interaction.extra = {**interaction.extra, "error": reason}
-    await session.commit()

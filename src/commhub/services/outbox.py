@@ -1,6 +1,6 @@
 """What happens to outbox rows in doubt: found by lapsed leases, settled by a gateway or a person.
 
-Every channel's sender claims rows through ``store/outbox.py``; this module
+Every channel's dispatcher claims rows through ``store/outbox.py``; this module
 holds what is the same for all of them once a claim lapses: the row and its
 card entry say "may have been sent" with the reason, and stay so until the
 gateway answers (a lookup, a delivery report) or a person resends or
@@ -9,8 +9,6 @@ dismisses the row. Nothing here resends or fails a row by itself.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -108,7 +106,7 @@ async def in_doubt(db: Database, *, limit: int) -> Sequence[Outbox]:
 async def resend(db: Database, outbox_id: int, *, user_id: int) -> Outbox:
     """A person decided an uncertain row did not go: queue it once more.
 
-    The caller tells the row's sender (``Hub.outbox_queued``) once this returns.
+    The caller tells the row's dispatcher (``Hub.dispatch_now``) once this returns.
     """
     async with db.begin() as session:
         row = await _uncertain_row(session, outbox_id)
@@ -155,43 +153,3 @@ async def _uncertain_row(session: AsyncSession, outbox_id: int) -> Outbox:
     if row.state != store.UNCERTAIN:
         raise Conflict("state", f"the message is {row.state}, not uncertain: nothing to settle")
     return row
-
-
-class OutboxKeeper:
-    """Looks, every third of a lease, for one channel's claims whose holder stopped renewing.
-
-    SMS senders do this for their own gateway; e-mail is sent by jobs that
-    may run anywhere, so the listening process keeps watch for them.
-    """
-
-    def __init__(
-        self,
-        sessions: SessionFactory,
-        *,
-        channel: str,
-        sources: Sequence[str],
-        lease_s: float = store.LEASE_S,
-    ) -> None:
-        self._sessions = sessions
-        self._lease_s = lease_s
-        self._channel = channel
-        self._sources = list(sources)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=f"outbox keeper {self._channel}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await mark_lapsed(self._sessions, channel=self._channel, sources=self._sources)
-            except (OSError, TimeoutError) as exc:
-                log.error("cannot check %s claims: %s", self._channel, exc)
-            await asyncio.sleep(self._lease_s / 3)

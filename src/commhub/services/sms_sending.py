@@ -1,7 +1,7 @@
 """Sending an SMS: checked, counted, routed to a gateway and written down before it goes.
 
 The outbox row is written first, in the same transaction as the message on
-the card (status ``queued``); the gateway's sender (``sms_sender``) takes it
+the card (status ``queued``); the gateway's dispatcher (``services/dispatch.py``) takes it
 from there at the gateway's pace. What cannot be sent as asked fails here,
 before anything is stored: no number, an opted-out number, an empty or
 too long text, no gateway for the sender number or purpose asked for.

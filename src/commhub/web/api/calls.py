@@ -189,12 +189,13 @@ async def channel_status(app: web.Application) -> schemas.ChannelList:
         sms_senders=[
             schemas.SmsSenderOut(
                 gateway=name,
-                rate=sender.rate,
+                rate=sender.rate or 0.0,
                 sent=sender.sent,
                 failed=sender.failed,
                 retried=sender.retried,
                 last_error=sender.last_error,
             )
-            for name, sender in hub.sms_senders.items()
+            for name, sender in hub.dispatchers.items()
+            if sender.kind == "sms"
         ],
     )

@@ -21,7 +21,7 @@ from commhub.services.mail_triage import EmailView
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
-from commhub.web.keys import CHANNELS, DATABASE, JOBS, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, principal
 from commhub.web.problems import Problem, invalid
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -64,13 +64,14 @@ async def send_email(request: web.Request) -> web.StreamResponse:
     )
     row, created = await mail_sending.send(
         request.app[DATABASE],
-        request.app[JOBS],
         mailer,
         email_request,
         asked=body.model_dump(mode="json"),
         user_id=principal(request).user_id,
         region=region_of(request, None),
     )
+    if created:
+        request.app[HUB].dispatch_now(row.source)
     return json_response(outbox_out(row), status=202 if created else 200)
 
 

@@ -47,7 +47,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
         request.app[DATABASE], path_id(request), user_id=principal(request).user_id
     )
     out = item(row)
-    await request.app[HUB].outbox_queued(row)
+    request.app[HUB].dispatch_now(row.source)
     return json_response(out)
 
 

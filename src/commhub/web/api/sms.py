@@ -82,7 +82,7 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
         region=region_of(request, None),
     )
     if created:
-        hub.sms_queued(found.message.gateway)
+        hub.dispatch_now(found.message.gateway)
     return json_response(sms_out(found), status=202 if created else 200)
 
 

@@ -36,7 +36,7 @@ async def resend(request: web.Request) -> web.StreamResponse:
         row = await service.resend(
             request.app[DATABASE], path_id(request), user_id=principal(request).user_id
         )
-        await request.app[HUB].outbox_queued(row)
+        request.app[HUB].dispatch_now(row.source)
     raise flash.redirect(PAGE, "Queued again: it will be sent once more.")
 
 

@@ -18,15 +18,15 @@ from commhub.domain.mail_compose import Recipient
 from commhub.domain.moments import RANGE_TEXT, day_in_range
 from commhub.domain.roles import Permission
 from commhub.domain.sms_text import SmsTextError
-from commhub.jobs.queue import JobQueue
 from commhub.models import utcnow
+from commhub.services import mail_sending
 from commhub.services.errors import InvalidInput
 from commhub.services.interactions import record_interaction
-from commhub.services.mail_sending import SEND_JOB, EmailRequest, queue_email
+from commhub.services.mail_sending import EmailRequest
 from commhub.services.sms_sending import SmsRequest, queue_sms
 from commhub.store import follow_ups
 from commhub.web.endpoints import endpoint, path_id
-from commhub.web.keys import CHANNELS, DATABASE, HUB, JOBS, SETTINGS, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, SETTINGS, principal
 from commhub.web.ui import flash
 from commhub.web.ui.forms import Form, back_to, read_form, refusals_shown_at
 from commhub.web.ui.render import viewer
@@ -131,7 +131,7 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
             except SmsTextError as exc:
                 raise InvalidInput("text", str(exc)) from None
         if created:
-            hub.sms_queued(row.source)
+            hub.dispatch_now(row.source)
     raise flash.redirect(back, "SMS queued.")
 
 
@@ -151,22 +151,20 @@ async def send_email(request: web.Request) -> web.StreamResponse:
         if not to:
             raise InvalidInput("to", "choose an address")
         reply_to = form.get("reply_to_id", "")
-        async with request.app[DATABASE]() as session:
-            row, created = await queue_email(
-                session,
-                mailer,
-                EmailRequest(
-                    to=(Recipient(to),),
-                    subject=form.get("subject", ""),
-                    text=form.get("text", ""),
-                    contact_id=contact_id,
-                    reply_to_id=parse_id(reply_to),
-                    key=_form_key(form, user_id, "email"),
-                ),
-                user_id=user_id,
-                region=request.app[SETTINGS].phone_region,
-            )
+        row, created = await mail_sending.send(
+            request.app[DATABASE],
+            mailer,
+            EmailRequest(
+                to=(Recipient(to),),
+                subject=form.get("subject", ""),
+                text=form.get("text", ""),
+                contact_id=contact_id,
+                reply_to_id=parse_id(reply_to),
+                key=_form_key(form, user_id, "email"),
+            ),
+            user_id=user_id,
+            region=request.app[SETTINGS].phone_region,
+        )
         if created:
-            jobs: JobQueue = request.app[JOBS]
-            await jobs.enqueue(SEND_JOB, row.id, job_id=f"outbox:{row.id}")
+            request.app[HUB].dispatch_now(row.source)
     raise flash.redirect(back, "E-mail queued.")
