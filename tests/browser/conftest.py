@@ -117,7 +117,7 @@ async def ivan(sessions: SessionFactory, accounts: dict[Role, Account]) -> int:
     """The caller of most recordings: +7 916 123-45-67."""
     async with sessions() as session:
         view = await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(
                 name="Ivan Petrov",
                 company="Acme",

@@ -60,8 +60,9 @@ async def setup(sessions: SessionFactory) -> tuple[int, int]:
             role=Role.OPERATOR,
             extension="201",
         )
+        await session.commit()
         view = await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(name="Ivan Petrov", phones=(parse_phone("+79161234567", "RU"),)),
             owner_id=None,
             source="test",

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.channels import ChannelUnavailable, OriginateCall, OriginateRejected, Telephony
 from commhub.domain import phones
 from commhub.models import CallRequest, User
+from commhub.services.database import Database
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import contacts as contact_store
 
@@ -26,7 +27,7 @@ def new_request_id() -> str:
 
 
 async def place_call(
-    session: AsyncSession,
+    db: Database,
     pbxs: Mapping[str, Telephony],
     *,
     pbx: str | None,
@@ -46,6 +47,32 @@ async def place_call(
     :class:`NotFound`, and the PBX's :class:`ChannelUnavailable` /
     :class:`OriginateRejected`, after marking the request failed with the reason.
     """
+    async with db() as session:
+        return await _place(
+            session,
+            pbxs,
+            pbx=pbx,
+            request_id=request_id,
+            caller_id=caller_id,
+            operator_id=operator_id,
+            contact_id=contact_id,
+            number=number,
+            region=region,
+        )
+
+
+async def _place(
+    session: AsyncSession,
+    pbxs: Mapping[str, Telephony],
+    *,
+    pbx: str | None,
+    request_id: str,
+    caller_id: int,
+    operator_id: int,
+    contact_id: int | None,
+    number: str | None,
+    region: str,
+) -> tuple[CallRequest, bool]:
     existing = await session.get(CallRequest, request_id)
     if existing is not None:
         return existing, False

@@ -8,8 +8,11 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain import phones
+from commhub.domain.contacts import ContactView
 from commhub.domain.emails import EmailError, looks_like_email, normalize_email
+from commhub.services.database import Database
 from commhub.store import contact_points
+from commhub.store import contacts as contact_store
 
 
 class Verdict(StrEnum):
@@ -71,3 +74,10 @@ def _verdict(address: str, kind: str, normalized: str | None, ids: list[int]) ->
     return Identity(
         address=address, verdict=verdict, kind=kind, normalized=normalized, contact_ids=ids
     )
+
+
+async def who_is(db: Database, address: str, *, region: str) -> tuple[Identity, list[ContactView]]:
+    """:func:`identify` with the cards it points to, for people and integrations asking."""
+    async with db() as session:
+        found = await identify(session, address, region=region)
+        return found, await contact_store.load_many(session, found.contact_ids)

@@ -8,9 +8,7 @@ from dataclasses import asdict
 from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# The log's filter is a domain value now; re-exported for callers that still name it here.
-from commhub.domain.interactions import InteractionFilter as InteractionFilter
-from commhub.domain.interactions import NewInteraction
+from commhub.domain.interactions import InteractionFilter, NewInteraction
 from commhub.domain.pagination import Cursor
 from commhub.models import Interaction
 from commhub.store.dialect import contains_text, upsert_insert

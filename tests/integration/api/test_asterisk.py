@@ -46,7 +46,7 @@ async def ivan(sessions: SessionFactory, accounts: dict[Role, Any]) -> int:
     """The customer of most recordings: +7 916 123-45-67."""
     async with sessions() as session:
         view = await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(name="Ivan Petrov", phones=(parse_phone("+79161234567", "RU"),)),
             owner_id=None,
             source="test",
@@ -181,7 +181,7 @@ async def test_operator_gets_the_screen_pop_while_the_phone_rings(
     async with sessions() as session:
         owner = await session.scalar(select(User.id).where(User.username == "manager"))
         await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(
                 name="Ivan Petrov",
                 company="Acme",
@@ -630,7 +630,7 @@ async def test_an_attended_transfer_lists_both_operators_with_each_ones_talk(
 ) -> None:
     async with sessions() as session:
         view = await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(name="Pavel Orlov", phones=(parse_phone("+79161112233", "RU"),)),
             owner_id=None,
             source="test",

@@ -55,7 +55,7 @@ async def sink() -> AsyncIterator[SmtpSink]:
 async def anna(sessions: SessionFactory, accounts: dict[Role, Any]) -> int:
     async with sessions() as session:
         view = await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(name="Anna Smirnova", emails=("anna@client.example",)),
             owner_id=None,
             source="test",

@@ -61,7 +61,7 @@ async def test_unknown_sender_waits_in_unmatched_until_assigned(
 
     async with sessions() as session:
         view = await contacts.create_contact(
-            session, ContactDraft(name="Lead"), owner_id=None, source="test"
+            sessions, ContactDraft(name="Lead"), owner_id=None, source="test"
         )
     response = await client.post(
         f"/api/v1/emails/{item['interaction_id']}/assign",
@@ -85,7 +85,7 @@ async def test_a_sender_on_two_cards_lists_both_candidates(
     async with sessions() as session:
         for name in ("Shared One", "Shared Two"):
             await contacts.create_contact(
-                session,
+                sessions,
                 ContactDraft(name=name, emails=("office@shared.example",)),
                 owner_id=None,
                 source="test",

@@ -128,7 +128,7 @@ async def test_a_known_callers_pop_lists_their_past_without_the_call_itself(
     client, hub = hub_client
     async with sessions() as session:
         view = await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(name="Pavel Orlov", phones=(parse_phone(RINGING_CALLER, "RU"),)),
             owner_id=None,
             source="test",

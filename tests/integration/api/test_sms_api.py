@@ -58,7 +58,7 @@ async def api() -> AsyncIterator[TwilioApi]:
 async def anna(sessions: SessionFactory, accounts: dict[Role, Any]) -> int:
     async with sessions() as session:
         view = await contacts.create_contact(
-            session,
+            sessions,
             ContactDraft(name="Анна Смирнова", phones=(parse_phone(ANNA, "RU"),)),
             owner_id=None,
             source="test",

@@ -10,14 +10,13 @@ from commhub.channels import ChannelUnavailable, Telephony
 from commhub.domain.pagination import Cursor
 from commhub.domain.roles import Permission, Role
 from commhub.models import CallRequest, Interaction, MissedCall
-from commhub.services import click_to_call
-from commhub.store import calls as store
+from commhub.services import call_log, click_to_call
 from commhub.web.api import schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.api.views import interaction_page
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
 from commhub.web.keys import CHANNELS, DATABASE, HUB, principal
-from commhub.web.problems import Problem, invalid
+from commhub.web.problems import invalid
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 NOT_LISTENING = (
@@ -46,18 +45,17 @@ async def place_call(request: web.Request) -> web.StreamResponse:
     if not 1 <= len(request_id) <= 64 or not request_id.isprintable():
         raise invalid(IDEMPOTENCY_HEADER, "1 to 64 printable characters")
     pbxs = configured_pbxs(request)
-    async with request.app[DATABASE]() as session:
-        call, created = await click_to_call.place_call(
-            session,
-            pbxs,
-            pbx=body.pbx,
-            request_id=request_id,
-            caller_id=caller.user_id,
-            operator_id=operator_id,
-            contact_id=body.contact_id,
-            number=body.number,
-            region=region_of(request, body.region),
-        )
+    call, created = await click_to_call.place_call(
+        request.app[DATABASE],
+        pbxs,
+        pbx=body.pbx,
+        request_id=request_id,
+        caller_id=caller.user_id,
+        operator_id=operator_id,
+        contact_id=body.contact_id,
+        number=body.number,
+        region=region_of(request, body.region),
+    )
     return json_response(_request_out(call), status=202 if created else 200)
 
 
@@ -96,14 +94,13 @@ def _request_out(call: CallRequest) -> schemas.CallRequestOut:
 async def list_missed(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.MissedQuery)
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[DATABASE]() as session:
-        rows = await store.missed_page(
-            session,
-            state=None if query.state == "all" else query.state,
-            operator_id=query.operator_id,
-            after=after,
-            limit=query.limit,
-        )
+    rows = await call_log.missed_page(
+        request.app[DATABASE],
+        state=None if query.state == "all" else query.state,
+        operator_id=query.operator_id,
+        after=after,
+        limit=query.limit,
+    )
     next_cursor = None
     if len(rows) == query.limit:
         last = rows[-1][0]
@@ -120,13 +117,9 @@ async def list_missed(request: web.Request) -> web.StreamResponse:
 )
 async def dismiss_missed(request: web.Request) -> web.StreamResponse:
     missed_id = path_id(request)
-    async with request.app[DATABASE]() as session:
-        missed = await store.dismiss_missed(session, missed_id, principal(request).user_id)
-        if missed is None:
-            raise Problem(404, f"no missed call {missed_id}")
-        await session.commit()
-        call = await session.get(Interaction, missed.interaction_id)
-    assert call is not None
+    missed, call = await call_log.dismiss_missed(
+        request.app[DATABASE], missed_id, principal(request).user_id
+    )
     return json_response(_missed_out(missed, call))
 
 
@@ -151,8 +144,7 @@ def _missed_out(missed: MissedCall, call: Interaction) -> schemas.MissedCallOut:
     response=schemas.InteractionPage,
 )
 async def live_calls(request: web.Request) -> web.StreamResponse:
-    async with request.app[DATABASE]() as session:
-        rows = await store.live_calls(session)
+    rows = await call_log.live_calls(request.app[DATABASE])
     return json_response(interaction_page(rows, None))
 
 
@@ -174,8 +166,7 @@ async def channel_status(app: web.Application) -> schemas.ChannelList:
     """
     hub = app[HUB]
     pbxs = [name for name, channel in app[CHANNELS].items() if isinstance(channel, Telephony)]
-    async with app[DATABASE]() as session:
-        in_progress = await store.open_call_counts(session, pbxs)
+    in_progress = await call_log.open_call_counts(app[DATABASE], pbxs)
     items = [
         schemas.ChannelHealthOut.model_validate(channel.health(), from_attributes=True)
         for channel in app[CHANNELS].values()

@@ -38,18 +38,17 @@ async def search_contacts(request: web.Request) -> web.StreamResponse:
         before_id = parse_id(query.cursor)
         if before_id is None:
             raise invalid("query.cursor", "invalid cursor")
-    async with request.app[DATABASE]() as session:
-        found = await contacts.search_contacts(
-            session,
-            region=region_of(request, query.region),
-            query=query.q,
-            phone=query.phone,
-            email=query.email,
-            company=query.company,
-            tag=query.tag,
-            before_id=before_id,
-            limit=query.limit,
-        )
+    found = await contacts.search_contacts(
+        request.app[DATABASE],
+        region=region_of(request, query.region),
+        query=query.q,
+        phone=query.phone,
+        email=query.email,
+        company=query.company,
+        tag=query.tag,
+        before_id=before_id,
+        limit=query.limit,
+    )
     next_cursor = str(found[-1].id) if len(found) == query.limit else None
     return json_response(
         schemas.ContactList(items=[contact_out(v) for v in found], next_cursor=next_cursor)
@@ -78,10 +77,9 @@ async def create_contact(request: web.Request) -> web.StreamResponse:
         ),
         extra=body.extra,
     )
-    async with request.app[DATABASE]() as session:
-        view = await contacts.create_contact(
-            session, draft, owner_id=body.owner_id, source=_source(request)
-        )
+    view = await contacts.create_contact(
+        request.app[DATABASE], draft, owner_id=body.owner_id, source=_source(request)
+    )
     response = json_response(contact_out(view), status=201)
     response.headers["Location"] = f"/api/v1/contacts/{view.id}"
     return response
@@ -113,8 +111,9 @@ async def update_contact(request: web.Request) -> web.StreamResponse:
         ),
         extra=body.extra,
     )
-    async with request.app[DATABASE]() as session:
-        view = await contacts.update_contact(session, contact_id, changes, source=_source(request))
+    view = await contacts.update_contact(
+        request.app[DATABASE], contact_id, changes, source=_source(request)
+    )
     return json_response(contact_out(view))
 
 
@@ -129,8 +128,7 @@ async def get_card(request: web.Request) -> web.StreamResponse:
     contact_id = path_id(request)
     query = read_query(request, schemas.TimelineQuery)
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[DATABASE]() as session:
-        card = await contacts.card(session, contact_id, after=after, limit=query.limit)
+    card = await contacts.card(request.app[DATABASE], contact_id, after=after, limit=query.limit)
     return json_response(
         schemas.CardOut(
             contact=contact_out(card.contact),
@@ -150,8 +148,7 @@ async def get_timeline(request: web.Request) -> web.StreamResponse:
     contact_id = path_id(request)
     query = read_query(request, schemas.TimelineQuery)
     after = None if query.cursor is None else Cursor.decode(query.cursor)
-    async with request.app[DATABASE]() as session:
-        card = await contacts.card(session, contact_id, after=after, limit=query.limit)
+    card = await contacts.card(request.app[DATABASE], contact_id, after=after, limit=query.limit)
     return json_response(interaction_page(card.timeline, card.next_cursor))
 
 
@@ -165,8 +162,7 @@ async def get_timeline(request: web.Request) -> web.StreamResponse:
 async def merge_contacts(request: web.Request) -> web.StreamResponse:
     target_id = path_id(request)
     body = await read_body(request, schemas.MergeRequest)
-    async with request.app[DATABASE]() as session:
-        view = await contacts.merge_contacts(session, target_id, body.source_ids)
+    view = await contacts.merge_contacts(request.app[DATABASE], target_id, body.source_ids)
     return json_response(contact_out(view))
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from commhub.domain.roles import Permission
-from commhub.services.identify import identify as identify_address
-from commhub.store import contacts as contact_store
+from commhub.services.identify import who_is
 from commhub.web.api import schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.api.views import contact_out
@@ -25,9 +24,7 @@ from commhub.web.keys import DATABASE
 async def identify(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.IdentifyQuery)
     region = region_of(request, query.region)
-    async with request.app[DATABASE]() as session:
-        found = await identify_address(session, query.address, region=region)
-        views = await contact_store.load_many(session, found.contact_ids)
+    found, views = await who_is(request.app[DATABASE], query.address, region=region)
     return json_response(
         schemas.IdentifyOut(
             address=found.address,

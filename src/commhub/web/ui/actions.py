@@ -6,10 +6,8 @@ from aiohttp import web
 
 from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
-from commhub.models import FollowUp
-from commhub.services import click_to_call
-from commhub.store import calls as call_store
-from commhub.store import follow_ups
+from commhub.services import call_log, click_to_call, follow_ups
+from commhub.services.errors import NotFound
 from commhub.web.api.calls import configured_pbxs
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import DATABASE, SETTINGS, principal
@@ -32,19 +30,18 @@ async def place_call(request: web.Request) -> web.StreamResponse:
         if not number and contact_id is None:
             raise flash.redirect(back, "Give a number to call.", kind="error")
         pbxs = configured_pbxs(request)
-        async with request.app[DATABASE]() as session:
-            # The PBX is the one that rings the operator's extension: a page never names it.
-            call, _created = await click_to_call.place_call(
-                session,
-                pbxs,
-                pbx=None,
-                request_id=request_id[:64],
-                caller_id=principal(request).user_id,
-                operator_id=principal(request).user_id,
-                contact_id=contact_id,
-                number=number,
-                region=request.app[SETTINGS].phone_region,
-            )
+        # The PBX is the one that rings the operator's extension: a page never names it.
+        call, _created = await click_to_call.place_call(
+            request.app[DATABASE],
+            pbxs,
+            pbx=None,
+            request_id=request_id[:64],
+            caller_id=principal(request).user_id,
+            operator_id=principal(request).user_id,
+            contact_id=contact_id,
+            number=number,
+            region=request.app[SETTINGS].phone_region,
+        )
     raise flash.redirect(
         back,
         "Calling %(number)s: pick up your phone (extension %(extension)s).",
@@ -57,11 +54,10 @@ async def place_call(request: web.Request) -> web.StreamResponse:
 async def dismiss_missed(request: web.Request) -> web.StreamResponse:
     missed_id = path_id(request)
     back = back_to(request, "/")
-    async with request.app[DATABASE]() as session:
-        row = await call_store.dismiss_missed(session, missed_id, principal(request).user_id)
-        await session.commit()
-    if row is None:
-        raise flash.redirect(back, "That missed call is gone.", kind="error")
+    try:
+        await call_log.dismiss_missed(request.app[DATABASE], missed_id, principal(request).user_id)
+    except NotFound:
+        raise flash.redirect(back, "That missed call is gone.", kind="error") from None
     raise flash.redirect(back, "Missed call dismissed.")
 
 
@@ -69,11 +65,8 @@ async def dismiss_missed(request: web.Request) -> web.StreamResponse:
 async def follow_up_done(request: web.Request) -> web.StreamResponse:
     follow_up_id = path_id(request)
     back = back_to(request, "/")
-    async with request.app[DATABASE]() as session:
-        row: FollowUp | None = await follow_ups.complete(
-            session, follow_up_id, principal(request).user_id
-        )
-        await session.commit()
-    if row is None:
-        raise flash.redirect(back, "That follow-up is gone.", kind="error")
+    try:
+        await follow_ups.complete(request.app[DATABASE], follow_up_id, principal(request).user_id)
+    except NotFound:
+        raise flash.redirect(back, "That follow-up is gone.", kind="error") from None
     raise flash.redirect(back, "Follow-up done.")

@@ -13,18 +13,13 @@ from aiohttp import web
 
 from commhub.channels import ChannelUnavailable, Mailer
 from commhub.domain.identifiers import parse_id
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
 from commhub.domain.mail_compose import Recipient
 from commhub.domain.moments import RANGE_TEXT, day_in_range
 from commhub.domain.roles import Permission
-from commhub.domain.sms_text import SmsTextError
-from commhub.models import utcnow
-from commhub.services import mail_sending
+from commhub.services import cards, mail_sending, sms_sending
 from commhub.services.errors import InvalidInput
-from commhub.services.interactions import record_interaction
 from commhub.services.mail_sending import EmailRequest
-from commhub.services.sms_sending import SmsRequest, queue_sms
-from commhub.store import follow_ups
+from commhub.services.sms_sending import SmsRequest
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import CHANNELS, DATABASE, HUB, SETTINGS, principal
 from commhub.web.ui import flash
@@ -73,32 +68,15 @@ async def add_note(request: web.Request) -> web.StreamResponse:
             raise InvalidInput("text", f"a note holds at most {MAX_NOTE} characters")
         due = await _due(request, form)
         key = _form_key(form, user_id, "note") or f"note:{uuid.uuid4().hex}"
-        async with request.app[DATABASE]() as session:
-            note, created = await record_interaction(
-                session,
-                NewInteraction(
-                    channel=Channel.NOTE,
-                    direction=Direction.INTERNAL,
-                    status=Status.LOGGED,
-                    external_id=key,
-                    occurred_at=utcnow(),
-                    contact_id=contact_id,
-                    operator_id=user_id,
-                    summary=text,
-                ),
-                region=request.app[SETTINGS].phone_region,
-            )
-            if created and due is not None:
-                await follow_ups.add(
-                    session,
-                    contact_id=contact_id,
-                    user_id=user_id,
-                    due_at=due,
-                    note=text[:500],
-                    created_by_id=user_id,
-                    interaction_id=note.id,
-                )
-                await session.commit()
+        await cards.add_note(
+            request.app[DATABASE],
+            contact_id=contact_id,
+            user_id=user_id,
+            text=text,
+            key=key,
+            due=due,
+            region=request.app[SETTINGS].phone_region,
+        )
     if due is not None:
         raise flash.redirect(back, "Follow-up set.")
     raise flash.redirect(back, "Note added.")
@@ -114,24 +92,20 @@ async def send_sms(request: web.Request) -> web.StreamResponse:
     async with refusals_shown_at(back):
         if not hub.sms_gateways:
             raise ChannelUnavailable("no SMS gateway is configured")
-        async with request.app[DATABASE]() as session:
-            try:
-                row, created = await queue_sms(
-                    session,
-                    hub.sms_gateways,
-                    SmsRequest(
-                        text=form.get("text", ""),
-                        to=form.get("to") or None,
-                        contact_id=contact_id,
-                        key=_form_key(form, user_id, "sms"),
-                    ),
-                    user_id=user_id,
-                    region=request.app[SETTINGS].phone_region,
-                )
-            except SmsTextError as exc:
-                raise InvalidInput("text", str(exc)) from None
+        sent, created = await sms_sending.send(
+            request.app[DATABASE],
+            hub.sms_gateways,
+            SmsRequest(
+                text=form.get("text", ""),
+                to=form.get("to") or None,
+                contact_id=contact_id,
+                key=_form_key(form, user_id, "sms"),
+            ),
+            user_id=user_id,
+            region=request.app[SETTINGS].phone_region,
+        )
         if created:
-            hub.dispatch_now(row.source)
+            hub.dispatch_now(sent.message.gateway)
     raise flash.redirect(back, "SMS queued.")
 
 

@@ -13,10 +13,10 @@ from typing import Final
 
 from aiohttp import web
 
+from commhub.domain.reports import NOBODY, OperatorResults, team_total
 from commhub.domain.roles import Permission, Role
 from commhub.models import User
-from commhub.store import users as user_store
-from commhub.store.reports import NOBODY, OperatorResults, operator_results, team_total
+from commhub.services import reports
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import DATABASE
 from commhub.web.ui import periods
@@ -96,9 +96,8 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
             total=None,
             chart=None,
         )
-    async with request.app[DATABASE]() as session:
-        results = await operator_results(session, since=period.since, until=period.until)
-        users = await user_store.all_users(session)
+    team = await reports.team_results(request.app[DATABASE], since=period.since, until=period.until)
+    results, users = team.results, team.users
     rows = [
         OperatorRow(
             user_id=user.id,

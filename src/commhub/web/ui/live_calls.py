@@ -16,9 +16,7 @@ from aiohttp import web
 from commhub.domain.interactions import Direction
 from commhub.domain.roles import Permission
 from commhub.models import Interaction, User
-from commhub.store import calls as call_store
-from commhub.store import contacts as contact_store
-from commhub.store import users as user_store
+from commhub.services import call_log
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import DATABASE
 from commhub.web.ui.render import page, viewer
@@ -126,11 +124,9 @@ def script_data(
 )
 async def live_view(request: web.Request) -> web.StreamResponse:
     me = await viewer(request)
-    async with request.app[DATABASE]() as session:
-        rows = await call_store.live_calls(session)
-        directory = Directory.of(await user_store.all_users(session))
-        names = await contact_store.names_of(session, [row.contact_id for row in rows])
-    calls = [live_call(row, directory, names) for row in rows]
+    shown = await call_log.live_view(request.app[DATABASE])
+    directory = Directory.of(shown.users)
+    calls = [live_call(row, directory, shown.names) for row in shown.calls]
     now = me.fmt.now()
     return await page(
         request,
