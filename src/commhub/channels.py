@@ -29,9 +29,9 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from commhub.domain.interactions import DeliveryState as DeliveryState  # part of the port
 from commhub.domain.interactions import Direction, Status
 
 
@@ -191,21 +191,6 @@ class SmsReceived:
     received_at: datetime
     parts: int = 1
     settled: asyncio.Future[None] | None = None
-
-
-class DeliveryState(StrEnum):
-    """Where a sent SMS is, as its gateway reports; ``rank`` only ever rises."""
-
-    QUEUED = "queued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    UNDELIVERED = "undelivered"
-    FAILED = "failed"
-
-    @property
-    def rank(self) -> int:
-        """queued < sent < a final state; a report never moves a message backwards."""
-        return {"queued": 0, "sent": 1}.get(self.value, 2)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

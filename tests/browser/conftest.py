@@ -115,18 +115,17 @@ def settings(database_url: str, tmp_path: Path, pbx: AmiReplayServer) -> Setting
 @pytest.fixture
 async def ivan(sessions: SessionFactory, accounts: dict[Role, Account]) -> int:
     """The caller of most recordings: +7 916 123-45-67."""
-    async with sessions() as session:
-        view = await contacts.create_contact(
-            sessions,
-            ContactDraft(
-                name="Ivan Petrov",
-                company="Acme",
-                phones=(parse_phone("+79161234567", "RU"),),
-                tags=("vip",),
-            ),
-            owner_id=None,
-            source="test",
-        )
+    view = await contacts.create_contact(
+        sessions,
+        ContactDraft(
+            name="Ivan Petrov",
+            company="Acme",
+            phones=(parse_phone("+79161234567", "RU"),),
+            tags=("vip",),
+        ),
+        owner_id=None,
+        source="test",
+    )
     return view.id
 
 

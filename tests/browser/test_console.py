@@ -114,9 +114,8 @@ async def test_operator_finds_the_contact_and_click_to_call_reaches_the_pbx(
     page: Page, console: Console
 ) -> None:
     console.pbx.on_originate = recording("outbound_click_to_call_answered").body
-    async with console.hub.sessions() as session:
-        olga = ContactDraft(name="Olga Smirnova", phones=(parse_phone("+74957778899", "RU"),))
-        await contacts.create_contact(console.hub.sessions, olga, owner_id=None, source="test")
+    olga = ContactDraft(name="Olga Smirnova", phones=(parse_phone("+74957778899", "RU"),))
+    await contacts.create_contact(console.hub.sessions, olga, owner_id=None, source="test")
     await log_in(page, "operator")
     await page.get_by_role("navigation").get_by_role("link", name="Contacts").click()
     search = page.locator("form#contact-search")

@@ -43,6 +43,22 @@ class Status(StrEnum):
     """An outbound message whose hand-over a crash cut off: it may have been sent."""
 
 
+class DeliveryState(StrEnum):
+    """Where a sent SMS is, as its gateway reports: the SMS subset of :class:`Status`, with
+    an order; ``rank`` only ever rises."""
+
+    QUEUED = Status.QUEUED.value
+    SENT = Status.SENT.value
+    DELIVERED = Status.DELIVERED.value
+    UNDELIVERED = Status.UNDELIVERED.value
+    FAILED = Status.FAILED.value
+
+    @property
+    def rank(self) -> int:
+        """queued < sent < a final state; a report never moves a message backwards."""
+        return {Status.QUEUED.value: 0, Status.SENT.value: 1}.get(self.value, 2)
+
+
 def checked_recording_file(reference: str | None) -> str | None:
     """``reference`` if it names a recording file, relative to where the PBX keeps them.
 

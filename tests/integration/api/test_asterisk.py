@@ -44,13 +44,12 @@ Client = TestClient[Any, Any]
 @pytest.fixture
 async def ivan(sessions: SessionFactory, accounts: dict[Role, Any]) -> int:
     """The customer of most recordings: +7 916 123-45-67."""
-    async with sessions() as session:
-        view = await contacts.create_contact(
-            sessions,
-            ContactDraft(name="Ivan Petrov", phones=(parse_phone("+79161234567", "RU"),)),
-            owner_id=None,
-            source="test",
-        )
+    view = await contacts.create_contact(
+        sessions,
+        ContactDraft(name="Ivan Petrov", phones=(parse_phone("+79161234567", "RU"),)),
+        owner_id=None,
+        source="test",
+    )
     return view.id
 
 
@@ -628,13 +627,12 @@ async def test_an_attended_transfer_lists_both_operators_with_each_ones_talk(
     sessions: SessionFactory,
     aiohttp_client: Callable[..., Awaitable[Client]],
 ) -> None:
-    async with sessions() as session:
-        view = await contacts.create_contact(
-            sessions,
-            ContactDraft(name="Pavel Orlov", phones=(parse_phone("+79161112233", "RU"),)),
-            owner_id=None,
-            source="test",
-        )
+    view = await contacts.create_contact(
+        sessions,
+        ContactDraft(name="Pavel Orlov", phones=(parse_phone("+79161112233", "RU"),)),
+        owner_id=None,
+        source="test",
+    )
     pbx.script.append(Playback.from_recording(recording("inbound_attended_transfer")))
     client, hub = await hub_client()
     await settle(hub, calls=1)

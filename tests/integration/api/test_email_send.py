@@ -53,13 +53,12 @@ async def sink() -> AsyncIterator[SmtpSink]:
 
 @pytest.fixture
 async def anna(sessions: SessionFactory, accounts: dict[Role, Any]) -> int:
-    async with sessions() as session:
-        view = await contacts.create_contact(
-            sessions,
-            ContactDraft(name="Anna Smirnova", emails=("anna@client.example",)),
-            owner_id=None,
-            source="test",
-        )
+    view = await contacts.create_contact(
+        sessions,
+        ContactDraft(name="Anna Smirnova", emails=("anna@client.example",)),
+        owner_id=None,
+        source="test",
+    )
     return view.id
 
 

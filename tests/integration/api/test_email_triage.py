@@ -59,10 +59,9 @@ async def test_unknown_sender_waits_in_unmatched_until_assigned(
     assert item["from_address"] == "new@lead.example"
     assert item["sender"] == "Stranger <new@lead.example>"
 
-    async with sessions() as session:
-        view = await contacts.create_contact(
-            sessions, ContactDraft(name="Lead"), owner_id=None, source="test"
-        )
+    view = await contacts.create_contact(
+        sessions, ContactDraft(name="Lead"), owner_id=None, source="test"
+    )
     response = await client.post(
         f"/api/v1/emails/{item['interaction_id']}/assign",
         json={"contact_id": view.id},
@@ -82,14 +81,13 @@ async def test_unknown_sender_waits_in_unmatched_until_assigned(
 async def test_a_sender_on_two_cards_lists_both_candidates(
     client: Client, sessions: SessionFactory, accounts: dict[Role, Any]
 ) -> None:
-    async with sessions() as session:
-        for name in ("Shared One", "Shared Two"):
-            await contacts.create_contact(
-                sessions,
-                ContactDraft(name=name, emails=("office@shared.example",)),
-                owner_id=None,
-                source="test",
-            )
+    for name in ("Shared One", "Shared Two"):
+        await contacts.create_contact(
+            sessions,
+            ContactDraft(name=name, emails=("office@shared.example",)),
+            owner_id=None,
+            source="test",
+        )
     await arrive(sessions, message("office@shared.example", "s1@shared"))
     page = await (
         await client.get("/api/v1/emails/unmatched", headers=accounts[Role.OPERATOR].auth)

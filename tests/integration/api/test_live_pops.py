@@ -126,13 +126,12 @@ async def test_a_known_callers_pop_lists_their_past_without_the_call_itself(
     sessions: SessionFactory,
 ) -> None:
     client, hub = hub_client
-    async with sessions() as session:
-        view = await contacts.create_contact(
-            sessions,
-            ContactDraft(name="Pavel Orlov", phones=(parse_phone(RINGING_CALLER, "RU"),)),
-            owner_id=None,
-            source="test",
-        )
+    view = await contacts.create_contact(
+        sessions,
+        ContactDraft(name="Pavel Orlov", phones=(parse_phone(RINGING_CALLER, "RU"),)),
+        owner_id=None,
+        source="test",
+    )
     operator = accounts[Role.OPERATOR].auth
     earlier = {
         "channel": "sms",

@@ -56,13 +56,12 @@ async def api() -> AsyncIterator[TwilioApi]:
 
 @pytest.fixture
 async def anna(sessions: SessionFactory, accounts: dict[Role, Any]) -> int:
-    async with sessions() as session:
-        view = await contacts.create_contact(
-            sessions,
-            ContactDraft(name="Анна Смирнова", phones=(parse_phone(ANNA, "RU"),)),
-            owner_id=None,
-            source="test",
-        )
+    view = await contacts.create_contact(
+        sessions,
+        ContactDraft(name="Анна Смирнова", phones=(parse_phone(ANNA, "RU"),)),
+        owner_id=None,
+        source="test",
+    )
     return view.id
 
 
