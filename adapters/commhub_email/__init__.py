@@ -19,5 +19,5 @@ __all__ = ["MailboxChannel", "adapter"]
 def adapter(*, name: str, options: Mapping[str, Any], context: ChannelContext) -> MailboxChannel:
     """Build the channel for one ``[[channels]]`` entry with ``adapter = "email"``."""
     return MailboxChannel(
-        name=name, settings=read_settings(name, options), cursors=context.mail_cursors
+        name=name, settings=read_settings(name, options), cursors=context.email_cursors
     )

@@ -25,10 +25,10 @@ from typing import Any, Final
 from commhub.channels import (
     ChannelError,
     ChannelUnavailable,
+    EmailArrived,
+    EmailCursor,
+    EmailCursors,
     EventSink,
-    MailArrived,
-    MailCursor,
-    MailCursors,
 )
 from commhub_email.config import ImapSettings
 from commhub_email.imap_client import CommandRefused, Envelope, ImapClient, LoginRefused
@@ -57,7 +57,7 @@ class FolderWatcher:
         folder: str,
         settings: ImapSettings,
         max_message_bytes: int,
-        cursors: MailCursors,
+        cursors: EmailCursors,
     ) -> None:
         self._source = source
         self._folder = folder
@@ -176,13 +176,13 @@ class FolderWatcher:
                 await client.noop()
             await self._catch_up(client)
 
-    async def _cursor(self) -> MailCursor | None:
+    async def _cursor(self) -> EmailCursor | None:
         try:
             return await self._cursors.cursor(self._source, self._folder)
         except Exception as exc:  # the hub's database is down: try again with the connection
             raise ChannelUnavailable(f"the hub cannot read where the folder stands: {exc}") from exc
 
-    def _resume(self, uidvalidity: int, cursor: MailCursor | None) -> None:
+    def _resume(self, uidvalidity: int, cursor: EmailCursor | None) -> None:
         """Start after the core's last UID; from the first message under a new UIDVALIDITY."""
         if self._unprocessed and self._uidvalidity != uidvalidity:
             self._unprocessed = []  # those UIDs name other messages now (RFC 3501 §2.3.1.1)
@@ -268,7 +268,7 @@ class FolderWatcher:
         settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._unsettled.append((envelope.uid, settled))
         self._sink(
-            MailArrived(
+            EmailArrived(
                 source=self._source,
                 folder=self._folder,
                 uidvalidity=self._uidvalidity,

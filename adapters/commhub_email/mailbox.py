@@ -8,8 +8,8 @@ from typing import Any
 from commhub.channels import (
     ChannelHealth,
     ChannelUnavailable,
+    EmailCursors,
     EventSink,
-    MailCursors,
     OutboundEmail,
     SendResult,
 )
@@ -21,10 +21,10 @@ KIND = "email"
 
 
 class MailboxChannel:
-    """A :class:`~commhub.channels.Mailer`: the hub's address at one mail provider."""
+    """A :class:`~commhub.channels.Mailbox`: the hub's address at one mail provider."""
 
     def __init__(
-        self, *, name: str, settings: MailboxSettings, cursors: MailCursors | None
+        self, *, name: str, settings: MailboxSettings, cursors: EmailCursors | None
     ) -> None:
         self._name = name
         self._settings = settings

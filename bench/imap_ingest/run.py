@@ -13,11 +13,11 @@ each backend, in the same run, three sides read or file the same messages:
 2. ``IMAP only``: a bare aioimaplib session fetching the same messages in the
    same batches (``UID FETCH a:b (UID BODY.PEEK[])``), no parsing, no storing:
    the transfer ceiling;
-3. ``store only``: the same bytes filed through ``file_mail`` directly, one
+3. ``store only``: the same bytes filed through ``file_email`` directly, one
    session and transaction per message (how the hub filed mail before the one
    writer batched it), no IMAP: the store ceiling of one message at a time.
 
-Before them, once: ``parse only``, ``parse_mail`` on every message, the CPU
+Before them, once: ``parse only``, ``parse_email`` on every message, the CPU
 that filing spends before any SQL.
 
 Printed: messages/s of each, the whole path's ratio to each ceiling, and the
@@ -63,15 +63,15 @@ import aioimaplib
 from sqlalchemy import distinct, func, select
 
 import commhub_email
-from commhub.channels import ChannelContext, MailArrived
+from commhub.channels import ChannelContext, EmailArrived
 from commhub.domain.contacts import name_key
-from commhub.domain.mail import MailParseError, parse_mail
-from commhub.models import Contact, Email, Interaction, MailCursorRow, MailFailure
+from commhub.domain.email_messages import EmailParseError, parse_email
+from commhub.models import Contact, Email, EmailCursorRow, Interaction, MailFailure
+from commhub.services.email_cursors import StoredCursors
+from commhub.services.email_filing import OwnAddress, file_email
 from commhub.services.filing import Outcome
 from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
-from commhub.services.mail_cursors import StoredCursors
-from commhub.services.mail_filing import Mailbox, file_mail
 from commhub.store import contacts as contact_store
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import upgrade
@@ -406,14 +406,14 @@ def time_limit(messages: int) -> float:
 
 
 def parse_only(bag: Mailbag) -> Side:
-    """``parse_mail`` on every message: the CPU that filing spends before any SQL."""
+    """``parse_email`` on every message: the CPU that filing spends before any SQL."""
     gc.collect()
     start = Span.now()
     unreadable = 0
     for raw in bag.raws:
         try:
-            parse_mail(raw)
-        except MailParseError:
+            parse_email(raw)
+        except EmailParseError:
             unreadable += 1
     side = Side("parse only", len(bag.raws), start.since())
     if unreadable:
@@ -447,9 +447,9 @@ async def fetch_bare(port: int, expected: int, size: int) -> Side:
 
 
 async def file_direct(url: str, folder: Folder) -> Side:
-    """``file_mail`` on the same bytes, one session and commit each."""
+    """``file_email`` on the same bytes, one session and commit each."""
     loop = asyncio.get_running_loop()
-    mailbox = Mailbox(MAILBOX, ADDRESS)
+    mailbox = OwnAddress(MAILBOX, ADDRESS)
     outcomes = dict.fromkeys(Outcome, 0)
     engine = open_engine(url)
     sessions = session_factory(engine)
@@ -458,7 +458,7 @@ async def file_direct(url: str, folder: Folder) -> Side:
         gc.collect()
         start = Span.now()
         for uid, raw, date in messages:
-            arrived = MailArrived(
+            arrived = EmailArrived(
                 source=MAILBOX,
                 folder=FOLDER,
                 uidvalidity=folder.uidvalidity,
@@ -469,7 +469,7 @@ async def file_direct(url: str, folder: Folder) -> Side:
                 received_at=date,
             )
             async with sessions() as session:
-                filed = await file_mail(
+                filed = await file_email(
                     session, arrived, mailbox, region=REGION, create_unknown=False
                 )
                 await session.commit()
@@ -478,7 +478,7 @@ async def file_direct(url: str, folder: Folder) -> Side:
     finally:
         await engine.dispose()
     if outcomes[Outcome.DUPLICATE] or outcomes[Outcome.KEPT]:
-        side.problems.append(f"file_mail outcomes: { {k.value: v for k, v in outcomes.items()} }")
+        side.problems.append(f"file_email outcomes: { {k.value: v for k, v in outcomes.items()} }")
     return side
 
 
@@ -500,14 +500,14 @@ def channel_options(port: int) -> dict[str, Any]:
 async def import_whole(
     sessions: SessionFactory, port: int, expected: int, *, python_memory: bool
 ) -> Side:
-    """The hub's path: channel → sink → inbox → file_mail, until the inbox has filed them all."""
+    """The hub's path: channel → sink → inbox → file_email, until the inbox has filed them all."""
     inbound = Inbound(db=sessions, feed=LiveFeed(), region=REGION)
     await inbound.start()
     inbound.mail.add_mailbox(MAILBOX, ADDRESS)
     channel = commhub_email.adapter(
         name=MAILBOX,
         options=channel_options(port),
-        context=ChannelContext(phone_region=REGION, mail_cursors=StoredCursors(sessions)),
+        context=ChannelContext(phone_region=REGION, email_cursors=StoredCursors(sessions)),
     )
     inbox = inbound.mail
     deadline = time.perf_counter() + time_limit(expected)
@@ -652,7 +652,7 @@ async def audit(url: str) -> Audit:
     engine = open_engine(url)
     try:
         async with session_factory(engine)() as session:
-            cursor = await session.get(MailCursorRow, (MAILBOX, FOLDER))
+            cursor = await session.get(EmailCursorRow, (MAILBOX, FOLDER))
             found = {name: await session.scalar(query) or 0 for name, query in counts.items()}
     finally:
         await engine.dispose()
@@ -842,7 +842,7 @@ async def main() -> int:
         )
         parsing = parse_only(folder.bag)
         sides.append(Runs(parsing.name, [parsing]))
-        print(f"  {parsing.line()}: parse_mail alone, before any SQL")
+        print(f"  {parsing.line()}: parse_email alone, before any SQL")
         with tempfile.TemporaryDirectory(prefix="commhub-bench-imap-") as directory:
             for backend in backends:
                 sides += await run_backend(backend, folder, Path(directory), args)

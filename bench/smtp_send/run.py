@@ -42,7 +42,7 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from commhub.channels import ChannelContext, OutboundEmail
-from commhub.domain.mail_compose import ComposedMail, Draft, Recipient, compose
+from commhub.domain.email_compose import ComposedEmail, Draft, Recipient, compose
 from commhub_email import MailboxChannel, adapter
 from latency import report
 
@@ -178,7 +178,7 @@ def recipients(count: int) -> list[Recipient]:
     ]
 
 
-def personalised(person: Recipient, number: int, max_bytes: int) -> ComposedMail:
+def personalised(person: Recipient, number: int, max_bytes: int) -> ComposedEmail:
     """One person's message, as the hub composes it: their name in To and in the greeting."""
     draft = Draft(
         sender=SENDER,
@@ -192,7 +192,7 @@ def personalised(person: Recipient, number: int, max_bytes: int) -> ComposedMail
 # --- the two sides ------------------------------------------------------------------------------
 
 
-Build = Callable[[int], ComposedMail]
+Build = Callable[[int], ComposedEmail]
 """The ``n``-th message of a round: composed on the spot, or taken from those built before."""
 
 

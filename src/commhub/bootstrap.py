@@ -25,8 +25,8 @@ from commhub.channels import (
     ChannelConfigError,
     ChannelContext,
     ChannelFactory,
-    MailCursors,
-    Mailer,
+    EmailCursors,
+    Mailbox,
     SmsGateway,
 )
 from commhub.config import Settings
@@ -39,11 +39,11 @@ from commhub.models import User
 from commhub.services import import_control, users
 from commhub.services.database import Database
 from commhub.services.dispatch import Dispatcher
+from commhub.services.email_cursors import StoredCursors
 from commhub.services.email_dispatch import WINDOW as EMAIL_WINDOW
 from commhub.services.email_dispatch import EmailDelivery
 from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
-from commhub.services.mail_cursors import StoredCursors
 from commhub.services.sms_dispatch import SmsDelivery
 from commhub.store.engine import SessionFactory, open_engine, session_factory
 from commhub.store.migrate import current_revision, upgrade
@@ -100,7 +100,7 @@ class Hub:
         delivery: SmsDelivery | EmailDelivery
         if isinstance(channel, SmsGateway):
             delivery, rate, window = SmsDelivery(), channel.rate, channel.window
-        elif isinstance(channel, Mailer):
+        elif isinstance(channel, Mailbox):
             delivery, rate, window = EmailDelivery(), None, EMAIL_WINDOW
         else:
             return None
@@ -194,7 +194,7 @@ async def open_hub(
             sms_keywords=sms_keywords(settings),
         )
         for channel in channels:
-            if isinstance(channel, Mailer):
+            if isinstance(channel, Mailbox):
                 inbound.mail.add_mailbox(channel.name, channel.address)
         hub = Hub(
             settings=settings,
@@ -235,7 +235,7 @@ async def keep_house(hub: Hub) -> None:
         await asyncio.sleep(HOUSEKEEPING_EVERY_S)
 
 
-def load_channels(settings: Settings, *, cursors: MailCursors | None = None) -> list[Channel]:
+def load_channels(settings: Settings, *, cursors: EmailCursors | None = None) -> list[Channel]:
     """Build the channels the channels file names, each by its adapter's entry point.
 
     ``cursors`` lets mailbox channels resume where the last import stopped; a
@@ -249,7 +249,7 @@ def load_channels(settings: Settings, *, cursors: MailCursors | None = None) -> 
     factories = {point.name: point for point in entry_points(group=ADAPTER_GROUP)}
     context = ChannelContext(
         phone_region=settings.phone_region,
-        mail_cursors=cursors,
+        email_cursors=cursors,
         public_url=settings.public_url or None,
     )
     built: list[Channel] = []

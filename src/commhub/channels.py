@@ -10,10 +10,10 @@ Call events are *snapshots*: each :class:`CallUpdated` carries the whole
 call as the PBX has shown it so far, so the core may keep only the newest
 one per call when its database lags, and a replayed snapshot changes nothing.
 
-Mail arrives as :class:`MailArrived`, the raw message with where it was
+Mail arrives as :class:`EmailArrived`, the raw message with where it was
 found; the core parses, files and acknowledges it (``settled``) once it is
 stored, so the adapter flags or moves only what is safely on a card. The
-adapter sends what a :class:`Mailer` is given byte for byte: the core builds
+adapter sends what a :class:`Mailbox` is given byte for byte: the core builds
 every message, its Message-ID and threading headers included.
 
 An SMS gateway (:class:`SmsGateway`) sends one :class:`OutboundSms` at a time
@@ -140,7 +140,7 @@ class CallsInProgress:
 
 
 @dataclass(frozen=True, slots=True)
-class MailCursor:
+class EmailCursor:
     """How far a mailbox folder has been imported: its UIDVALIDITY and the last UID stored."""
 
     uidvalidity: int
@@ -148,7 +148,7 @@ class MailCursor:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class MailArrived:
+class EmailArrived:
     """One message found in a watched mailbox folder, as the server holds it.
 
     ``raw`` is the message's bytes; when it is larger than the channel's
@@ -217,7 +217,7 @@ class SmsReport:
     """
 
 
-InboundEvent = CallUpdated | CallOffered | CallsInProgress | MailArrived | SmsReceived | SmsReport
+InboundEvent = CallUpdated | CallOffered | CallsInProgress | EmailArrived | SmsReceived | SmsReport
 
 EventSink = Callable[[InboundEvent], None]
 """Takes an event and returns at once; the core queues the slow work."""
@@ -387,7 +387,7 @@ class Telephony(Channel, Protocol):
 
 
 @runtime_checkable
-class Mailer(Channel, Protocol):
+class Mailbox(Channel, Protocol):
     """A mailbox the hub can send from (and, when it watches folders, read)."""
 
     @property
@@ -466,22 +466,22 @@ class WebhookReceiver(Protocol):
         """
 
 
-class MailCursors(Protocol):
+class EmailCursors(Protocol):
     """The core's record of how far each watched folder was imported."""
 
-    async def cursor(self, source: str, folder: str) -> MailCursor | None: ...
+    async def cursor(self, source: str, folder: str) -> EmailCursor | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelContext:
     """What the hub tells an adapter it builds: hub-wide defaults, and the state it may read.
 
-    ``mail_cursors`` is ``None`` where the channel will only send (a worker
+    ``email_cursors`` is ``None`` where the channel will only send (a worker
     process): such a process never watches mailboxes.
     """
 
     phone_region: str
-    mail_cursors: MailCursors | None = None
+    email_cursors: EmailCursors | None = None
     public_url: str | None = None
     """The hub's public base URL (``https://hub.example.com``): webhooks are built on it."""
 

@@ -482,7 +482,7 @@ class CallHeartbeat(Base):
     at: Mapped[datetime]
 
 
-class MailCursorRow(Base):
+class EmailCursorRow(Base):
     """How far a watched mailbox folder is imported (IMAP UIDVALIDITY and last UID)."""
 
     __tablename__ = "mail_cursors"

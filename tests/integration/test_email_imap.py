@@ -21,13 +21,13 @@ from sqlalchemy import select
 import commhub_email
 from commhub.channels import ChannelContext
 from commhub.domain.contacts import ContactDraft
-from commhub.domain.mail_compose import Recipient
-from commhub.models import Email, Interaction, MailCursorRow, MailFailure, Suppression
+from commhub.domain.email_compose import Recipient
+from commhub.models import Email, EmailCursorRow, Interaction, MailFailure, Suppression
 from commhub.services.contacts import create_contact
+from commhub.services.email_cursors import StoredCursors
+from commhub.services.email_sending import EmailRequest, queue_email
 from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
-from commhub.services.mail_cursors import StoredCursors
-from commhub.services.mail_sending import EmailRequest, queue_email
 from commhub.store.engine import SessionFactory
 from commhub_email.mailbox import MailboxChannel
 from dovecot import DovecotServer
@@ -88,7 +88,7 @@ def channel(sessions: SessionFactory, server: DovecotServer, **settings: Any) ->
     return commhub_email.adapter(
         name=MAILBOX,
         options=options(server, **settings),
-        context=ChannelContext(phone_region="RU", mail_cursors=StoredCursors(sessions)),
+        context=ChannelContext(phone_region="RU", email_cursors=StoredCursors(sessions)),
     )
 
 
@@ -162,9 +162,9 @@ async def email_of(sessions: SessionFactory, interaction_id: int) -> Email:
     return row
 
 
-async def cursor(sessions: SessionFactory) -> MailCursorRow | None:
+async def cursor(sessions: SessionFactory) -> EmailCursorRow | None:
     async with sessions() as session:
-        return await session.get(MailCursorRow, (MAILBOX, "INBOX"))
+        return await session.get(EmailCursorRow, (MAILBOX, "INBOX"))
 
 
 async def failures(sessions: SessionFactory) -> list[MailFailure]:
@@ -173,13 +173,12 @@ async def failures(sessions: SessionFactory) -> list[MailFailure]:
 
 
 async def customer(sessions: SessionFactory, address: str = CUSTOMER) -> int:
-    async with sessions() as session:
-        view = await create_contact(
-            session,
-            ContactDraft(name="Ivan Petrov", emails=(address,)),
-            owner_id=None,
-            source="test",
-        )
+    view = await create_contact(
+        sessions,
+        ContactDraft(name="Ivan Petrov", emails=(address,)),
+        owner_id=None,
+        source="test",
+    )
     return view.id
 
 
@@ -264,7 +263,7 @@ async def test_a_new_uidvalidity_reimports_the_folder_without_duplicates(
     new = await server.change_uidvalidity(USER)
     async with hub(sessions, server) as mailbox:
 
-        async def moved() -> MailCursorRow | None:
+        async def moved() -> EmailCursorRow | None:
             saved = await cursor(sessions)
             return saved if saved is not None and saved.uidvalidity == new else None
 

@@ -122,13 +122,12 @@ async def test_csv_rows_become_contacts_with_points_tags_consents_and_extra(
 async def test_dry_run_writes_nothing_and_reports_what_the_real_run_does(
     sessions: SessionFactory, tmp_path: Path
 ) -> None:
-    async with sessions() as session:
-        await create_contact(
-            session,
-            ContactDraft(name="Known", phones=(parse_phone("+79160000001", "RU"),)),
-            owner_id=None,
-            source="test",
-        )
+    await create_contact(
+        sessions,
+        ContactDraft(name="Known", phones=(parse_phone("+79160000001", "RU"),)),
+        owner_id=None,
+        source="test",
+    )
     source = write_csv(
         tmp_path / "base.csv",
         [
@@ -187,7 +186,7 @@ async def test_row_with_known_phone_merges_into_that_contact_filling_gaps(
 ) -> None:
     async with sessions() as session:
         known = await create_contact(
-            session,
+            sessions,
             ContactDraft(
                 name="Ivan Petrov",
                 phones=(parse_phone("+79161234567", "RU"),),
@@ -222,7 +221,7 @@ async def test_spreadsheet_refusal_withdraws_a_granted_consent(
 ) -> None:
     async with sessions() as session:
         known = await create_contact(
-            session,
+            sessions,
             ContactDraft(
                 name="Anna",
                 emails=("anna@example.com",),
@@ -243,15 +242,14 @@ async def test_row_matching_two_existing_contacts_is_rejected_as_ambiguous(
     sessions: SessionFactory, tmp_path: Path
 ) -> None:
     ids = []
-    async with sessions() as session:
-        for name, phone in (("A", "+79160000001"), ("B", "+79160000002")):
-            view = await create_contact(
-                session,
-                ContactDraft(name=name, phones=(parse_phone(phone, "RU"),)),
-                owner_id=None,
-                source="test",
-            )
-            ids.append(view.id)
+    for name, phone in (("A", "+79160000001"), ("B", "+79160000002")):
+        view = await create_contact(
+            sessions,
+            ContactDraft(name=name, phones=(parse_phone(phone, "RU"),)),
+            owner_id=None,
+            source="test",
+        )
+        ids.append(view.id)
     source = write_csv(
         tmp_path / "base.csv", [["Both", "", "+79160000001; +79160000002", "", "", "", ""]]
     )

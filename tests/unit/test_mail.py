@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from commhub.domain.mail import MailParseError, attachment, parse_mail, parse_message
-from commhub.domain.mail_compose import (
+from commhub.domain.email_compose import (
     Attachment,
     Draft,
     DraftError,
@@ -15,6 +14,7 @@ from commhub.domain.mail_compose import (
     compose,
     reply_subject,
 )
+from commhub.domain.email_messages import EmailParseError, attachment, parse_email, parse_message
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ def crlf(text: str) -> bytes:
 
 
 def test_plain_message_with_encoded_headers_and_threading() -> None:
-    parsed = parse_mail(
+    parsed = parse_email(
         crlf(
             "From: =?utf-8?b?0JjQstCw0L0=?= <Ivan@Client.Example>\n"
             "To: sales@example.com, Other <other@example.com>\n"
@@ -54,7 +54,7 @@ def test_plain_message_with_encoded_headers_and_threading() -> None:
 
 
 def test_html_only_message_is_converted_for_the_card_and_kept() -> None:
-    parsed = parse_mail(
+    parsed = parse_email(
         crlf(
             "From: a@b.example\nSubject: x\nContent-Type: text/html; charset=utf-8\n\n"
             "<html><body><p>Hello <b>there</b></p><script>alert(1)</script>"
@@ -79,7 +79,7 @@ def test_attachments_are_listed_and_can_be_taken_back_out() -> None:
         now=NOW,
         max_bytes=10**6,
     )
-    parsed = parse_mail(composed.raw)
+    parsed = parse_email(composed.raw)
     assert [(a.filename, a.size) for a in parsed.attachments] == [
         ("price.xlsx", 8),
         ("a.txt", 2),
@@ -94,12 +94,12 @@ def test_attachments_are_listed_and_can_be_taken_back_out() -> None:
     [b"", b"   \r\n", b"\x00\x01\x02binary garbage", b"no header here at all\r\n\r\nbody"],
 )
 def test_what_is_not_a_message_raises_a_clear_error(raw: bytes) -> None:
-    with pytest.raises(MailParseError):
-        parse_mail(raw)
+    with pytest.raises(EmailParseError):
+        parse_email(raw)
 
 
 def test_broken_mime_still_yields_the_message() -> None:
-    parsed = parse_mail(
+    parsed = parse_email(
         crlf(
             "From: a@b.example\nSubject: =?unknown-charset?q?x?=\nDate: not a date\n"
             'Content-Type: multipart/mixed; boundary="never-closed"\n\n'
@@ -113,7 +113,7 @@ def test_broken_mime_still_yields_the_message() -> None:
 
 
 def test_a_message_without_message_id_or_sender_is_still_read() -> None:
-    parsed = parse_mail(crlf("Subject: hello\n\nbody\n"))
+    parsed = parse_email(crlf("Subject: hello\n\nbody\n"))
     assert parsed.message_id == ""
     assert parsed.sender is None
     assert parsed.text == "body\n"
@@ -130,12 +130,12 @@ def test_a_message_without_message_id_or_sender_is_still_read() -> None:
     ],
 )
 def test_auto_replies_are_recognised(header: str) -> None:
-    parsed = parse_mail(crlf(f"From: a@b.example\n{header}\nSubject: Out of office\n\nAway\n"))
+    parsed = parse_email(crlf(f"From: a@b.example\n{header}\nSubject: Out of office\n\nAway\n"))
     assert parsed.auto_reply
 
 
 def test_auto_submitted_no_is_a_person() -> None:
-    parsed = parse_mail(crlf("From: a@b.example\nAuto-Submitted: no\nSubject: hi\n\nhi\n"))
+    parsed = parse_email(crlf("From: a@b.example\nAuto-Submitted: no\nSubject: hi\n\nhi\n"))
     assert not parsed.auto_reply
 
 
@@ -182,7 +182,7 @@ Message-ID: <offer-1@example.com>
 
 
 def test_a_standard_delivery_report_names_the_message_and_the_failures() -> None:
-    parsed = parse_mail(crlf(DSN))
+    parsed = parse_email(crlf(DSN))
     bounce = parsed.bounce
     assert bounce is not None
     assert bounce.original_message_id == "offer-1@example.com"
@@ -197,7 +197,7 @@ def test_a_report_with_the_whole_original_message_attached() -> None:
     raw = DSN.replace("Content-Type: text/rfc822-headers", "Content-Type: message/rfc822").replace(
         "Message-ID: <offer-1@example.com>\n", "Message-ID: <offer-1@example.com>\n\nbody\n"
     )
-    bounce = parse_mail(crlf(raw)).bounce
+    bounce = parse_email(crlf(raw)).bounce
     assert bounce is not None and bounce.original_message_id == "offer-1@example.com"
 
 
@@ -212,7 +212,7 @@ def test_a_free_form_bounce_from_a_mailer_daemon() -> None:
         "Technical details of permanent failure:\n550 5.1.1 user unknown\n\n"
         "----- Original message -----\n\nMessage-ID: <offer-2@example.com>\nSubject: Offer\n"
     )
-    bounce = parse_mail(raw).bounce
+    bounce = parse_email(raw).bounce
     assert bounce is not None
     assert bounce.original_message_id == "offer-2@example.com"
     assert [r.address for r in bounce.recipients] == ["gone@client.example"]
@@ -223,7 +223,7 @@ def test_a_person_writing_about_a_failure_is_not_a_bounce() -> None:
         "From: ivan@client.example\nSubject: delivery failed?\n\n"
         "Your message to gone@client.example failed permanently, 550 5.1.1\n"
     )
-    assert parse_mail(raw).bounce is None
+    assert parse_email(raw).bounce is None
 
 
 def test_compose_builds_headers_from_validated_parts() -> None:
@@ -300,7 +300,7 @@ def test_long_reference_chains_keep_the_first_and_the_latest() -> None:
         now=NOW,
         max_bytes=10**6,
     )
-    parsed = parse_mail(composed.raw)
+    parsed = parse_email(composed.raw)
     assert len(parsed.references) == 20
     assert parsed.references[0] == "m0@x.example"
     assert parsed.references[-1] == "m40@x.example"

@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.channels import Mailer, OutboundEmail, SendResult
+from commhub.channels import Mailbox, OutboundEmail, SendResult
 from commhub.domain.interactions import Channel, Status
 from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.dispatch import Claimed, Due, RetryPolicy, StatusChange
@@ -61,7 +61,7 @@ class EmailDelivery:
         ]
 
     async def send(self, channel: Any, message: Any) -> Any:
-        mailer = cast(Mailer, channel)
+        mailer = cast(Mailbox, channel)
         return await mailer.send(cast(OutboundEmail, message))
 
     async def record_sent(

@@ -13,17 +13,17 @@ from commhub.channels import (
     CallOffered,
     CallsInProgress,
     CallUpdated,
+    EmailArrived,
     InboundEvent,
-    MailArrived,
     SmsReceived,
     SmsReport,
 )
 from commhub.domain.opt_outs import Keywords
 from commhub.services.call_filing import CallStep
 from commhub.services.database import Database
+from commhub.services.email_filing import EmailStep
 from commhub.services.filing import Filing
 from commhub.services.live import LiveFeed
-from commhub.services.mail_filing import MailStep
 from commhub.services.pop_workers import PopWorkers
 from commhub.services.sms_filing import SmsStep
 
@@ -62,7 +62,7 @@ class Inbound:
         self.calls = CallStep(
             feed=feed, region=region, create_unknown=create_unknown, resubmit=self.sink
         )
-        self.mail = MailStep(feed=feed, region=region, create_unknown=create_unknown_senders)
+        self.mail = EmailStep(feed=feed, region=region, create_unknown=create_unknown_senders)
         self.sms = SmsStep(
             feed=feed,
             region=region,
@@ -76,7 +76,7 @@ class Inbound:
                 CallOffered: self.pops.offer,
                 CallUpdated: self.calls,
                 CallsInProgress: self.calls,
-                MailArrived: self.mail,
+                EmailArrived: self.mail,
                 SmsReceived: self.sms,
                 SmsReport: self.sms,
             },

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.models import (
     Email,
+    EmailCursorRow,
     Interaction,
-    MailCursorRow,
     MailFailure,
     utcnow,
 )
@@ -61,8 +61,8 @@ async def unmatched(
     return [(email, interaction) for email, interaction in rows]
 
 
-async def cursor(session: AsyncSession, source: str, folder: str) -> MailCursorRow | None:
-    return await session.get(MailCursorRow, (source, folder))
+async def cursor(session: AsyncSession, source: str, folder: str) -> EmailCursorRow | None:
+    return await session.get(EmailCursorRow, (source, folder))
 
 
 async def advance_cursor(
@@ -72,10 +72,10 @@ async def advance_cursor(
 
     One upsert, not a read and a write: it runs once for every message filed.
     """
-    statement = upsert_insert(session, MailCursorRow).values(
+    statement = upsert_insert(session, EmailCursorRow).values(
         source=source, folder=folder, uidvalidity=uidvalidity, last_uid=uid, updated_at=utcnow()
     )
-    current = MailCursorRow.__table__.c
+    current = EmailCursorRow.__table__.c
     new = statement.excluded
     moved = or_(current.uidvalidity != new.uidvalidity, new.last_uid > current.last_uid)
     await session.execute(

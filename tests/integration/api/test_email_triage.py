@@ -1,6 +1,6 @@
 """What people do with filed mail: unmatched senders, unreadable messages, suppressions.
 
-Messages are filed through the core's own entry point (``file_mail``, what
+Messages are filed through the core's own entry point (``file_email``, what
 the inbox calls for every message an IMAP watcher hands in), then the API is
 used as a person would.
 """
@@ -13,22 +13,22 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from commhub.channels import MailArrived
+from commhub.channels import EmailArrived
 from commhub.domain.contacts import ContactDraft
 from commhub.domain.roles import Role
 from commhub.models import Contact, Interaction
 from commhub.services import contacts
+from commhub.services.email_filing import OwnAddress, file_email
 from commhub.services.filing import Outcome
-from commhub.services.mail_filing import Mailbox, file_mail
 from commhub.store.engine import SessionFactory
 
 Client = TestClient[Any, Any]
-MAILBOX = Mailbox("sales", "sales@example.com")
+MAILBOX = OwnAddress("sales", "sales@example.com")
 _uids = iter(range(1, 10_000))
 
 
 async def arrive(sessions: SessionFactory, raw: bytes, *, create: bool = False) -> Outcome:
-    event = MailArrived(
+    event = EmailArrived(
         source="sales",
         folder="INBOX",
         uidvalidity=7,
@@ -37,7 +37,7 @@ async def arrive(sessions: SessionFactory, raw: bytes, *, create: bool = False) 
         settled=asyncio.get_running_loop().create_future(),
     )
     async with sessions() as session:
-        filed = await file_mail(session, event, MAILBOX, region="RU", create_unknown=create)
+        filed = await file_email(session, event, MAILBOX, region="RU", create_unknown=create)
         await session.commit()
     return filed.outcome
 

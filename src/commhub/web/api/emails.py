@@ -9,15 +9,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from commhub.channels import ChannelUnavailable, Mailer
+from commhub.channels import ChannelUnavailable, Mailbox
+from commhub.domain.email_compose import Attachment, Recipient
+from commhub.domain.email_messages import attachment, parse_message
 from commhub.domain.identifiers import parse_id
-from commhub.domain.mail import attachment, parse_message
-from commhub.domain.mail_compose import Attachment, Recipient
 from commhub.domain.roles import Permission
 from commhub.models import Outbox
-from commhub.services import mail_sending, mail_triage
-from commhub.services.mail_sending import EmailRequest
-from commhub.services.mail_triage import EmailView
+from commhub.services import email_sending, email_triage
+from commhub.services.email_sending import EmailRequest
+from commhub.services.email_triage import EmailView
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.contacts import region_of
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
@@ -62,7 +62,7 @@ async def send_email(request: web.Request) -> web.StreamResponse:
         reply_to_id=body.reply_to_id,
         key=f"api:{principal(request).user_id}:{key}" if key else "",
     )
-    row, created = await mail_sending.send(
+    row, created = await email_sending.send(
         request.app[DATABASE],
         mailer,
         email_request,
@@ -75,14 +75,14 @@ async def send_email(request: web.Request) -> web.StreamResponse:
     return json_response(outbox_out(row), status=202 if created else 200)
 
 
-def _mailers(request: web.Request) -> dict[str, Mailer]:
-    mailers = {n: c for n, c in request.app[CHANNELS].items() if isinstance(c, Mailer)}
+def _mailers(request: web.Request) -> dict[str, Mailbox]:
+    mailers = {n: c for n, c in request.app[CHANNELS].items() if isinstance(c, Mailbox)}
     if not mailers:
         raise ChannelUnavailable("no mailbox is configured (COMMHUB_CHANNELS_FILE)")
     return mailers
 
 
-def _mailer(mailers: dict[str, Mailer], name: str | None) -> Mailer:
+def _mailer(mailers: dict[str, Mailbox], name: str | None) -> Mailbox:
     if name is None:
         if len(mailers) > 1:
             raise invalid("mailbox", f"choose one of: {', '.join(sorted(mailers))}")
@@ -127,7 +127,7 @@ def outbox_out(row: Outbox) -> schemas.OutboxOut:
 )
 async def get_email(request: web.Request) -> web.StreamResponse:
     return json_response(
-        email_out(await mail_triage.email(request.app[DATABASE], path_id(request)))
+        email_out(await email_triage.email(request.app[DATABASE], path_id(request)))
     )
 
 
@@ -189,7 +189,7 @@ def email_out(found: EmailView) -> schemas.EmailOut:
 async def get_attachment(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
     index = path_id(request, "index")
-    email = await mail_triage.stored_email(request.app[DATABASE], interaction_id)
+    email = await email_triage.stored_email(request.app[DATABASE], interaction_id)
     found = attachment(parse_message(email.raw), index)
     if found is None:
         raise Problem(404, f"e-mail {interaction_id} has no attachment {index}")
@@ -222,7 +222,7 @@ def _disposition(filename: str) -> str:
 )
 async def get_raw(request: web.Request) -> web.StreamResponse:
     interaction_id = path_id(request)
-    email = await mail_triage.stored_email(request.app[DATABASE], interaction_id)
+    email = await email_triage.stored_email(request.app[DATABASE], interaction_id)
     return web.Response(
         body=email.raw,
         content_type="message/rfc822",
@@ -240,7 +240,7 @@ async def get_raw(request: web.Request) -> web.StreamResponse:
 )
 async def list_unmatched(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.PageQuery)
-    rows = await mail_triage.unmatched(
+    rows = await email_triage.unmatched(
         request.app[DATABASE], after_id=id_cursor(query.cursor), limit=query.limit
     )
     items = [
@@ -278,7 +278,7 @@ def id_cursor(text: str | None) -> int | None:
 )
 async def assign_email(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.AssignIn)
-    found = await mail_triage.assign(
+    found = await email_triage.assign(
         request.app[DATABASE], path_id(request), body.contact_id, add_address=body.add_address
     )
     return json_response(email_out(found))
@@ -291,5 +291,5 @@ async def assign_email(request: web.Request) -> web.StreamResponse:
     response=schemas.EmailOut,
 )
 async def dismiss_email(request: web.Request) -> web.StreamResponse:
-    found = await mail_triage.dismiss(request.app[DATABASE], path_id(request))
+    found = await email_triage.dismiss(request.app[DATABASE], path_id(request))
     return json_response(email_out(found))

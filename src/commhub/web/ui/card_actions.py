@@ -11,14 +11,14 @@ from datetime import datetime, time
 
 from aiohttp import web
 
-from commhub.channels import ChannelUnavailable, Mailer
+from commhub.channels import ChannelUnavailable, Mailbox
+from commhub.domain.email_compose import Recipient
 from commhub.domain.identifiers import parse_id
-from commhub.domain.mail_compose import Recipient
 from commhub.domain.moments import RANGE_TEXT, day_in_range
 from commhub.domain.roles import Permission
-from commhub.services import cards, mail_sending, sms_sending
+from commhub.services import cards, email_sending, sms_sending
+from commhub.services.email_sending import EmailRequest
 from commhub.services.errors import InvalidInput
-from commhub.services.mail_sending import EmailRequest
 from commhub.services.sms_sending import SmsRequest
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import CHANNELS, DATABASE, HUB, SETTINGS, principal
@@ -116,7 +116,7 @@ async def send_email(request: web.Request) -> web.StreamResponse:
     back = back_to(request, f"/contacts/{contact_id}")  # the card, or the thread replied to
     user_id = principal(request).user_id
     async with refusals_shown_at(back):
-        mailers = [c for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]
+        mailers = [c for c in request.app[CHANNELS].values() if isinstance(c, Mailbox)]
         if not mailers:
             raise ChannelUnavailable("no mailbox is configured")
         chosen = form.get("mailbox", "")
@@ -125,7 +125,7 @@ async def send_email(request: web.Request) -> web.StreamResponse:
         if not to:
             raise InvalidInput("to", "choose an address")
         reply_to = form.get("reply_to_id", "")
-        row, created = await mail_sending.send(
+        row, created = await email_sending.send(
             request.app[DATABASE],
             mailer,
             EmailRequest(

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from commhub.channels import Mailer
+from commhub.channels import Mailbox
 from commhub.domain.contacts import ContactDraft, read_emails, read_phones, read_tags
 from commhub.domain.identifiers import parse_id
 from commhub.domain.pagination import Cursor, CursorError
@@ -45,7 +45,7 @@ async def card_page(request: web.Request) -> web.StreamResponse:
         raise
     card, users = shown.card, shown.users
     hub = request.app[HUB]
-    mailboxes = [c.name for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]
+    mailboxes = [c.name for c in request.app[CHANNELS].values() if isinstance(c, Mailbox)]
     return await page(
         request,
         "card.html",
@@ -200,7 +200,7 @@ async def email_thread(request: web.Request) -> web.StreamResponse:
     # A reply goes to whoever is on the other side of the latest message.
     reply_to = last.from_address if last.direction == "in" else last.to_address
     subject = last.subject if last.subject.lower().startswith("re:") else f"Re: {last.subject}"
-    mailboxes = [c.name for c in request.app[CHANNELS].values() if isinstance(c, Mailer)]
+    mailboxes = [c.name for c in request.app[CHANNELS].values() if isinstance(c, Mailbox)]
     return await page(
         request,
         "thread.html",

@@ -22,10 +22,16 @@ from typing import Any, Final
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.channels import MailArrived
+from commhub.channels import EmailArrived
 from commhub.domain.bounces import Bounce
+from commhub.domain.email_messages import (
+    EmailParseError,
+    ParsedEmail,
+    attachment_item,
+    display,
+    parse_email,
+)
 from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
-from commhub.domain.mail import MailParseError, ParsedMail, attachment_item, display, parse_mail
 from commhub.models import Contact, Email, Interaction, Outbox, utcnow
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
@@ -42,14 +48,14 @@ OUTBOUND_OPEN: Final = ("queued", "sent", "failed")
 """Statuses a bounce may replace (a failed send that later bounces is still a bounce)."""
 
 
-class MailKind(StrEnum):
+class EmailKind(StrEnum):
     MESSAGE = "message"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
 
 
 @dataclass(frozen=True, slots=True)
-class Mailbox:
+class OwnAddress:
     """The mailbox a message was found in: its own address tells our copies from theirs."""
 
     name: str
@@ -64,10 +70,10 @@ def external_id(message_id: str, raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(basis).hexdigest()
 
 
-async def file_mail(
+async def file_email(
     session: AsyncSession,
-    arrived: MailArrived,
-    mailbox: Mailbox,
+    arrived: EmailArrived,
+    mailbox: OwnAddress,
     *,
     region: str,
     create_unknown: bool,
@@ -75,8 +81,8 @@ async def file_mail(
     """Store ``arrived`` (or keep it as unreadable) and advance its folder's cursor in
     ``session``; the caller commits."""
     try:
-        parsed = parse_mail(arrived.raw)
-    except MailParseError as exc:
+        parsed = parse_email(arrived.raw)
+    except EmailParseError as exc:
         return await keep_unreadable(session, arrived, str(exc))
     filed = await _file(session, arrived, parsed, mailbox, region, create_unknown)
     await store.advance_cursor(
@@ -85,7 +91,7 @@ async def file_mail(
     return filed
 
 
-async def keep_unreadable(session: AsyncSession, arrived: MailArrived, error: str) -> Filed:
+async def keep_unreadable(session: AsyncSession, arrived: EmailArrived, error: str) -> Filed:
     """Keep the raw bytes with the reason for an admin; the cursor moves past it. No commit."""
     log.warning(
         "%s/%s uid %d kept as unreadable: %s", arrived.source, arrived.folder, arrived.uid, error
@@ -107,9 +113,9 @@ async def keep_unreadable(session: AsyncSession, arrived: MailArrived, error: st
 
 async def _file(
     session: AsyncSession,
-    arrived: MailArrived,
-    parsed: ParsedMail,
-    mailbox: Mailbox,
+    arrived: EmailArrived,
+    parsed: ParsedEmail,
+    mailbox: OwnAddress,
     region: str,
     create_unknown: bool,
 ) -> Filed:
@@ -128,12 +134,16 @@ async def _file(
     parent = parents[0] if parents else None
     contact_id: int | None = None
     candidates: list[int] = []
-    if kind is MailKind.BOUNCE and parsed.bounce is not None:
+    if kind is EmailKind.BOUNCE and parsed.bounce is not None:
         contact_id = await _apply_bounce(session, parsed.bounce, key)
     if contact_id is None:
         counterpart = _counterpart(parsed, ours)
         contact_id, candidates = await _contact(
-            session, counterpart, parsed, region, create=create_unknown and kind is MailKind.MESSAGE
+            session,
+            counterpart,
+            parsed,
+            region,
+            create=create_unknown and kind is EmailKind.MESSAGE,
         )
     if contact_id is None and parent is not None and not candidates:
         contact_id = await _contact_of(session, parent)
@@ -144,7 +154,7 @@ async def _file(
         return Filed(Outcome.DUPLICATE, interaction_id=interaction.id)
     email = _email_row(arrived, parsed, mailbox, interaction.id, kind)
     email.thread_id = parent.thread_id if parent is not None else None
-    email.needs_assignment = contact_id is None and kind is MailKind.MESSAGE and not ours
+    email.needs_assignment = contact_id is None and kind is EmailKind.MESSAGE and not ours
     session.add(email)
     await session.flush()
     if email.thread_id is None:
@@ -176,15 +186,15 @@ async def _place_thread(session: AsyncSession, thread_id: int, contact_id: int) 
     )
 
 
-def _kind(parsed: ParsedMail) -> MailKind:
+def _kind(parsed: ParsedEmail) -> EmailKind:
     if parsed.bounce is not None:
-        return MailKind.BOUNCE
+        return EmailKind.BOUNCE
     if parsed.auto_reply:
-        return MailKind.AUTO_REPLY
-    return MailKind.MESSAGE
+        return EmailKind.AUTO_REPLY
+    return EmailKind.MESSAGE
 
 
-def _counterpart(parsed: ParsedMail, ours: bool) -> str:
+def _counterpart(parsed: ParsedEmail, ours: bool) -> str:
     """Whose card: the sender's, or for our own copy (a Sent folder), the first recipient's."""
     if ours:
         for recipient in (*parsed.to, *parsed.cc):
@@ -197,7 +207,7 @@ def _counterpart(parsed: ParsedMail, ours: bool) -> str:
 
 
 async def _contact(
-    session: AsyncSession, address: str, parsed: ParsedMail, region: str, *, create: bool
+    session: AsyncSession, address: str, parsed: ParsedEmail, region: str, *, create: bool
 ) -> tuple[int | None, list[int]]:
     if not address:
         return None, []
@@ -240,10 +250,10 @@ async def _apply_bounce(session: AsyncSession, bounce: Bounce, key: str) -> int 
 
 
 def _interaction(
-    arrived: MailArrived,
-    parsed: ParsedMail,
+    arrived: EmailArrived,
+    parsed: ParsedEmail,
     key: str,
-    kind: MailKind,
+    kind: EmailKind,
     ours: bool,
     contact_id: int | None,
     candidates: list[int],
@@ -269,7 +279,7 @@ def _interaction(
     )
 
 
-def _when(arrived: MailArrived, parsed: ParsedMail, ours: bool) -> datetime:
+def _when(arrived: EmailArrived, parsed: ParsedEmail, ours: bool) -> datetime:
     """When the server received it (a sender's Date may be anything); ours: when we wrote it."""
     if ours and parsed.date is not None:
         return parsed.date
@@ -277,7 +287,11 @@ def _when(arrived: MailArrived, parsed: ParsedMail, ours: bool) -> datetime:
 
 
 def _email_row(
-    arrived: MailArrived, parsed: ParsedMail, mailbox: Mailbox, interaction_id: int, kind: MailKind
+    arrived: EmailArrived,
+    parsed: ParsedEmail,
+    mailbox: OwnAddress,
+    interaction_id: int,
+    kind: EmailKind,
 ) -> Email:
     return Email(
         interaction_id=interaction_id,
@@ -303,7 +317,7 @@ def _email_row(
     )
 
 
-def _summary(interaction: Interaction, email: Email, parsed: ParsedMail) -> dict[str, Any]:
+def _summary(interaction: Interaction, email: Email, parsed: ParsedEmail) -> dict[str, Any]:
     """What the live feed tells the contact's owner about a new message."""
     return {
         "interaction_id": interaction.id,
@@ -316,7 +330,7 @@ def _summary(interaction: Interaction, email: Email, parsed: ParsedMail) -> dict
     }
 
 
-class MailStep:
+class EmailStep:
     """The e-mail step in filing: each message on its card, settled back to its mailbox.
 
     A mailbox adapter waits on each message's ``settled`` before it flags or
@@ -349,25 +363,25 @@ class MailStep:
         """Tell the step a channel's own address, so its copies of our mail are ours."""
         self._mailboxes[name] = address
 
-    def key(self, event: MailArrived) -> Hashable:
+    def key(self, event: EmailArrived) -> Hashable:
         return (event.source, event.folder, event.uidvalidity, event.uid, id(event))
 
-    def wanted(self, event: MailArrived) -> bool:
+    def wanted(self, event: EmailArrived) -> bool:
         return not event.settled.done()
 
-    async def file(self, session: AsyncSession, events: Sequence[MailArrived]) -> list[Filed]:
+    async def file(self, session: AsyncSession, events: Sequence[EmailArrived]) -> list[Filed]:
         return [
-            await file_mail(
+            await file_email(
                 session,
                 event,
-                Mailbox(event.source, self._mailboxes.get(event.source, "")),
+                OwnAddress(event.source, self._mailboxes.get(event.source, "")),
                 region=self._region,
                 create_unknown=self._create_unknown,
             )
             for event in events
         ]
 
-    async def refuse(self, db: Database, event: MailArrived, error: Exception) -> Filed:
+    async def refuse(self, db: Database, event: EmailArrived, error: Exception) -> Filed:
         async with db() as session:
             kept = await keep_unreadable(
                 session, event, f"could not be filed: {type(error).__name__}: {error}"
@@ -375,7 +389,7 @@ class MailStep:
             await session.commit()
         return kept
 
-    def done(self, event: MailArrived, result: Filed) -> None:
+    def done(self, event: EmailArrived, result: Filed) -> None:
         if result.outcome is Outcome.NEW:
             self.filed += 1
             self.last_error = None
@@ -389,7 +403,7 @@ class MailStep:
         if result.outcome is Outcome.NEW and result.owner_id is not None and self._feed.anyone:
             self._feed.publish(EMAIL_RECEIVED, result.summary, users=[result.owner_id])
 
-    def drop(self, event: MailArrived, why: str) -> None:
+    def drop(self, event: EmailArrived, why: str) -> None:
         event.settled.cancel()  # not filed: the adapter finds it again from its cursor
 
     async def stop(self) -> None:

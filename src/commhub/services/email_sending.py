@@ -19,20 +19,26 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import (
-    Mailer,
+    Mailbox,
 )
-from commhub.domain.interactions import Channel as Medium
-from commhub.domain.interactions import Direction, NewInteraction, Status
-from commhub.domain.mail import MailAddress, attachment_item, display, html_to_text, parse_mail
-from commhub.domain.mail_compose import (
+from commhub.domain.email_compose import (
     Attachment,
-    ComposedMail,
+    ComposedEmail,
     Draft,
     DraftError,
     Recipient,
     compose,
     reply_subject,
 )
+from commhub.domain.email_messages import (
+    EmailAddress,
+    attachment_item,
+    display,
+    html_to_text,
+    parse_email,
+)
+from commhub.domain.interactions import Channel as Medium
+from commhub.domain.interactions import Direction, NewInteraction, Status
 from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.database import Database
 from commhub.services.errors import InvalidInput, NotFound
@@ -67,7 +73,7 @@ class EmailRequest:
 
 async def send(
     db: Database,
-    mailer: Mailer,
+    mailer: Mailbox,
     request: EmailRequest,
     *,
     asked: Mapping[str, Any] | None = None,
@@ -88,7 +94,7 @@ async def send(
 
 async def queue_email(
     session: AsyncSession,
-    mailer: Mailer,
+    mailer: Mailbox,
     request: EmailRequest,
     *,
     user_id: int | None,
@@ -110,7 +116,7 @@ async def queue_email(
 
 async def _queue(
     session: AsyncSession,
-    mailer: Mailer,
+    mailer: Mailbox,
     request: EmailRequest,
     *,
     user_id: int | None,
@@ -183,7 +189,7 @@ async def _parent(
 
 
 def _draft(
-    mailer: Mailer, request: EmailRequest, parent: tuple[Email, Interaction] | None
+    mailer: Mailbox, request: EmailRequest, parent: tuple[Email, Interaction] | None
 ) -> Draft:
     subject = request.subject
     in_reply_to = ""
@@ -218,14 +224,14 @@ async def _check_suppressed(session: AsyncSession, recipients: Sequence[str]) ->
 
 
 def _email_row(
-    mailer: Mailer,
+    mailer: Mailbox,
     draft: Draft,
-    composed: ComposedMail,
+    composed: ComposedEmail,
     interaction_id: int,
     parent: tuple[Email, Interaction] | None,
 ) -> Email:
     def shown(recipients: Sequence[Recipient]) -> list[str]:
-        return [display(MailAddress(r.address, r.name)) for r in recipients]
+        return [display(EmailAddress(r.address, r.name)) for r in recipients]
 
     references = list(draft.references)
     if draft.in_reply_to and draft.in_reply_to not in references:
@@ -238,11 +244,11 @@ def _email_row(
         references=" ".join(references),
         thread_id=parent[0].thread_id if parent is not None else None,
         kind="message",
-        sender=display(MailAddress(mailer.address, mailer.display_name)),
+        sender=display(EmailAddress(mailer.address, mailer.display_name)),
         recipients={"to": shown(draft.to), "cc": shown(draft.cc), "reply_to": []},
         text=draft.text,
         html=draft.html,
-        attachments={"items": [attachment_item(a) for a in parse_mail(composed.raw).attachments]},
+        attachments={"items": [attachment_item(a) for a in parse_email(composed.raw).attachments]},
         raw=composed.raw,
         size=len(composed.raw),
     )

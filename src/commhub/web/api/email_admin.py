@@ -6,7 +6,7 @@ from aiohttp import web
 
 from commhub.domain.roles import Permission
 from commhub.models import MailFailure
-from commhub.services import mail_triage
+from commhub.services import email_triage
 from commhub.web.api import email_schemas as schemas
 from commhub.web.api.emails import id_cursor
 from commhub.web.endpoints import endpoint, json_response, path_id, read_query
@@ -23,7 +23,7 @@ from commhub.web.keys import DATABASE
 )
 async def list_failures(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.PageQuery)
-    rows = await mail_triage.failures(
+    rows = await email_triage.failures(
         request.app[DATABASE], after_id=id_cursor(query.cursor), limit=query.limit
     )
     items = [_failure_out(row) for row in rows]
@@ -38,7 +38,7 @@ async def list_failures(request: web.Request) -> web.StreamResponse:
     content_type="application/octet-stream",
 )
 async def get_failure_raw(request: web.Request) -> web.StreamResponse:
-    row = await mail_triage.failure(request.app[DATABASE], path_id(request))
+    row = await email_triage.failure(request.app[DATABASE], path_id(request))
     return web.Response(
         body=row.raw,
         content_type="application/octet-stream",
@@ -53,7 +53,7 @@ async def get_failure_raw(request: web.Request) -> web.StreamResponse:
     response=schemas.MailFailureOut,
 )
 async def resolve_failure(request: web.Request) -> web.StreamResponse:
-    row = await mail_triage.resolve_failure(request.app[DATABASE], path_id(request))
+    row = await email_triage.resolve_failure(request.app[DATABASE], path_id(request))
     return json_response(_failure_out(row))
 
 
@@ -79,7 +79,7 @@ def _failure_out(row: MailFailure) -> schemas.MailFailureOut:
 )
 async def list_suppressions(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.SuppressionQuery)
-    rows = await mail_triage.suppressions(
+    rows = await email_triage.suppressions(
         request.app[DATABASE],
         channel=query.channel,
         address=query.address,
@@ -98,5 +98,5 @@ async def list_suppressions(request: web.Request) -> web.StreamResponse:
     status=204,
 )
 async def lift_suppression(request: web.Request) -> web.StreamResponse:
-    await mail_triage.lift(request.app[DATABASE], path_id(request))
+    await email_triage.lift(request.app[DATABASE], path_id(request))
     return web.Response(status=204)

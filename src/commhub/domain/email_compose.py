@@ -64,7 +64,7 @@ class Draft:
 
 
 @dataclass(frozen=True, slots=True)
-class ComposedMail:
+class ComposedEmail:
     message_id: str
     """Without angle brackets, as stored and matched later."""
     sender: str
@@ -72,7 +72,7 @@ class ComposedMail:
     raw: bytes
 
 
-def compose(draft: Draft, *, now: datetime, max_bytes: int) -> ComposedMail:
+def compose(draft: Draft, *, now: datetime, max_bytes: int) -> ComposedEmail:
     """Build the message; raise :class:`DraftError` naming the field that cannot go out."""
     sender = _address("from", draft.sender)
     to = [_address("to", r) for r in draft.to]
@@ -105,7 +105,7 @@ def compose(draft: Draft, *, now: datetime, max_bytes: int) -> ComposedMail:
             f"the message is {len(raw):,} bytes; the limit is {max_bytes:,}",
         )
     recipients = tuple(dict.fromkeys(a.addr_spec for a in (*to, *cc)))
-    return ComposedMail(
+    return ComposedEmail(
         message_id=message_id.strip("<>"), sender=sender.addr_spec, recipients=recipients, raw=raw
     )
 

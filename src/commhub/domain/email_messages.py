@@ -2,7 +2,7 @@
 
 The standard library's parser is forgiving by design (it records defects
 instead of raising), so almost every message yields something; what cannot
-be read at all raises :class:`MailParseError` and is kept raw by the caller.
+be read at all raises :class:`EmailParseError` and is kept raw by the caller.
 Bodies are decoded leniently: an unknown charset or a broken
 transfer-encoding loses characters, never the message.
 """
@@ -67,12 +67,12 @@ def _parsed_header(reading: _ReadingPolicy, name: str, value: str) -> Any:
 _POLICY: Final = _ReadingPolicy()
 
 
-class MailParseError(ValueError):
+class EmailParseError(ValueError):
     """The bytes are not an e-mail message one can file; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
-class MailAddress:
+class EmailAddress:
     address: str
     """Normalised for lookup, or as written when it does not validate."""
     name: str = ""
@@ -91,15 +91,15 @@ class AttachmentInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedMail:
+class ParsedEmail:
     message_id: str
     """Without angle brackets; empty when the message has none."""
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
-    sender: MailAddress | None
-    to: tuple[MailAddress, ...]
-    cc: tuple[MailAddress, ...]
-    reply_to: tuple[MailAddress, ...]
+    sender: EmailAddress | None
+    to: tuple[EmailAddress, ...]
+    cc: tuple[EmailAddress, ...]
+    reply_to: tuple[EmailAddress, ...]
     subject: str
     date: datetime | None
     text: str
@@ -123,19 +123,19 @@ class ParsedMail:
         return " ".join(self.text.split())[:SUMMARY_CHARS]
 
 
-def parse_mail(raw: bytes) -> ParsedMail:
-    """Read ``raw``; raise :class:`MailParseError` when it holds no message header at all."""
+def parse_email(raw: bytes) -> ParsedEmail:
+    """Read ``raw``; raise :class:`EmailParseError` when it holds no message header at all."""
     if not raw.strip():
-        raise MailParseError("empty message")
+        raise EmailParseError("empty message")
     if not _HEADER_LINE.match(raw.lstrip(b"\r\n")):
-        raise MailParseError("no header: the data does not start with a 'Name: value' field")
+        raise EmailParseError("no header: the data does not start with a 'Name: value' field")
     try:
         message = BytesParser(policy=_POLICY).parsebytes(raw)
         return _read(message)
-    except MailParseError:
+    except EmailParseError:
         raise
     except Exception as exc:  # the parser's own bugs on hostile input end here, named
-        raise MailParseError(f"unreadable message: {type(exc).__name__}: {exc}") from None
+        raise EmailParseError(f"unreadable message: {type(exc).__name__}: {exc}") from None
 
 
 def parse_message(raw: bytes) -> EmailMessage:
@@ -143,12 +143,12 @@ def parse_message(raw: bytes) -> EmailMessage:
     return BytesParser(policy=_POLICY).parsebytes(raw)
 
 
-def _read(message: EmailMessage) -> ParsedMail:
+def _read(message: EmailMessage) -> ParsedEmail:
     if not any(message.keys()):
-        raise MailParseError("no header fields")
+        raise EmailParseError("no header fields")
     senders = _addresses(message, "from")
     text, html, body_parts = _bodies(message)
-    return ParsedMail(
+    return ParsedEmail(
         message_id=first_msgid(_header(message, "message-id")),
         in_reply_to=msgids(_header(message, "in-reply-to")),
         references=msgids(_header(message, "references")),
@@ -193,15 +193,15 @@ def first_msgid(value: str) -> str:
     return bare if bare and " " not in bare else ""
 
 
-def _addresses(message: Message, name: str) -> tuple[MailAddress, ...]:
-    found: list[MailAddress] = []
+def _addresses(message: Message, name: str) -> tuple[EmailAddress, ...]:
+    found: list[EmailAddress] = []
     for display, address in getaddresses([_header(message, name)]):
         if not address:
             continue
         try:
-            found.append(MailAddress(normalize_email(address), display.strip()))
+            found.append(EmailAddress(normalize_email(address), display.strip()))
         except EmailError:
-            found.append(MailAddress(address.strip(), display.strip(), valid=False))
+            found.append(EmailAddress(address.strip(), display.strip(), valid=False))
     return tuple(found)
 
 
@@ -309,7 +309,7 @@ def attachment(message: Message, index: int) -> tuple[AttachmentInfo, bytes] | N
     return None
 
 
-def display(address: MailAddress) -> str:
+def display(address: EmailAddress) -> str:
     """``Name <addr>`` as a person reads it."""
     if not address.name:
         return address.address
