@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from commhub.cli import main
 from commhub.config import Settings
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.jobs.arq_queue import ArqJobs
 from commhub.jobs.constants import HEALTH_CHECK_SUFFIX, MAX_TRIES, QUEUE_NAME
 from commhub.jobs.inprocess import InProcessJobs
@@ -57,7 +57,7 @@ async def note_run(ctx: dict[str, Any], tag: str) -> None:
         await record(
             session,
             NewInteraction(
-                channel=Channel.NOTE,
+                channel=Medium.NOTE,
                 direction=Direction.INTERNAL,
                 status=Status.LOGGED,
                 external_id=f"{ctx['job_id']}:try{ctx['job_try']}:{uuid4().hex}",

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.models import Base, Contact, Interaction
 from commhub.store import interactions
 from commhub.store.engine import SessionFactory
@@ -28,7 +28,7 @@ async def test_migrated_schema_equals_the_models(engine: AsyncEngine) -> None:
 
 def _call(external_id: str, minute: int = 0) -> NewInteraction:
     return NewInteraction(
-        channel=Channel.CALL,
+        channel=Medium.CALL,
         direction=Direction.INBOUND,
         status=Status.MISSED,
         external_id=external_id,

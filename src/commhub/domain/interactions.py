@@ -8,7 +8,10 @@ from enum import StrEnum
 from typing import Any
 
 
-class Channel(StrEnum):
+class Medium(StrEnum):
+    """How an interaction happened: its ``channel`` in the API and the log (in code
+    ``Medium``, since a :class:`~commhub.channels.Channel` is a configured connection)."""
+
     CALL = "call"
     SMS = "sms"
     EMAIL = "email"
@@ -100,7 +103,7 @@ class NewInteraction:
     twice on the same channel yields the first row.
     """
 
-    channel: Channel
+    channel: Medium
     direction: Direction
     status: Status
     external_id: str

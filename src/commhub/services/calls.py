@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallsInProgress, CallUpdated
 from commhub.domain import phones
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.models import Interaction
 from commhub.services.counterparts import contact_for
 from commhub.store import calls as store
@@ -125,7 +125,7 @@ async def _insert(
 ) -> tuple[Interaction, bool]:
     answered = update.status is Status.ANSWERED
     new = NewInteraction(
-        channel=Channel.CALL,
+        channel=Medium.CALL,
         direction=update.direction,
         status=update.status,
         external_id=update.external_id,

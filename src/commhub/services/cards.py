@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.domain.pagination import Cursor
 from commhub.models import FollowUp, Interaction, User, utcnow
 from commhub.services import contacts
@@ -127,7 +127,7 @@ async def add_note(
         note, created = await record_interaction(
             session,
             NewInteraction(
-                channel=Channel.NOTE,
+                channel=Medium.NOTE,
                 direction=Direction.INTERNAL,
                 status=Status.LOGGED,
                 external_id=key,

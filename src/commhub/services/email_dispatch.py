@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import Mailbox, OutboundEmail, SendResult
-from commhub.domain.interactions import Channel, Status
+from commhub.domain.interactions import Medium, Status
 from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.dispatch import Claimed, Due, RetryPolicy, StatusChange
 from commhub.store import emails as store
@@ -28,7 +28,7 @@ WINDOW = 1
 class EmailDelivery:
     """Dispatching e-mail: three tries, two and four seconds apart, for a server that is away."""
 
-    channel = Channel.EMAIL.value
+    channel = Medium.EMAIL.value
     retry = RetryPolicy(max_attempts=3)
     status_event: str | None = None
 

@@ -31,7 +31,7 @@ from commhub.domain.email_messages import (
     display,
     parse_email,
 )
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.models import Contact, Email, Interaction, Outbox, utcnow
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
@@ -122,7 +122,7 @@ async def _file(
     key = external_id(parsed.message_id, arrived.raw)
     known = await session.scalar(
         select(Interaction.id).where(
-            Interaction.channel == Channel.EMAIL.value, Interaction.external_id == key
+            Interaction.channel == Medium.EMAIL.value, Interaction.external_id == key
         )
     )
     if known is not None:
@@ -228,7 +228,7 @@ async def _apply_bounce(session: AsyncSession, bounce: Bounce, key: str) -> int 
         if recipient.permanent:
             reason = " ".join(filter(None, (recipient.status, recipient.reason))) or "hard bounce"
             await suppressions.suppress(
-                session, Channel.EMAIL, recipient.address, reason=reason, source=f"bounce {key}"
+                session, Medium.EMAIL, recipient.address, reason=reason, source=f"bounce {key}"
             )
     if not bounce.original_message_id:
         return None
@@ -265,7 +265,7 @@ def _interaction(
         extra["truncated"] = True
     to = parsed.to[0].address if parsed.to else ""
     return NewInteraction(
-        channel=Channel.EMAIL,
+        channel=Medium.EMAIL,
         direction=Direction.OUTBOUND if ours else Direction.INBOUND,
         status=Status.SENT if ours else Status.RECEIVED,
         external_id=key,

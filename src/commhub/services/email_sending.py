@@ -37,8 +37,7 @@ from commhub.domain.email_messages import (
     html_to_text,
     parse_email,
 )
-from commhub.domain.interactions import Channel as Medium
-from commhub.domain.interactions import Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.database import Database
 from commhub.services.errors import InvalidInput, NotFound

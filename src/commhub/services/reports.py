@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from commhub.domain.interactions import Channel, InteractionFilter
+from commhub.domain.interactions import InteractionFilter, Medium
 from commhub.domain.reports import OperatorResults
 from commhub.models import Contact, FollowUp, Interaction, MissedCall, User
 from commhub.services.database import Database
@@ -55,7 +55,7 @@ async def day_of(
         due = await follow_ups.open_for_user(session, user_id)
         calls = await interaction_store.search(
             session,
-            InteractionFilter(channel=Channel.CALL.value, operator_id=user_id, since=since),
+            InteractionFilter(channel=Medium.CALL.value, operator_id=user_id, since=since),
             after=None,
             limit=calls_shown,
         )

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallUpdated
 from commhub.domain.contacts import ContactView
-from commhub.domain.interactions import Channel, Direction
+from commhub.domain.interactions import Direction, Medium
 from commhub.domain.phones import display_number
 from commhub.models import Interaction, User, utcnow
 from commhub.services.calls import (
@@ -101,7 +101,7 @@ def _before_this_call(rows: Iterable[Interaction], call: CallUpdated) -> list[di
     return [
         interaction_summary(row)
         for row in rows
-        if not (row.channel == Channel.CALL.value and row.external_id == call.external_id)
+        if not (row.channel == Medium.CALL.value and row.external_id == call.external_id)
     ][:RECENT_INTERACTIONS]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import DeliveryState, OutboundSms, SentLookup, SmsAccepted, SmsGateway
-from commhub.domain.interactions import Channel, Status
+from commhub.domain.interactions import Medium, Status
 from commhub.models import Contact, Interaction, Outbox, SmsMessage, SmsPart, utcnow
 from commhub.services import live
 from commhub.services.dispatch import BATCH, Claimed, Due, RetryPolicy, StatusChange
@@ -30,7 +30,7 @@ GONE: Final = "the gateway had no record of it after the hub stopped mid-send: s
 class SmsDelivery:
     """Dispatching SMS: up to 8 tries for a gateway that is down or throttles."""
 
-    channel = Channel.SMS.value
+    channel = Medium.SMS.value
     retry = RetryPolicy(max_attempts=8)
     status_event: str | None = live.SMS_STATUS
 
@@ -85,7 +85,7 @@ async def _due(session: AsyncSession, gateway: str, after: int, limit: int) -> l
         select(Outbox.id, Outbox.interaction_id, Outbox.key, Outbox.sender, SmsMessage)
         .join(SmsMessage, SmsMessage.interaction_id == Outbox.interaction_id)
         .where(
-            Outbox.channel == Channel.SMS.value,
+            Outbox.channel == Medium.SMS.value,
             Outbox.source == gateway,
             Outbox.state == "queued",
             Outbox.id > after,
@@ -187,7 +187,7 @@ async def _uncertain(session: AsyncSession, gateway: str) -> list[tuple[Claimed,
         select(Outbox, SmsMessage)
         .join(SmsMessage, SmsMessage.interaction_id == Outbox.interaction_id)
         .where(
-            Outbox.channel == Channel.SMS.value,
+            Outbox.channel == Medium.SMS.value,
             Outbox.source == gateway,
             Outbox.state == claims.UNCERTAIN,
         )

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import DeliveryState, SmsReceived, SmsReport
 from commhub.domain import phones
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.domain.opt_outs import Instruction, Keywords
 from commhub.domain.sms_text import measure
 from commhub.models import Contact, Interaction, Outbox, SmsMessage
@@ -67,7 +67,7 @@ async def file_received(
     interaction, created = await interaction_store.record(
         session,
         NewInteraction(
-            channel=Channel.SMS,
+            channel=Medium.SMS,
             direction=Direction.INBOUND,
             status=Status.RECEIVED,
             external_id=key,
@@ -95,13 +95,13 @@ async def file_received(
     if instruction is Instruction.STOP:
         await suppressions.suppress(
             session,
-            Channel.SMS,
+            Medium.SMS,
             address,
             reason=f"replied {event.text.strip()[:40]!r}",
             source=f"sms {key}",
         )
     elif instruction is Instruction.START:
-        await suppressions.lift_address(session, Channel.SMS, address)
+        await suppressions.lift_address(session, Medium.SMS, address)
     owner = await _owner(session, contact_id)
     if instruction is not None:
         log.info("%s: %s opted %s", event.source, address, "out" if instruction == "stop" else "in")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import SmsGateway
 from commhub.domain import phones
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.domain.sms_text import MAX_SEGMENTS, SmsShape, SmsTextError, measure
 from commhub.models import Contact, ContactPoint, Interaction, Outbox, SmsMessage, utcnow
 from commhub.services.database import Database
@@ -161,7 +161,7 @@ async def queue_sms(
             f"at most {MAX_SEGMENTS} go out as one message",
         )
     recipient, contact_id = await _recipient(session, request, region)
-    listed = await suppressions.suppressed(session, Channel.SMS, [recipient])
+    listed = await suppressions.suppressed(session, Medium.SMS, [recipient])
     if recipient in listed:
         entry = listed[recipient]
         raise InvalidInput("to", f"{recipient} opted out of SMS ({entry.reason or entry.source})")
@@ -171,7 +171,7 @@ async def queue_sms(
     interaction, _ = await interaction_store.record(
         session,
         NewInteraction(
-            channel=Channel.SMS,
+            channel=Medium.SMS,
             direction=Direction.OUTBOUND,
             status=Status.QUEUED,
             external_id=key,
@@ -197,7 +197,7 @@ async def queue_sms(
     )
     outbox = Outbox(
         key=key,
-        channel=Channel.SMS.value,
+        channel=Medium.SMS.value,
         source=gateway.name,
         interaction_id=interaction.id,
         contact_id=contact_id,

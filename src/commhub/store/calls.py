@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.interactions import Channel, Status
+from commhub.domain.interactions import Medium, Status
 from commhub.domain.pagination import Cursor
 from commhub.models import (
     CallHeartbeat,
@@ -34,7 +34,7 @@ async def calls_by_external_id(
         return {}
     rows = await session.scalars(
         select(Interaction).where(
-            Interaction.channel == Channel.CALL.value, Interaction.external_id.in_(ids)
+            Interaction.channel == Medium.CALL.value, Interaction.external_id.in_(ids)
         )
     )
     return {row.external_id: row for row in rows}
@@ -152,7 +152,7 @@ async def open_calls(
     rows = await session.scalars(
         select(Interaction).where(
             Interaction.ended_at.is_(None),
-            Interaction.channel == Channel.CALL.value,
+            Interaction.channel == Medium.CALL.value,
             Interaction.occurred_at <= before,
             Interaction.external_id.startswith(prefix, autoescape=True),
         )
@@ -169,7 +169,7 @@ async def open_call_counts(session: AsyncSession, pbxs: Iterable[str]) -> dict[s
             .select_from(Interaction)
             .where(
                 Interaction.ended_at.is_(None),
-                Interaction.channel == Channel.CALL.value,
+                Interaction.channel == Medium.CALL.value,
                 Interaction.external_id.startswith(f"{pbx}:", autoescape=True),
             )
         )
@@ -197,7 +197,7 @@ async def live_calls(session: AsyncSession, *, limit: int = 500) -> Sequence[Int
     """Calls not yet ended, newest first: the manager's "now" view."""
     rows = await session.scalars(
         select(Interaction)
-        .where(Interaction.channel == Channel.CALL.value, Interaction.ended_at.is_(None))
+        .where(Interaction.channel == Medium.CALL.value, Interaction.ended_at.is_(None))
         .order_by(Interaction.occurred_at.desc())
         .limit(limit)
     )

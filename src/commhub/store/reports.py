@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from commhub.domain.interactions import Channel, Direction, Status
+from commhub.domain.interactions import Direction, Medium, Status
 from commhub.domain.reports import NOBODY, OperatorResults
 from commhub.models import Interaction, MissedCall
 from commhub.store.calls import OPEN
@@ -38,7 +38,7 @@ async def operator_results(
 
     What no operator handled is under :data:`NOBODY` (never asked for by ``operator_ids``).
     """
-    call = Interaction.channel == Channel.CALL.value
+    call = Interaction.channel == Medium.CALL.value
     answered = and_(call, Interaction.status == Status.ANSWERED.value)
     query = (
         select(
@@ -57,13 +57,13 @@ async def operator_results(
             _count(and_(answered, Interaction.duration_s.is_not(None))),
             _count(
                 and_(
-                    Interaction.channel == Channel.SMS.value,
+                    Interaction.channel == Medium.SMS.value,
                     Interaction.direction == Direction.OUTBOUND.value,
                 )
             ),
             _count(
                 and_(
-                    Interaction.channel == Channel.EMAIL.value,
+                    Interaction.channel == Medium.EMAIL.value,
                     Interaction.direction == Direction.OUTBOUND.value,
                 )
             ),

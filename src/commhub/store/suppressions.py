@@ -11,13 +11,13 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.interactions import Channel
+from commhub.domain.interactions import Medium
 from commhub.models import Suppression, utcnow
 from commhub.store.dialect import upsert_insert
 
 
 async def suppress(
-    session: AsyncSession, channel: Channel, address: str, *, reason: str, source: str
+    session: AsyncSession, channel: Medium, address: str, *, reason: str, source: str
 ) -> None:
     """Put ``address`` on the channel's suppression list; the first reason stays."""
     await session.execute(
@@ -34,7 +34,7 @@ async def suppress(
 
 
 async def suppressed(
-    session: AsyncSession, channel: Channel, addresses: Iterable[str]
+    session: AsyncSession, channel: Medium, addresses: Iterable[str]
 ) -> dict[str, Suppression]:
     """The addresses among ``addresses`` that are on the list, with their entry."""
     wanted = list(dict.fromkeys(addresses))
@@ -48,7 +48,7 @@ async def suppressed(
     return {row.address: row for row in rows}
 
 
-async def lift_address(session: AsyncSession, channel: Channel, address: str) -> bool:
+async def lift_address(session: AsyncSession, channel: Medium, address: str) -> bool:
     """Take ``address`` off the channel's list (the person opted back in); whether it was on."""
     result = await session.execute(
         delete(Suppression).where(

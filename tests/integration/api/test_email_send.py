@@ -29,7 +29,7 @@ from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
 from commhub.config import Settings
 from commhub.domain.contacts import ContactDraft
-from commhub.domain.interactions import Channel
+from commhub.domain.interactions import Medium
 from commhub.domain.roles import Role
 from commhub.models import Interaction, Outbox
 from commhub.services import contacts
@@ -374,7 +374,7 @@ async def test_an_address_on_the_suppression_list_is_refused_with_the_reason(
     async with sessions() as session:
         await suppressions.suppress(
             session,
-            Channel.EMAIL,
+            Medium.EMAIL,
             "anna@client.example",
             reason="5.1.1 user unknown",
             source="bounce",

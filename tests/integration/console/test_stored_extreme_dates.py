@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from sqlalchemy import update
 
 from app_fixtures import log_in
-from commhub.domain.interactions import Channel, Direction, NewInteraction, Status
+from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.models import User
 from commhub.store import interactions as store
 from commhub.web.keys import DATABASE
@@ -36,7 +36,7 @@ async def _seed(client: Client, headers: dict[str, str]) -> int:
             await store.record(
                 session,
                 NewInteraction(
-                    channel=Channel.CALL,
+                    channel=Medium.CALL,
                     direction=Direction.INBOUND,
                     status=Status.ANSWERED,
                     external_id=f"extreme-{n}",

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from commhub.domain.interactions import Channel, Direction, Status, checked_recording_file
+from commhub.domain.interactions import Direction, Medium, Status, checked_recording_file
 from commhub.domain.moments import RANGE_TEXT, checked_moment
 from commhub.domain.roles import Role
 
@@ -229,7 +229,7 @@ class TimelineQuery(Strict):
 
 
 class InteractionQuery(Strict):
-    channel: Channel | None = None
+    channel: Medium | None = None
     direction: Direction | None = None
     status: Status | None = None
     operator_id: int | None = None
@@ -248,7 +248,7 @@ class InteractionQuery(Strict):
 
 
 class InteractionCreate(Strict):
-    channel: Channel
+    channel: Medium
     direction: Direction
     status: Status
     external_id: str = Field(min_length=1, max_length=255)

@@ -7,7 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from commhub.domain.identifiers import parse_id
-from commhub.domain.interactions import Channel, Direction, InteractionFilter, Status
+from commhub.domain.interactions import Direction, InteractionFilter, Medium, Status
 from commhub.domain.pagination import Cursor
 from commhub.domain.roles import Permission
 from commhub.services.log import log_page
@@ -65,7 +65,7 @@ async def interaction_log(request: web.Request) -> web.StreamResponse:
         rows=found.rows,
         names=found.contact_names,
         operators=found.operators,
-        channels=[c.value for c in Channel],
+        channels=[c.value for c in Medium],
         directions=[d.value for d in Direction],
         statuses=STATUS_CHOICES,
         first_page_link=link("/log", values) if request.query.get("cursor") else "",

@@ -18,7 +18,7 @@ from multidict import MultiMapping
 
 from commhub.domain.emails import EmailError, normalize_email
 from commhub.domain.identifiers import parse_id
-from commhub.domain.interactions import Channel, Direction, InteractionFilter, Status
+from commhub.domain.interactions import Direction, InteractionFilter, Medium, Status
 from commhub.domain.moments import FIRST_DAY, LAST_DAY, day_in_range
 from commhub.domain.pagination import Cursor, CursorError
 from commhub.domain.phones import read_number
@@ -73,7 +73,7 @@ def filters_from(values: FilterValues, zone: ZoneInfo, region: str) -> Interacti
         raise FilterError(N_("The period ends before it starts: check the dates."))
     status = values["status"]
     return InteractionFilter(
-        channel=_choice(values["channel"], Channel, N_("Unknown channel “%(value)s”.")),
+        channel=_choice(values["channel"], Medium, N_("Unknown channel “%(value)s”.")),
         direction=_choice(values["direction"], Direction, N_("Unknown direction “%(value)s”.")),
         statuses=_statuses(status),
         operator_id=_identifier(values["operator_id"], N_("Unknown operator “%(value)s”.")),
@@ -106,7 +106,7 @@ def _statuses(value: str) -> tuple[str, ...] | None:
     return (value,)
 
 
-def _choice(value: str, allowed: type[Channel | Direction | Status], message: str) -> str | None:
+def _choice(value: str, allowed: type[Medium | Direction | Status], message: str) -> str | None:
     if not value:
         return None
     if value not in {member.value for member in allowed}:
