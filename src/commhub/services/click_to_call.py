@@ -48,69 +48,44 @@ async def place_call(
     :class:`OriginateRejected`, after marking the request failed with the reason.
     """
     async with db() as session:
-        return await _place(
-            session,
-            pbxs,
-            pbx=pbx,
-            request_id=request_id,
-            caller_id=caller_id,
-            operator_id=operator_id,
-            contact_id=contact_id,
-            number=number,
-            region=region,
-        )
-
-
-async def _place(
-    session: AsyncSession,
-    pbxs: Mapping[str, Telephony],
-    *,
-    pbx: str | None,
-    request_id: str,
-    caller_id: int,
-    operator_id: int,
-    contact_id: int | None,
-    number: str | None,
-    region: str,
-) -> tuple[CallRequest, bool]:
-    existing = await session.get(CallRequest, request_id)
-    if existing is not None:
-        return existing, False
-    operator = await session.get(User, operator_id)
-    if operator is None or not operator.active:
-        raise NotFound("user", operator_id)
-    if not operator.extension:
-        raise InvalidInput(
-            "operator_id", f"{operator.username} has no phone extension: set one on the user"
-        )
-    chosen = choose_pbx(pbxs, operator.extension, pbx)
-    e164, display = await _destination(session, contact_id, number, region)
-    request = CallRequest(
-        id=request_id,
-        user_id=caller_id,
-        contact_id=contact_id,
-        number=e164,
-        extension=operator.extension,
-        channel_name=chosen.name,
-        status="queued",
-    )
-    session.add(request)
-    await session.commit()
-    try:
-        await chosen.originate(
-            OriginateCall(
-                request_id=request_id,
-                extension=operator.extension,
-                number=e164,
-                display_name=display,
+        existing = await session.get(CallRequest, request_id)
+        if existing is not None:
+            return existing, False
+        operator = await session.get(User, operator_id)
+        if operator is None or not operator.active:
+            raise NotFound("user", operator_id)
+        if not operator.extension:
+            raise InvalidInput(
+                "operator_id", f"{operator.username} has no phone extension: set one on the user"
             )
+        chosen = choose_pbx(pbxs, operator.extension, pbx)
+        e164, display = await _destination(session, contact_id, number, region)
+        request = CallRequest(
+            id=request_id,
+            user_id=caller_id,
+            contact_id=contact_id,
+            number=e164,
+            extension=operator.extension,
+            channel_name=chosen.name,
+            status="queued",
         )
-    except (ChannelUnavailable, OriginateRejected) as exc:
-        request.status = "failed"
-        request.error = str(exc)
+        session.add(request)
         await session.commit()
-        raise
-    return request, True
+        try:
+            await chosen.originate(
+                OriginateCall(
+                    request_id=request_id,
+                    extension=operator.extension,
+                    number=e164,
+                    display_name=display,
+                )
+            )
+        except (ChannelUnavailable, OriginateRejected) as exc:
+            request.status = "failed"
+            request.error = str(exc)
+            await session.commit()
+            raise
+        return request, True
 
 
 def choose_pbx(pbxs: Mapping[str, Telephony], extension: str, name: str | None) -> Telephony:

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import (
@@ -208,6 +209,9 @@ class Dispatcher:
         self._held: set[int] = set()
         """Outbox ids claimed here whose outcome is not written yet: their leases are renewed."""
         self._keeper: asyncio.Task[None] | None = None
+        self._writes = asyncio.Lock()
+        """Renewing leases and recording answers touch the same rows: one at a time, or
+        PostgreSQL may find the two transactions waiting on each other (a deadlock)."""
         self._lease_s = lease_s
         self.sent = 0
         self.failed = 0
@@ -324,13 +328,15 @@ class Dispatcher:
         """Renew this dispatcher's leases; turn others' lapsed claims uncertain and settle them."""
         while True:
             try:
-                async with self._db() as session:
+                async with self._writes, self._db() as session:
                     await claims.renew(
                         session, holder=self._holder, ids=sorted(self._held), lease_s=self._lease_s
                     )
                 await mark_lapsed(self._db, channel=self._delivery.channel, sources=[self.name])
                 await self._look_up_uncertain()
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, SQLAlchemyError) as exc:
+                # Never ends the loop: a dispatcher that stops renewing makes its own rows
+                # lapse into doubt while it is still sending them.
                 self.last_error = f"database: {exc}"
                 log.error("%s: cannot renew or check claims: %s", self.name, exc)
             await asyncio.sleep(self._lease_s / 3)
@@ -388,6 +394,14 @@ class Dispatcher:
             else:
                 self._accepted.append((item, accepted))
                 self._answered.set()
+        except (OSError, TimeoutError, SQLAlchemyError) as exc:
+            # The outcome could not be written: the claim is let go, so it lapses into
+            # doubt for a lookup or a person rather than staying "sending" for good.
+            self.last_error = f"database: {exc}"
+            log.error(
+                "%s: outbox %d: its outcome was not written: %s", self.name, item.outbox_id, exc
+            )
+            self._held.discard(item.outbox_id)
         finally:
             self._slots.release()
 
@@ -407,13 +421,14 @@ class Dispatcher:
         batch, self._accepted = self._accepted, []
         if not batch:
             return
+        batch.sort(key=lambda answered: answered[0].outbox_id)  # rows locked in one order
         delay = RETRY_WRITE_MIN_S
         while True:
             try:
-                async with self._db() as session:
+                async with self._writes, self._db() as session:
                     changed = await self._delivery.record_sent(session, self.name, batch)
                 break
-            except (OSError, TimeoutError) as exc:  # the database is away: keep them, retry
+            except (OSError, TimeoutError, SQLAlchemyError) as exc:  # keep them, retry
                 self.last_error = f"database: {exc}"
                 log.error("%s: recording %d sends failed, retrying: %s", self.name, len(batch), exc)
                 await asyncio.sleep(delay)
