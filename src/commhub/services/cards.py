@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,14 +23,28 @@ from commhub.store import calls as call_store
 from commhub.store import card_details, follow_ups
 from commhub.store import contacts as contact_store
 from commhub.store import users as user_store
-from commhub.store.card_details import ThreadMessage
+from commhub.store.card_details import EmailDetail, SmsDetail, ThreadMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """One page of a card's timeline with what its rows show beside the interaction."""
+
+    rows: Sequence[Interaction]
+    sms: dict[int, SmsDetail]
+    """By interaction id: the text, its encoding and segments."""
+    emails: dict[int, EmailDetail]
+    """By interaction id: the sender, the text, the thread it belongs to."""
+    operators: dict[int, str]
+    """Operator names by user id."""
+    extensions: dict[str, str]
+    """Who sits at each extension that talked on these calls."""
 
 
 @dataclass(frozen=True, slots=True)
 class CardPage:
     card: contacts.Card
-    timeline: dict[str, Any]
-    """What the timeline template reads: rows, sms, emails, operators, extensions."""
+    timeline: Timeline
     follow_ups: Sequence[FollowUp]
     users: dict[int, User]
 
@@ -39,7 +52,7 @@ class CardPage:
 @dataclass(frozen=True, slots=True)
 class TimelinePage:
     card: contacts.Card
-    timeline: dict[str, Any]
+    timeline: Timeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +100,16 @@ async def thread(db: Database, thread_id: int) -> Thread:
         return Thread(messages, await contact_store.names_of(session, ids))
 
 
-async def _timeline(session: AsyncSession, rows: Sequence[Interaction]) -> dict[str, Any]:
-    return {
-        "rows": rows,
-        "sms": await card_details.sms_details(session, [r.id for r in rows if r.channel == "sms"]),
-        "emails": await card_details.email_details(
+async def _timeline(session: AsyncSession, rows: Sequence[Interaction]) -> Timeline:
+    return Timeline(
+        rows=rows,
+        sms=await card_details.sms_details(session, [r.id for r in rows if r.channel == "sms"]),
+        emails=await card_details.email_details(
             session, [r.id for r in rows if r.channel == "email"]
         ),
-        "operators": await user_store.names_of(session, [r.operator_id for r in rows]),
-        "extensions": await _extension_names(session, rows),
-    }
+        operators=await user_store.names_of(session, [r.operator_id for r in rows]),
+        extensions=await _extension_names(session, rows),
+    )
 
 
 async def _extension_names(session: AsyncSession, rows: Sequence[Interaction]) -> dict[str, str]:
