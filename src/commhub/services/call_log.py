@@ -14,9 +14,6 @@ from commhub.store import calls as store
 from commhub.store import contacts as contact_store
 from commhub.store import users as user_store
 
-OPEN = store.OPEN
-"""A missed call that waits for a call back or a dismissal."""
-
 
 async def live_calls(db: Database) -> Sequence[Interaction]:
     """Calls not yet ended, newest first."""

@@ -108,11 +108,6 @@ async def update_contact(
         return await _view(session, contact_id)
 
 
-async def get_contact(db: Database, contact_id: int) -> ContactView:
-    async with db() as session:
-        return await _view(session, contact_id)
-
-
 async def _view(session: AsyncSession, contact_id: int) -> ContactView:
     view = await store.load(session, contact_id)
     if view is None:
