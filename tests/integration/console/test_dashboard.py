@@ -344,3 +344,31 @@ async def test_calls_that_rang_nobody_have_their_own_row_and_count_in_the_total(
     assert table.names["0"] == "No operator (rang nobody)"
     assert table.rows["0"]["missed"] == "1" and table.rows["0"]["missed_open"] == "1"
     assert table.rows["total"]["missed"] == "1" and table.rows["total"]["missed_open"] == "1"
+
+
+async def test_a_missed_call_dismissed_from_home_leaves_the_list_once(
+    client: Client, operator: dict[str, str]
+) -> None:
+    op = (await _user_ids(client))["operator"]
+    call = await _interaction(
+        client, operator, "2026-03-10T12:00:00Z", operator_id=op, status="missed"
+    )
+    await _missed(client, call, "2026-03-10T12:00:00+00:00", OPEN)
+    csrf = await log_in(client, "operator")
+    home = await (await client.get("/")).text()
+    button = re.search(r'action="/missed/(\d+)/dismiss"', home)
+    assert button is not None
+    dismiss = f"/missed/{button.group(1)}/dismiss"
+
+    done = await client.post(dismiss, data={"csrf_token": csrf})
+    page = await done.text()
+    assert str(done.url).endswith("/") and "Missed call dismissed." in page
+    assert dismiss not in page
+    listed = await client.get("/api/v1/calls/missed?state=all", headers=operator)
+    [missed] = (await listed.json())["items"]
+    assert (missed["state"], missed["resolved_by_id"]) == ("dismissed", op)
+
+    again = await client.post(dismiss, data={"csrf_token": csrf})
+    assert "Missed call dismissed." in await again.text()  # a second click changes nothing
+    relisted = await client.get("/api/v1/calls/missed?state=all", headers=operator)
+    assert (await relisted.json())["items"] == [missed]
