@@ -47,6 +47,7 @@ async def day_of(
     missed_shown: int,
     calls_shown: int,
 ) -> Day:
+    """The home page's figures and lists for one user, read in one session so they agree."""
     async with db() as session:
         found = await operator_results(session, since=since, until=until, operator_ids=[user_id])
         missed = await call_store.missed_page(
@@ -67,6 +68,7 @@ async def day_of(
 
 
 async def team_results(db: Database, *, since: datetime, until: datetime) -> TeamResults:
+    """Every operator's figures for the period, and the users the dashboard may show."""
     async with db() as session:
         results = await operator_results(session, since=since, until=until)
         users = await user_store.all_users(session)
