@@ -18,10 +18,10 @@ from commhub.models import FollowUp, Interaction, User, utcnow
 from commhub.services import contacts
 from commhub.services.database import Database
 from commhub.services.errors import NotFound
-from commhub.services.interactions import record_interaction
 from commhub.store import calls as call_store
 from commhub.store import card_details, follow_ups
 from commhub.store import contacts as contact_store
+from commhub.store import interactions as interaction_store
 from commhub.store import users as user_store
 from commhub.store.card_details import EmailDetail, SmsDetail, ThreadMessage
 
@@ -133,11 +133,11 @@ async def add_note(
     text: str,
     key: str,
     due: datetime | None,
-    region: str,
 ) -> Interaction:
-    """A note on the card (once per ``key``) and, with ``due``, a follow-up for its author."""
-    async with db() as session:
-        note, created = await record_interaction(
+    """A note on the card (once per ``key``) and, with ``due``, a follow-up for its author:
+    one transaction, so a note never stays without the follow-up asked with it."""
+    async with db.begin() as session:
+        note, created = await interaction_store.record(
             session,
             NewInteraction(
                 channel=Medium.NOTE,
@@ -149,7 +149,6 @@ async def add_note(
                 operator_id=user_id,
                 summary=text,
             ),
-            region=region,
         )
         if created and due is not None:
             await follow_ups.add(
@@ -161,5 +160,4 @@ async def add_note(
                 created_by_id=user_id,
                 interaction_id=note.id,
             )
-            await session.commit()
     return note

@@ -75,7 +75,6 @@ async def add_note(request: web.Request) -> web.StreamResponse:
             text=text,
             key=key,
             due=due,
-            region=request.app[SETTINGS].phone_region,
         )
     if due is not None:
         raise flash.redirect(back, "Follow-up set.")
