@@ -12,9 +12,9 @@ actions and ``Response: Follows`` bodies, which the call tracker never needs).
 
 Hand-written rather than panoramisk's parser because the benchmark says so:
 ``bench/ami_ingest`` (500 concurrent calls, 40,200 messages, 2026-12-04) reads
-231,000 events/s here against 84,000 for panoramisk's ``AMIProtocol`` on the
-same bytes in the same run (2.75x), and 112,000 against 67,000 over TCP
-loopback. panoramisk still carries the link (login, actions, reconnects).
+237,000 events/s here against 95,000 for panoramisk's ``AMIProtocol`` on the
+same bytes in the same run (2.5x), and 129,000 against 75,000 over TCP
+loopback (1.7x). panoramisk still carries the link (login, actions, reconnects).
 """
 
 from __future__ import annotations
