@@ -48,6 +48,7 @@ class CallStep:
     """Files call snapshots and the PBX's lists of calls in progress."""
 
     name = "calls"
+    waits = False
 
     def __init__(
         self,

@@ -341,6 +341,7 @@ class EmailStep:
     """
 
     name = "email"
+    waits = True
 
     def __init__(
         self,

@@ -82,6 +82,11 @@ class Step(Protocol):
     """A channel's part in filing: the writer calls it, it never calls the writer's store."""
 
     name: str
+    waits: bool
+    """True when the adapter waits on each event's ``settled`` before handing more (mail,
+    SMS): it cannot flood the writer, so its events are never dropped for a full backlog
+    (a dropped mail would end its watcher). Call events are not waited on, so they are
+    bounded by :data:`MAX_PENDING`."""
     last_error: str | None
     """The step's own last refusal; an outage is the writer's :attr:`Filing.last_error`."""
 
@@ -170,7 +175,7 @@ class Filing:
         if key in pending:
             pending[key] = _Item(step, event, key)
         else:
-            if len(pending) >= MAX_PENDING:
+            if not step.waits and len(pending) >= MAX_PENDING:
                 step.drop(event, "the filing backlog is full")
                 return
             pending[key] = _Item(step, event, key)

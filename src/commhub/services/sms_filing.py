@@ -232,6 +232,7 @@ class SmsStep:
     """
 
     name = "sms"
+    waits = True
 
     def __init__(
         self,

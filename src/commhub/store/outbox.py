@@ -163,14 +163,6 @@ async def lapsed(
     return list(rows)
 
 
-async def queued_ids(session: AsyncSession, *, channel: str) -> list[int]:
-    """Rows of one channel waiting to be sent (after a restart, their jobs are queued again)."""
-    rows = await session.scalars(
-        select(Outbox.id).where(Outbox.channel == channel, Outbox.state == QUEUED)
-    )
-    return list(rows)
-
-
 async def listing(
     session: AsyncSession,
     *,
