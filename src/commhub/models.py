@@ -6,19 +6,22 @@ these models must stay equal to them (a test compares the two).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -560,3 +563,165 @@ class FollowUp(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None]
     done_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Pipeline(Base):
+    """A sales process: ordered stages a deal moves through, and the rules that feed it."""
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    preset: Mapped[str | None] = mapped_column(String(50))
+    """A shipped name shown in each viewer's language until an admin renames it."""
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_create: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Which inbound channels open a deal for a contact with none open: ``{"call": true}``."""
+    won_when_paid: Mapped[bool] = mapped_column(Boolean, default=True)
+    """Whether paying a deal's invoices in full moves it to the first won stage."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Stage(Base):
+    """One stage of a pipeline: open, won or lost. A removed stage stays for its history."""
+
+    __tablename__ = "stages"
+    __table_args__ = (Index("ix_stages_pipeline", "pipeline_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    preset: Mapped[str | None] = mapped_column(String(50))
+    """A shipped name shown in each viewer's language until an admin renames it."""
+    kind: Mapped[str] = mapped_column(String(10))
+    position: Mapped[int] = mapped_column(Integer)
+    removed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Deal(Base):
+    """A sale in progress: who it is with, how much, who owns it and where it stands."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_board", "stage_id", "updated_at", "id"),
+        Index("ix_deals_owner", "owner_id", "closed_at"),
+        Index("ix_deals_contact", "contact_id", "closed_at"),
+        Index("ix_deals_company", "company_id"),
+        Index("ix_deals_pipeline_closed", "pipeline_id", "closed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(String(300))
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=Decimal(0))
+    currency: Mapped[str] = mapped_column(String(3))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(20))
+    expected_close_on: Mapped[date | None] = mapped_column(Date)
+    next_step: Mapped[str] = mapped_column(String(500), default="")
+    next_step_due_on: Mapped[date | None] = mapped_column(Date)
+    lost_reason: Mapped[str] = mapped_column(String(500), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    origin_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    """What created it (an Idempotency-Key, the call or e-mail a rule answered): once only."""
+    stage_entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    """When it last entered a won or lost stage; ``None`` while open."""
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StageChange(Base):
+    """One move of a deal between stages (``from_stage_id`` is ``None`` when it was made).
+
+    Kept forever: the funnel and the velocity are computed from these, never
+    from where deals stand now.
+    """
+
+    __tablename__ = "stage_changes"
+    __table_args__ = (Index("ix_stage_changes_deal", "deal_id", "changed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    from_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id"))
+    to_stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    changed_at: Mapped[datetime]
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class StageReach(Base):
+    """That a deal reached a stage, when, and what became of it after: the funnel's rows.
+
+    Derived from :class:`StageChange` by ``domain.funnel.reaches`` and rewritten
+    for a deal whenever its history or its pipeline's order changes, so the
+    funnel report is one indexed aggregate instead of a walk through history.
+    Owner, source, amount and outcome are copied from the deal for the filters.
+    """
+
+    __tablename__ = "stage_reaches"
+    __table_args__ = (
+        UniqueConstraint("deal_id", "stage_id", name="uq_stage_reaches_deal_stage"),
+        Index("ix_stage_reaches_funnel", "pipeline_id", "reached_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    reached_at: Mapped[datetime]
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Reached by passing over it (the deal went further at once): no time spent in it."""
+    moved_on_at: Mapped[datetime | None]
+    """When the deal first reached a stage further along (the next one, by the skip rule)."""
+    won_at: Mapped[datetime | None]
+    """When the deal first reached a won stage."""
+    seconds_in: Mapped[int] = mapped_column(Integer, default=0)
+    """Time spent in the stage over every stay that has ended."""
+    owner_id: Mapped[int | None] = mapped_column(Id)
+    source: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class Invoice(Base):
+    """A bill for a deal: what is owed, by when, and how much of it is paid."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_open", "paid_in_full", "due_on"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(100), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    currency: Mapped[str] = mapped_column(String(3))
+    issued_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date] = mapped_column(Date)
+    paid_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=Decimal(0))
+    paid_on: Mapped[date | None] = mapped_column(Date)
+    """The date of the payment that settled it (the last one), once paid in full."""
+    paid_in_full: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Payment(Base):
+    """Money received against an invoice; an invoice may be paid in parts."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(
+        ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+    )
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    paid_on: Mapped[date] = mapped_column(Date)
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    """The Idempotency-Key it was recorded with: a resent form records it once."""
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

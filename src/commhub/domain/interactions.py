@@ -16,6 +16,8 @@ class Medium(StrEnum):
     SMS = "sms"
     EMAIL = "email"
     NOTE = "note"
+    DEAL = "deal"
+    """A deal was opened or moved between stages: written by the deals service only."""
 
 
 class Direction(StrEnum):

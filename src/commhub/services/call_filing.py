@@ -29,6 +29,7 @@ from commhub.services.calls import (
     snapshot_of,
 )
 from commhub.services.database import Database
+from commhub.services.deal_rules import open_for_inbound
 from commhub.services.screen_pop import call_summary
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,16 @@ class CallStep:
         for is_report, run in itertools.groupby(events, lambda e: isinstance(e, CallsInProgress)):
             if not is_report:
                 snapshots = [e for e in run if isinstance(e, CallUpdated)]
-                results += await record_calls(
+                recorded = await record_calls(
                     session,
                     snapshots,
                     default_region=self._region,
                     create_unknown=self._create_unknown,
                 )
+                for item in recorded:
+                    if item.changed:
+                        await open_for_inbound(session, item.call, region=self._region)
+                results += recorded
                 continue
             for report in run:
                 assert isinstance(report, CallsInProgress)

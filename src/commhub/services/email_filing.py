@@ -35,6 +35,7 @@ from commhub.domain.interactions import Direction, Medium, NewInteraction, Statu
 from commhub.models import Contact, Email, Interaction, Outbox, utcnow
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
+from commhub.services.deal_rules import open_for_inbound
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import EMAIL_RECEIVED, LiveFeed
 from commhub.store import emails as store
@@ -161,6 +162,8 @@ async def _file(
         email.thread_id = email.id
     elif contact_id is not None:
         await _place_thread(session, email.thread_id, contact_id)
+    if not ours and kind is EmailKind.MESSAGE:
+        await open_for_inbound(session, interaction, region=region)
     owner = None
     if contact_id is not None:
         owner = await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
