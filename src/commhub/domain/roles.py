@@ -48,6 +48,15 @@ class Permission(StrEnum):
     """See messages a crash left in doubt (may have been sent) and resend or dismiss them."""
     CHANNELS_VIEW = "channels.view"
     """See whether the PBXs, mailboxes and gateways are connected."""
+    DEALS = "deals"
+    """Work on deals: one's own and those of contacts one owns (with ``deals.all``, every
+    deal), their stages, invoices and payments, and what is owed on them."""
+    DEALS_ALL = "deals.all"
+    """See and change every deal, give deals to anyone, change many at once."""
+    FUNNEL = "funnel"
+    """The team's funnel report and start page figures."""
+    PIPELINES = "pipelines"
+    """Set up pipelines, their stages and the rules that open deals."""
     TOKENS_MANAGE = "tokens.manage"
     USERS_MANAGE = "users.manage"
 
@@ -63,6 +72,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.EMAIL_SEND,
         Permission.EMAIL_TRIAGE,
         Permission.SMS_SEND,
+        Permission.DEALS,
     },
     Role.MARKETER: _EVERYONE | {Permission.INTERACTIONS_LOG},
     Role.MANAGER: _EVERYONE
@@ -84,6 +94,9 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.SMS_SEND,
         Permission.SUPPRESSIONS,
         Permission.OUTBOX_SETTLE,
+        Permission.DEALS,
+        Permission.DEALS_ALL,
+        Permission.FUNNEL,
     },
     Role.ADMIN: frozenset(Permission),
 }

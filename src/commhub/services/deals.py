@@ -29,6 +29,7 @@ from commhub.domain.deals import (
 )
 from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.domain.money import read_amount, read_currency
+from commhub.domain.roles import Permission, Role, allows
 from commhub.models import Company, Contact, Deal, Pipeline, Stage, StageChange, User, utcnow
 from commhub.services import live
 from commhub.services.database import Database
@@ -49,6 +50,11 @@ class Actor:
 
 SYSTEM = Actor(None, sees_all=True)
 """A rule or a job acting on its own."""
+
+
+def actor(user_id: int, role: Role) -> Actor:
+    """The person acting, with what their role lets them see."""
+    return Actor(user_id, sees_all=allows(role, Permission.DEALS_ALL))
 
 
 @dataclass(frozen=True, slots=True)
