@@ -70,12 +70,17 @@ def read_amount(
     return amount.quantize(Decimal(1).scaleb(-places))
 
 
+def exact(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` with its currency's decimals (the column keeps four: 10.5000 → 10.50)."""
+    return amount.quantize(Decimal(1).scaleb(-get_currency_precision(currency)))
+
+
 def totals(amounts: Iterable[Money]) -> list[Money]:
     """One sum per currency, in currency order: two currencies are never added."""
     sums: dict[str, Decimal] = {}
     for money in amounts:
         sums[money.currency] = sums.get(money.currency, Decimal(0)) + money.amount
-    return [Money(code, sums[code]) for code in sorted(sums)]
+    return [Money(code, exact(sums[code], code)) for code in sorted(sums)]
 
 
 def default_currency(region: str) -> str:
