@@ -15,6 +15,7 @@ from commhub.models import (
     Contact,
     ContactPoint,
     ContactTag,
+    Deal,
     Interaction,
     Tag,
     utcnow,
@@ -225,7 +226,7 @@ async def merge_into(session: AsyncSession, target_id: int, source_id: int) -> N
     """Move everything of ``source_id`` onto ``target_id`` and mark the source merged.
 
     Points and tags the target already has are kept once; the target's own
-    consent wins unless the source's is newer; interactions follow the contact.
+    consent wins unless the source's is newer; interactions and deals follow the contact.
     """
     existing = select(ContactPoint.kind, ContactPoint.value).where(
         ContactPoint.contact_id == target_id
@@ -268,6 +269,9 @@ async def merge_into(session: AsyncSession, target_id: int, source_id: int) -> N
     await session.flush()
     await session.execute(
         update(Interaction).where(Interaction.contact_id == source_id).values(contact_id=target_id)
+    )
+    await session.execute(
+        update(Deal).where(Deal.contact_id == source_id).values(contact_id=target_id)
     )
     await session.execute(
         update(Contact).where(Contact.merged_into_id == source_id).values(merged_into_id=target_id)
