@@ -152,7 +152,7 @@ async def test_removing_a_stage_moves_every_deal_and_writes_history(
         f"/admin/stages/{gone.id}/remove", data={"csrf_token": csrf, "move_to": str(target.id)}
     )
     assert removed.status == 200
-    assert "3 deals moved" in await removed.text()
+    assert "deals moved: 3" in await removed.text()
     async with sessions() as session:
         kept = (await session.scalars(select(Deal).where(Deal.id.in_(made)))).all()
         assert {deal.stage_id for deal in kept} == {target.id}

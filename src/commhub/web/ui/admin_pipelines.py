@@ -208,7 +208,7 @@ async def remove_stage(request: web.Request) -> web.StreamResponse:
         return await _refused(
             request, f"remove-{stage_id}", ("move_to",), refused.field, refused, form
         )
-    raise flash.redirect(HOME, "Stage removed; %(count)s deals moved.", count=moved)
+    raise flash.redirect(HOME, "Stage removed; deals moved: %(count)s.", count=moved)
 
 
 def _changed(form: Form, name: str) -> str | None:
