@@ -302,9 +302,7 @@ async def test_hostile_input_comes_back_beside_the_field(
     csrf = await log_in(client, "admin")
     stage = (await _by_preset(sessions))["in_progress"]
     await _open_deals(sessions, stage, 1)
-    refused = await client.post(
-        action.format(stage=stage.id), data={"csrf_token": csrf, **data}
-    )
+    refused = await client.post(action.format(stage=stage.id), data={"csrf_token": csrf, **data})
     assert refused.status == 422, await refused.text()
     assert _error_beside(await refused.text(), form.format(stage=stage.id), field)
     assert [s.id for s in await _stages(sessions)] == [
