@@ -326,3 +326,12 @@ async def test_unknown_ids_answer_a_page_not_a_failure(client: Client) -> None:
         )
         assert response.status in (404, 422), (action, response.status)
         assert response.content_type == "text/html"
+
+
+async def test_a_nul_character_in_a_name_is_a_page_not_a_failure(client: Client) -> None:
+    csrf = await log_in(client, "admin")
+    response = await client.post(
+        "/admin/pipelines/1/stages", data={"csrf_token": csrf, "name": "A\x00B", "kind": "open"}
+    )
+    assert response.status == 400
+    assert response.content_type == "text/html"
