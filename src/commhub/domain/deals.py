@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
+from commhub.domain.catalog import N_
 from commhub.domain.contacts import FieldError
 
 
@@ -36,14 +37,15 @@ class DealSource(StrEnum):
 
 
 PRESET_NAMES: Final[dict[str, str]] = {
-    "sales": "Sales",
-    "new_lead": "New lead",
-    "in_progress": "In progress",
-    "proposal": "Proposal / invoice",
-    "won": "Won (paid)",
-    "lost": "Lost",
+    "sales": N_("Sales"),
+    "new_lead": N_("New lead"),
+    "in_progress": N_("In progress"),
+    "proposal": N_("Proposal / invoice"),
+    "won": N_("Won (paid)"),
+    "lost": N_("Lost"),
 }
-"""The shipped names in English; the console shows them in each viewer's language."""
+"""The shipped names in English; the console shows them in each viewer's language
+(``web/ui/stage_names.py``)."""
 
 AUTO_CHANNELS: Final = ("call", "email")
 """Inbound channels whose first message from a contact with no open deal may open one."""

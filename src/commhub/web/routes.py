@@ -24,6 +24,7 @@ from commhub.web.ui import (
     actions,
     admin_channels,
     admin_outbox,
+    admin_pipelines,
     admin_users,
     assets,
     card_actions,
@@ -136,5 +137,14 @@ def add_routes(app: web.Application) -> None:
             web.post("/contacts/{id}/email", card_actions.send_email),
             web.get("/emails/{id}/html", cards.email_html),
             web.get("/emails/threads/{id}", cards.email_thread),
+            # Deals, part E: the admin's pipelines page.
+            web.get("/admin/pipelines", admin_pipelines.pipelines_page),
+            web.post("/admin/pipelines", admin_pipelines.create_pipeline),
+            web.post("/admin/pipelines/{id}", admin_pipelines.update_pipeline),
+            web.post("/admin/pipelines/{id}/default", admin_pipelines.make_default),
+            web.post("/admin/pipelines/{id}/stages", admin_pipelines.add_stage),
+            web.post("/admin/pipelines/{id}/order", admin_pipelines.reorder_stages),
+            web.post("/admin/stages/{id}", admin_pipelines.update_stage),
+            web.post("/admin/stages/{id}/remove", admin_pipelines.remove_stage),
         ]
     )

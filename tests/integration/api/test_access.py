@@ -115,6 +115,15 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/contacts/{id}/email"): WRITERS,
     ("GET", "/emails/{id}/html"): ALL,
     ("GET", "/emails/threads/{id}"): ALL,
+    # Deals, part E: the admin's pipelines page.
+    ("GET", "/admin/pipelines"): ADMIN,
+    ("POST", "/admin/pipelines"): ADMIN,
+    ("POST", "/admin/pipelines/{id}"): ADMIN,
+    ("POST", "/admin/pipelines/{id}/default"): ADMIN,
+    ("POST", "/admin/pipelines/{id}/stages"): ADMIN,
+    ("POST", "/admin/pipelines/{id}/order"): ADMIN,
+    ("POST", "/admin/stages/{id}"): ADMIN,
+    ("POST", "/admin/stages/{id}/remove"): ADMIN,
 }
 
 

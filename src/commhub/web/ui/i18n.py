@@ -19,17 +19,13 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 from commhub.config import CONSOLE_LANGUAGES
+from commhub.domain.catalog import N_ as N_
 
 _NAMES: Final = {"en": "English", "ru": "Русский"}
 LANGUAGES: Final = {code: _NAMES[code] for code in CONSOLE_LANGUAGES}
 """Each language the console speaks, by code, named in itself."""
 DEFAULT_LANGUAGE: Final = "en"
 DOMAIN: Final = "messages"
-
-
-def N_(message: str) -> str:
-    """Mark text for the catalog where it is translated later (when shown)."""
-    return message
 
 
 @functools.cache

@@ -62,6 +62,7 @@ NAVIGATION: Final = (
     NavItem("/admin/users", N_("Users"), "admin-users"),
     NavItem("/admin/channels", N_("Channels"), "admin-channels"),
     NavItem("/admin/outbox", N_("In doubt"), "admin-outbox"),
+    NavItem("/admin/pipelines", N_("Pipelines"), "admin-pipelines"),
 )
 NAV_PERMISSION: Final = {
     "home": Permission.SESSION,
@@ -73,6 +74,7 @@ NAV_PERMISSION: Final = {
     "admin-channels": Permission.CHANNELS_VIEW,
     "admin-outbox": Permission.OUTBOX_SETTLE,
     "imports": Permission.CONTACTS_IMPORT,
+    "admin-pipelines": Permission.PIPELINES,
 }
 
 
