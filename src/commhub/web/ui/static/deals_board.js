@@ -40,11 +40,11 @@
       });
       answer = await response.json();
       if (!response.ok) {
-        say(status.dataset.failed.replace("%(reason)s", answer.detail || response.status), true);
+        say(status.dataset.failed.replace("{reason}", answer.detail || response.status), true);
         return;
       }
     } catch (error) {
-      say(status.dataset.failed.replace("%(reason)s", String(error)), true);
+      say(status.dataset.failed.replace("{reason}", String(error)), true);
       return;
     }
     to.querySelector(".cards").prepend(card);
@@ -52,7 +52,7 @@
     adjust(from, -1);
     adjust(to, 1);
     const name = to.getAttribute("aria-label");
-    say(status.dataset.moved.replace("%(stage)s", name), false);
+    say(status.dataset.moved.replace("{stage}", name), false);
     card.focus();
   }
 
