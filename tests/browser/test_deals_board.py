@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from browsing import Console, log_in, screenshot
+from browsing import Console, live_feed_open, log_in, play_paced, screenshot
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
@@ -144,3 +144,22 @@ async def test_open_the_deal_page_from_a_card_and_a_new_deal_from_the_contact(
     await page.get_by_role("button", name="Create the deal").click()
     await expect(page.locator("#deal-title")).to_have_text("Monitors")
     await expect(page.locator("#deal-contact")).to_have_text("Ivan Petrov")
+
+
+async def test_the_screen_pop_shows_the_callers_open_deals(page: Page, console: Console) -> None:
+    stages = await _stages(console)
+    open_id = await _deal(console, "Office chairs", contact_id=console.ivan)
+    await _deal(console, "Old order", contact_id=console.ivan, stage_id=stages["won"])
+    await log_in(page, "operator")
+    await live_feed_open(page)
+    call = play_paced(console, "inbound_answered_ru_trunk_prefix")
+    pop = page.get_by_role("alertdialog", name="Ivan Petrov")
+    deals_shown = pop.locator(".pop-deals li")
+    await expect(deals_shown).to_have_count(1)  # a won deal is no open deal
+    await expect(deals_shown).to_have_text("Office chairs New lead")
+    await expect(deals_shown.get_by_role("link")).to_have_attribute("href", f"/deals/{open_id}")
+    await expect(pop.locator(".pop-new-deal")).to_have_attribute(
+        "href", f"/deals/new?contact={console.ivan}"
+    )
+    await screenshot(page, "screen-pop-deals")
+    await call.finish()
