@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.domain.pagination import Cursor
 from commhub.models import FollowUp, Interaction, User, utcnow
-from commhub.services import contacts
+from commhub.services import contacts, deal_views
 from commhub.services.database import Database
 from commhub.services.errors import NotFound
 from commhub.store import calls as call_store
@@ -47,6 +47,8 @@ class CardPage:
     timeline: Timeline
     follow_ups: Sequence[FollowUp]
     users: dict[int, User]
+    deals: deal_views.DealList
+    """The contact's deals, open ones first (the card shows the open ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,8 @@ async def card_page(db: Database, contact_id: int, *, limit: int) -> CardPage:
         timeline = await _timeline(session, card.timeline)
         due = await follow_ups.open_for_contact(session, contact_id)
         users = {u.id: u for u in await user_store.all_users(session)}
-    return CardPage(card, timeline, due, users)
+    shown_deals = await deal_views.deals_of_contact(db, contact_id)
+    return CardPage(card, timeline, due, users, shown_deals)
 
 
 async def timeline_page(

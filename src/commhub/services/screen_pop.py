@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import CallUpdated
 from commhub.domain.contacts import ContactView
+from commhub.domain.deals import shown_name
 from commhub.domain.interactions import Direction, Medium
 from commhub.domain.phones import display_number
-from commhub.models import Interaction, User, utcnow
+from commhub.models import Interaction, Stage, User, utcnow
 from commhub.services.calls import (
     caller_number,
     snapshot_of,
@@ -34,12 +35,14 @@ from commhub.services.database import Database
 from commhub.services.identify import Verdict
 from commhub.store import calls as call_store
 from commhub.store import contacts as contact_store
+from commhub.store import deals as deal_store
 from commhub.store import interactions as interaction_store
 
 log = logging.getLogger(__name__)
 
 RECENT_INTERACTIONS = 5
 MAX_CANDIDATES = 5
+MAX_OPEN_DEALS = 5
 RESTORE_MAX_AGE: Final = timedelta(hours=4)
 """Older calls still open in the log are not popped again on connect: a PBX that never
 came back to end them must not leave a pop on every page for good."""
@@ -74,6 +77,7 @@ async def screen_pop(
         "contact": None,
         "candidates": [],
         "recent": [],
+        "deals": [],
     }
     if verdict is Verdict.MATCH:
         views = await contact_store.load_many(session, contact_ids[:1])
@@ -84,6 +88,7 @@ async def screen_pop(
                 session, views[0].id, after=None, limit=RECENT_INTERACTIONS + 1
             )
             payload["recent"] = _before_this_call(recent, call)
+            payload["deals"] = await _open_deals(session, views[0].id)
     elif verdict is Verdict.UNKNOWN and number.query.e164:
         earlier = await interaction_store.unmatched_from(
             session, number.query.e164, limit=RECENT_INTERACTIONS + 1
@@ -167,6 +172,23 @@ async def _pops_in_progress(
         )
         pops.append(pop)
     return pops
+
+
+async def _open_deals(session: AsyncSession, contact_id: int) -> list[dict[str, Any]]:
+    """The caller's open deals with their stage: what the operator talks about first."""
+    deals = (await deal_store.open_for_contact(session, contact_id))[:MAX_OPEN_DEALS]
+    shown = []
+    for deal in deals:
+        stage = await session.get(Stage, deal.stage_id)
+        shown.append(
+            {
+                "id": deal.id,
+                "title": deal.title,
+                "stage": "" if stage is None else shown_name(stage.name, stage.preset),
+                "stage_preset": None if stage is None or stage.name else stage.preset,
+            }
+        )
+    return shown
 
 
 async def _owner(session: AsyncSession, owner_id: int | None) -> dict[str, Any] | None:

@@ -30,6 +30,9 @@ from commhub.web.ui import (
     card_actions,
     cards,
     dashboard,
+    deal_page,
+    deals_board,
+    deals_list,
     home,
     imports_page,
     live_calls,
@@ -146,5 +149,17 @@ def add_routes(app: web.Application) -> None:
             web.post("/admin/pipelines/{id}/order", admin_pipelines.reorder_stages),
             web.post("/admin/stages/{id}", admin_pipelines.update_stage),
             web.post("/admin/stages/{id}/remove", admin_pipelines.remove_stage),
+            # Deals in the console: list, board, deal page (helper B, issue 18).
+            web.get("/deals", deals_list.deals_page),
+            web.post("/deals/mass", deals_list.mass_change),
+            web.get("/deals/board", deals_board.board_page),
+            web.get("/deals/board/more", deals_board.more_cards),
+            web.get("/deals/new", deal_page.new_deal_form),
+            web.post("/deals/new", deal_page.create_deal),
+            web.get("/deals/{id}", deal_page.deal_page),
+            web.post("/deals/{id}", deal_page.edit_deal),
+            web.post("/deals/{id}/stage", deals_board.move),
+            web.post("/deals/{id}/invoices", deal_page.add_invoice),
+            web.post("/deals/{id}/payments", deal_page.record_payment),
         ]
     )

@@ -59,6 +59,7 @@ async def card_page(request: web.Request) -> web.StreamResponse:
         sms_gateways=[g.name for g in hub.sms_gateways],
         mailboxes=mailboxes,
         form_key=secrets.token_urlsafe(12),
+        deals=shown.deals,
     )
 
 

@@ -55,6 +55,7 @@ class NavItem:
 NAVIGATION: Final = (
     NavItem("/", N_("Home"), "home"),
     NavItem("/contacts", N_("Contacts"), "contacts"),
+    NavItem("/deals", N_("Deals"), "deals"),
     NavItem("/log", N_("Interaction log"), "log"),
     NavItem("/dashboard", N_("Dashboard"), "dashboard"),
     NavItem("/live", N_("Live calls"), "live"),
@@ -67,6 +68,7 @@ NAVIGATION: Final = (
 NAV_PERMISSION: Final = {
     "home": Permission.SESSION,
     "contacts": Permission.CONTACTS_READ,
+    "deals": Permission.DEALS,
     "log": Permission.INTERACTIONS_LOG,
     "dashboard": Permission.TEAM_RESULTS,
     "live": Permission.CALLS_WATCH,

@@ -164,7 +164,15 @@
       box.append(recent.length
         ? el("ul", { class: "pop-recent" }, ...recent.map(interactionLine))
         : el("p", { class: "muted" }, strings.nothing_yet));
+      const deals = data.deals || [];
+      if (deals.length) {
+        box.append(el("div", { class: "muted" }, strings.open_deals));
+        box.append(el("ul", { class: "pop-deals" }, ...deals.map((deal) => el("li", {},
+          el("a", { href: "/deals/" + deal.id }, deal.title), " ",
+          el("span", { class: "badge" }, strings["stage_" + deal.stage_preset] || deal.stage)))));
+      }
       box.append(el("a", { class: "button", href: "/contacts/" + contact.id }, strings.open_card));
+      box.append(el("a", { class: "button secondary pop-new-deal", href: "/deals/new?contact=" + contact.id }, strings.new_deal));
     } else if (data.match === "ambiguous") {
       box.append(el("h3", { id: label }, number));
       box.append(el("p", {}, strings.several_contacts));
