@@ -14,6 +14,7 @@ from commhub.domain.deals import StageKind
 from commhub.domain.funnel import Funnel, funnel_of
 from commhub.models import Pipeline, Stage
 from commhub.services.database import Database
+from commhub.services.deal_console import Choices, choices
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import funnel as store
 from commhub.store import pipelines as pipeline_store
@@ -58,3 +59,26 @@ async def funnel_report(
             await store.lost_reasons(session, which, lost),
         )
     return FunnelReport(pipeline, {s.id: s for s in stages}, funnel, which)
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelScreen:
+    """The report and what its filters offer (pipelines with their stages, people)."""
+
+    report: FunnelReport
+    choices: Choices
+
+
+async def funnel_screen(
+    db: Database,
+    *,
+    pipeline_id: int | None,
+    since: datetime,
+    until: datetime,
+    owner_id: int | None = None,
+    source: str | None = None,
+) -> FunnelScreen:
+    report = await funnel_report(
+        db, pipeline_id=pipeline_id, since=since, until=until, owner_id=owner_id, source=source
+    )
+    return FunnelScreen(report, await choices(db))

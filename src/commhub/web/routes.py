@@ -33,6 +33,7 @@ from commhub.web.ui import (
     deal_page,
     deals_board,
     deals_list,
+    funnel_page,
     home,
     imports_page,
     live_calls,
@@ -161,5 +162,9 @@ def add_routes(app: web.Application) -> None:
             web.post("/deals/{id}/stage", deals_board.move),
             web.post("/deals/{id}/invoices", deal_page.add_invoice),
             web.post("/deals/{id}/payments", deal_page.record_payment),
+            # Deals, the funnel report (issue 18).
+            web.get("/reports/funnel", funnel_page.funnel_report),
+            web.get("/reports/funnel.csv", funnel_page.funnel_csv),
+            web.get("/reports/funnel.xlsx", funnel_page.funnel_xlsx),
         ]
     )

@@ -115,6 +115,10 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/contacts/{id}/email"): WRITERS,
     ("GET", "/emails/{id}/html"): ALL,
     ("GET", "/emails/threads/{id}"): ALL,
+    # Deals: the funnel report and its downloads.
+    ("GET", "/reports/funnel"): LEADS,
+    ("GET", "/reports/funnel.csv"): LEADS,
+    ("GET", "/reports/funnel.xlsx"): LEADS,
     # Deals, part E: the admin's pipelines page.
     ("GET", "/admin/pipelines"): ADMIN,
     ("POST", "/admin/pipelines"): ADMIN,

@@ -100,7 +100,7 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(_append, sheet, rows)
     with tempfile.TemporaryFile() as file:
         await asyncio.to_thread(workbook.save, file)
-        return await _send_file(request, file, _download_headers(me, "xlsx"))
+        return await send_file(request, file, _download_headers(me, "xlsx"))
 
 
 async def _read(request: web.Request) -> tuple[Viewer, InteractionFilter]:
@@ -182,7 +182,7 @@ def _download_headers(me: Viewer, extension: str) -> dict[str, str]:
     }
 
 
-async def _send_file(
+async def send_file(
     request: web.Request, file: IO[bytes], headers: dict[str, str]
 ) -> web.StreamResponse:
     size = file.tell()
