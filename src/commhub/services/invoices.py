@@ -22,6 +22,7 @@ from commhub.domain.receivables import Ageing, ageing, check_payment, days_overd
 from commhub.models import Deal, Invoice, Payment, Pipeline
 from commhub.services import live
 from commhub.services.database import Database
+from commhub.services.deal_console import choices
 from commhub.services.deal_views import Names, names_for
 from commhub.services.deals import Actor, Moves, check_visible, enter_stage
 from commhub.services.errors import Conflict, NotFound
@@ -183,3 +184,18 @@ def _by_owner(rows: Sequence[Receivable]) -> dict[int | None, list[Money]]:
     for row in rows:
         owners.setdefault(row.deal.owner_id, []).append(row.owed)
     return {owner: totals(amounts) for owner, amounts in owners.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivablesScreen:
+    """What is owed, and the people a manager may filter it by."""
+
+    owed: Receivables
+    users: dict[int, str]
+
+
+async def receivables_screen(
+    db: Database, actor: Actor, *, today: date, owner_id: int | None = None
+) -> ReceivablesScreen:
+    owed = await receivables(db, actor, today=today, owner_id=owner_id)
+    return ReceivablesScreen(owed, (await choices(db)).users)

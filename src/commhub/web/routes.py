@@ -41,6 +41,7 @@ from commhub.web.ui import (
     log_export,
     login,
     profile,
+    receivables_page,
 )
 
 API = "/api/v1"
@@ -166,5 +167,6 @@ def add_routes(app: web.Application) -> None:
             web.get("/reports/funnel", funnel_page.funnel_report),
             web.get("/reports/funnel.csv", funnel_page.funnel_csv),
             web.get("/reports/funnel.xlsx", funnel_page.funnel_xlsx),
+            web.get("/receivables", receivables_page.receivables),
         ]
     )
