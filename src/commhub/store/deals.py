@@ -57,6 +57,10 @@ class DealFilter:
     visible_to: int | None = None
     """Only deals this operator may see: theirs, or of contacts they own."""
     reached: Reached | None = None
+    created: tuple[datetime, datetime] | None = None
+    """Only deals opened in ``[since, until)``."""
+    closed: tuple[datetime, datetime] | None = None
+    """Only deals closed (won or lost) in ``[since, until)``."""
 
 
 def visible_clause(user_id: int) -> ColumnElement[bool]:
@@ -99,6 +103,9 @@ def _conditions(which: DealFilter) -> list[ColumnElement[bool]]:
         conditions.append(visible_clause(which.visible_to))
     if which.reached is not None:
         conditions.append(Deal.id.in_(_reached_ids(which)))
+    for column, span in ((Deal.created_at, which.created), (Deal.closed_at, which.closed)):
+        if span is not None:
+            conditions += [column >= span[0], column < span[1]]
     return conditions
 
 

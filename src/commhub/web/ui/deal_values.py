@@ -94,4 +94,19 @@ def deal_filter(query: dict[str, str], zone: ZoneInfo, today: date) -> DealFilte
         text=query.get("q", "").strip()[:200] or None,
         overdue_on=today if query.get("overdue") else None,
         reached=reached,
+        created=_days(query, "created", zone),
+        closed=_days(query, "closed", zone),
     )
+
+
+def _days(query: dict[str, str], name: str, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """``<name>_from`` to ``<name>_to`` (whole days in the viewer's zone), if given."""
+    first = read_day(query.get(f"{name}_from", ""), f"{name}_from")
+    last = read_day(query.get(f"{name}_to", ""), f"{name}_to")
+    if first is None and last is None:
+        return None
+    if first is None or last is None:
+        raise InvalidInput(f"{name}_from", "give both days of the period")
+    if last < first:
+        raise InvalidInput(f"{name}_to", "the period ends before it starts")
+    return day_start(first, zone), day_start(last + timedelta(days=1), zone)

@@ -1,4 +1,5 @@
-"""The home page: the user's day (calls, talk time), missed calls to return, follow-ups due."""
+"""The home page: the user's day (calls, talk time), missed calls to return, follow-ups due;
+for managers, first the team's start page (``team_start``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from commhub.domain.roles import Permission
 from commhub.services import reports
 from commhub.web.endpoints import endpoint
 from commhub.web.keys import DATABASE
+from commhub.web.ui import periods, team_start
+from commhub.web.ui.deal_values import money
 from commhub.web.ui.render import page, viewer
 
 MISSED_SHOWN = 20
@@ -37,6 +40,9 @@ async def home(request: web.Request) -> web.StreamResponse:
     return await page(
         request,
         "home.html",
+        team=await team_start.team(request, me) if me.can(Permission.FUNNEL) else None,
+        period_choices=periods.CHOICES,
+        money_of=lambda m: money(m.amount, m.currency, me.language),
         section="home",
         today=day.results,
         missed=day.missed,
