@@ -17,7 +17,7 @@ from typing import Final
 from commhub.domain.money import Money, totals
 from commhub.domain.reports import NOBODY, OperatorResults
 from commhub.domain.roles import Role
-from commhub.models import User, utcnow
+from commhub.models import Interaction, User, utcnow
 from commhub.services import funnel
 from commhub.services.database import Database
 from commhub.services.errors import NotFound
@@ -133,3 +133,21 @@ def _add_results(person: PersonFigures, result: OperatorResults) -> None:
     person.calls = result.calls_in - result.missed + result.calls_out
     person.messages = result.sms_sent + result.emails_sent
     person.missed_open = result.missed_open
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """E-mails on a person's cards waiting for an answer (the start page's figure, listed)."""
+
+    owner: str
+    rows: list[tuple[Interaction, str]]
+
+
+async def emails_waiting(db: Database, owner_id: int) -> Waiting:
+    since = utcnow() - timedelta(days=WAITING_DAYS)
+    async with db() as session:
+        rows = await store.waiting_for(session, owner_id, since=since)
+        names = await user_store.names_of(session, [owner_id])
+    if owner_id not in names:
+        raise NotFound("user", owner_id)
+    return Waiting(names[owner_id], rows)

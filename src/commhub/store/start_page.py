@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -70,9 +70,9 @@ async def overdue_next_steps(session: AsyncSession, *, today: date) -> dict[int 
     return {owner: int(n) for owner, n in rows.all()}
 
 
-async def emails_waiting(session: AsyncSession, *, since: datetime) -> dict[int, int]:
-    """Per contact owner: contacts who wrote since ``since`` and were not written back to
-    after their last message (an outbound e-mail to the contact later than it)."""
+def _unanswered(since: datetime) -> ColumnElement[bool]:
+    """An inbound e-mail since ``since`` on an owned card, with no e-mail sent to that
+    contact after it."""
     reply = aliased(Interaction)
     answered = exists().where(
         reply.contact_id == Interaction.contact_id,
@@ -80,18 +80,36 @@ async def emails_waiting(session: AsyncSession, *, since: datetime) -> dict[int,
         reply.direction == Direction.OUTBOUND.value,
         reply.occurred_at > Interaction.occurred_at,
     )
+    return and_(
+        Interaction.channel == Medium.EMAIL.value,
+        Interaction.direction == Direction.INBOUND.value,
+        Interaction.occurred_at >= since,
+        Contact.owner_id.is_not(None),
+        ~answered,
+    )
+
+
+async def emails_waiting(session: AsyncSession, *, since: datetime) -> dict[int, int]:
+    """Per contact owner: contacts who wrote since ``since`` and were not written back to
+    after their last message (an outbound e-mail to the contact later than it)."""
     rows = await session.execute(
         select(Contact.owner_id, func.count(func.distinct(Interaction.contact_id)))
         .join(Contact, Contact.id == Interaction.contact_id)
-        .where(
-            and_(
-                Interaction.channel == Medium.EMAIL.value,
-                Interaction.direction == Direction.INBOUND.value,
-                Interaction.occurred_at >= since,
-                Contact.owner_id.is_not(None),
-                ~answered,
-            )
-        )
+        .where(_unanswered(since))
         .group_by(Contact.owner_id)
     )
     return {int(owner): int(n) for owner, n in rows.all() if owner is not None}
+
+
+async def waiting_for(
+    session: AsyncSession, owner_id: int, *, since: datetime, limit: int = 200
+) -> list[tuple[Interaction, str]]:
+    """The unanswered e-mails on ``owner_id``'s cards, the oldest first, with the names."""
+    rows = await session.execute(
+        select(Interaction, Contact.name)
+        .join(Contact, Contact.id == Interaction.contact_id)
+        .where(_unanswered(since), Contact.owner_id == owner_id)
+        .order_by(Interaction.occurred_at, Interaction.id)
+        .limit(limit)
+    )
+    return [(row, name) for row, name in rows.all()]

@@ -42,6 +42,7 @@ from commhub.web.ui import (
     login,
     profile,
     receivables_page,
+    waiting_page,
 )
 
 API = "/api/v1"
@@ -168,5 +169,6 @@ def add_routes(app: web.Application) -> None:
             web.get("/reports/funnel.csv", funnel_page.funnel_csv),
             web.get("/reports/funnel.xlsx", funnel_page.funnel_xlsx),
             web.get("/receivables", receivables_page.receivables),
+            web.get("/reports/emails-waiting/{id}", waiting_page.emails_waiting),
         ]
     )

@@ -120,6 +120,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/reports/funnel.csv"): LEADS,
     ("GET", "/reports/funnel.xlsx"): LEADS,
     ("GET", "/receivables"): WRITERS,
+    ("GET", "/reports/emails-waiting/{id}"): LEADS,
     # Deals, part E: the admin's pipelines page.
     ("GET", "/admin/pipelines"): ADMIN,
     ("POST", "/admin/pipelines"): ADMIN,

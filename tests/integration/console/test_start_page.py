@@ -110,6 +110,10 @@ async def test_manager_sees_done_against_owed_with_links(
     assert overdue_link is not None
     overdue = await (await client.get(overdue_link)).text()
     assert "Stalled-Beta" in overdue and "Sold-Alpha" not in overdue
+    waiting_link = figures["emails_waiting"][1]
+    assert waiting_link is not None
+    waiting = await (await client.get(waiting_link)).text()
+    assert "Writer" in waiting
     source = re.search(
         r'<tr data-source="call">.*?data-figure="won" href="([^"]+)">(\d+)<', html, re.S
     )

@@ -56,6 +56,7 @@ def _person_links(person: PersonFigures, first: date, last: date) -> dict[str, s
         "messages": _link("/log", operator_id=person.user_id, direction="out", **days),
         "won": _link("/deals", owner=person.user_id, state="won", **closed),
         "overdue_steps": _link("/deals", owner=person.user_id, overdue=1),
+        "emails_waiting": f"/reports/emails-waiting/{person.user_id}",
         "missed_open": _link(
             "/log", operator_id=person.user_id, channel="call", status="missed", **days
         ),
