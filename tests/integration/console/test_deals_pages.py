@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from app_fixtures import log_in
-from commhub.models import Deal, Stage, StageChange, User
+from commhub.models import Contact, Deal, Stage, StageChange, User
 from commhub.services import deals
 from commhub.services.deals import SYSTEM, DealDraft
 from commhub.web.keys import DATABASE
@@ -365,3 +365,36 @@ async def test_odd_addresses_answer_a_page_not_a_failure(
     ):
         answer = await client.get(path)
         assert answer.status < 500, (path, answer.status)
+
+
+async def test_operator_edits_a_deal_of_a_contact_they_own_and_its_owner_stays(
+    client: Client, operator: dict[str, str]
+) -> None:
+    contact_id = await _contact(client, operator)
+    async with client.app[DATABASE].begin() as session:
+        contact = await session.get(Contact, contact_id)
+        assert contact is not None
+        contact.owner_id = await _user_id(client, "operator")
+    deal_id = await _deal(client, "Managed", "manager", contact_id=contact_id)
+    csrf = await log_in(client, "operator")
+    page = await (await client.get(f"/deals/{deal_id}")).text()
+    assert 'name="owner_before" value="' in page
+    manager_id = await _user_id(client, "manager")
+    saved = await client.post(
+        f"/deals/{deal_id}",
+        data={
+            "csrf_token": csrf,
+            "title": "Managed, renamed",
+            "owner_id": str(manager_id),
+            "owner_before": str(manager_id),
+        },
+    )
+    assert _notice(await saved.text()) == "Deal saved."
+    deal = await _get(client, deal_id)
+    assert deal.title == "Managed, renamed" and deal.owner_id == manager_id
+    taken = await client.post(
+        f"/deals/{deal_id}",
+        data={"csrf_token": csrf, "owner_id": "none", "owner_before": str(manager_id)},
+    )
+    assert taken.status == 422 and 'id="error-deal-owner_id"' in await taken.text()
+    assert (await _get(client, deal_id)).owner_id == manager_id
