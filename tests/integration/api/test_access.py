@@ -115,6 +115,18 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/contacts/{id}/email"): WRITERS,
     ("GET", "/emails/{id}/html"): ALL,
     ("GET", "/emails/threads/{id}"): ALL,
+    # Deals in the console (helper B, issue 18).
+    ("GET", "/deals"): WRITERS,
+    ("POST", "/deals/mass"): WRITERS,
+    ("GET", "/deals/board"): WRITERS,
+    ("GET", "/deals/board/more"): WRITERS,
+    ("GET", "/deals/new"): WRITERS,
+    ("POST", "/deals/new"): WRITERS,
+    ("GET", "/deals/{id}"): WRITERS,
+    ("POST", "/deals/{id}"): WRITERS,
+    ("POST", "/deals/{id}/stage"): WRITERS,
+    ("POST", "/deals/{id}/invoices"): WRITERS,
+    ("POST", "/deals/{id}/payments"): WRITERS,
 }
 
 
