@@ -130,6 +130,18 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/admin/pipelines/{id}/order"): ADMIN,
     ("POST", "/admin/stages/{id}"): ADMIN,
     ("POST", "/admin/stages/{id}/remove"): ADMIN,
+    # Deals in the console (helper B, issue 18).
+    ("GET", "/deals"): WRITERS,
+    ("POST", "/deals/mass"): WRITERS,
+    ("GET", "/deals/board"): WRITERS,
+    ("GET", "/deals/board/more"): WRITERS,
+    ("GET", "/deals/new"): WRITERS,
+    ("POST", "/deals/new"): WRITERS,
+    ("GET", "/deals/{id}"): WRITERS,
+    ("POST", "/deals/{id}"): WRITERS,
+    ("POST", "/deals/{id}/stage"): WRITERS,
+    ("POST", "/deals/{id}/invoices"): WRITERS,
+    ("POST", "/deals/{id}/payments"): WRITERS,
 }
 
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from app_fixtures import log_in
-from commhub.models import Deal, Stage, StageChange, User
+from commhub.models import Contact, Deal, Stage, StageChange, User
 from commhub.services import deals
 from commhub.services.deals import SYSTEM, DealDraft
 from commhub.web.keys import DATABASE
@@ -320,3 +320,81 @@ async def test_new_deal_from_the_card(client: Client, operator: dict[str, str]) 
     deals_panel = re.search(r'<section class="panel" id="card-deals">.*?</section>', card, re.S)
     assert deals_panel is not None
     assert "Website redesign" in deals_panel.group(0) and "New lead" in deals_panel.group(0)
+
+
+async def test_board_columns_count_sum_per_currency_and_show_more(
+    client: Client, manager: dict[str, str]
+) -> None:
+    stages = await _stages(client)
+    for n in range(22):
+        await _deal(client, f"Lead {n}", "manager", amount=Decimal("10.25"))
+    await _deal(client, "In euros", "manager", amount=Decimal("5"), currency="EUR")
+    await _deal(client, "Won one", "manager", stage_id=stages["won"])
+    await log_in(client, "manager")
+    board = await (await client.get("/deals/board")).text()
+    columns = re.findall(r'<section class="board-column stage-(\w+)" data-stage="(\d+)"', board)
+    kinds = [kind for kind, _ in columns]
+    assert kinds == sorted(kinds, key=["open", "won", "lost"].index)  # open ones, then won, lost
+    first = board.split(f'data-stage="{stages["new_lead"]}"')[1].split("</section>")[0]
+    assert '<span class="count">23</span>' in first
+    assert "225.50" in first and "5.00" in first  # 22 x 10.25 RUB and 5 EUR, never mixed
+    assert first.count('class="deal-card"') == 20
+    more = re.search(r'class="show-more" href="([^"]+)"', first)
+    assert more is not None
+    rest = await client.get(more.group(1).replace("&amp;", "&"))
+    text = await rest.text()
+    assert rest.status == 200 and text.count('class="deal-card"') == 3 and "show-more" not in text
+    shown = set(re.findall(r'data-deal="(\d+)"', first + text))
+    assert len(shown) == 23
+
+
+async def test_odd_addresses_answer_a_page_not_a_failure(
+    client: Client, manager: dict[str, str]
+) -> None:
+    await log_in(client, "manager")
+    for path in (
+        "/deals?offset=abc&sort=nonsense&order=sideways",
+        "/deals?from=2026-13-01&reached=1",
+        "/deals?pipeline=x",
+        "/deals/board?pipeline=999999",
+        "/deals/board?pipeline=abc",
+        "/deals/board/more?stage=1&after=yesterday&after_id=1",
+        "/deals/board/more",
+        "/deals/new?contact=999999",
+        "/deals/999999",
+    ):
+        answer = await client.get(path)
+        assert answer.status < 500, (path, answer.status)
+
+
+async def test_operator_edits_a_deal_of_a_contact_they_own_and_its_owner_stays(
+    client: Client, operator: dict[str, str]
+) -> None:
+    contact_id = await _contact(client, operator)
+    async with client.app[DATABASE].begin() as session:
+        contact = await session.get(Contact, contact_id)
+        assert contact is not None
+        contact.owner_id = await _user_id(client, "operator")
+    deal_id = await _deal(client, "Managed", "manager", contact_id=contact_id)
+    csrf = await log_in(client, "operator")
+    page = await (await client.get(f"/deals/{deal_id}")).text()
+    assert 'name="owner_before" value="' in page
+    manager_id = await _user_id(client, "manager")
+    saved = await client.post(
+        f"/deals/{deal_id}",
+        data={
+            "csrf_token": csrf,
+            "title": "Managed, renamed",
+            "owner_id": str(manager_id),
+            "owner_before": str(manager_id),
+        },
+    )
+    assert _notice(await saved.text()) == "Deal saved."
+    deal = await _get(client, deal_id)
+    assert deal.title == "Managed, renamed" and deal.owner_id == manager_id
+    taken = await client.post(
+        f"/deals/{deal_id}",
+        data={"csrf_token": csrf, "owner_id": "none", "owner_before": str(manager_id)},
+    )
+    assert taken.status == 422 and 'id="error-deal-owner_id"' in await taken.text()
+    assert (await _get(client, deal_id)).owner_id == manager_id

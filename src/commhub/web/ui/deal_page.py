@@ -76,7 +76,7 @@ async def edit_deal(request: web.Request) -> web.StreamResponse:
             title=form.get("title", UNSET),
             amount=form["amount"].strip() or "0" if "amount" in form else UNSET,
             currency=form.get("currency", UNSET),
-            owner_id=_owner(form) if "owner_id" in form else UNSET,
+            owner_id=_owner(form) if _owner_changed(form) else UNSET,
             contact_id=(
                 read_id(form["contact_id"], "contact_id") if "contact_id" in form else UNSET
             ),
@@ -217,6 +217,12 @@ async def create_deal(request: web.Request) -> web.StreamResponse:
 def _origin(form: Form, user_id: int) -> str | None:
     key = form.get("key", "")[:40]
     return f"ui:deal:{user_id}:{key}" if key else None
+
+
+def _owner_changed(form: Form) -> bool:
+    """Whether the owner field says something new: an operator saving a deal of a contact
+    they own, but someone else's deal, leaves its owner as it was."""
+    return "owner_id" in form and form["owner_id"].strip() != form.get("owner_before", "").strip()
 
 
 def _owner(form: Form) -> int | None:

@@ -79,7 +79,11 @@ async def more_cards(request: web.Request) -> web.StreamResponse:
         fmt=me.fmt,
         column=column,
         names=names,
-        stages=[s for s in names.stages.values() if s.pipeline_id == stage.pipeline_id],
+        stages=[
+            s
+            for s in names.stages.values()
+            if s.pipeline_id == stage.pipeline_id and s.removed_at is None
+        ],
         today=me.fmt.now().date(),
         now=me.fmt.now(),
         money=lambda amount, currency: money(amount, currency, me.language),

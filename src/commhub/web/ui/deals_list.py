@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from commhub.domain.contacts import FieldError
+from commhub.domain.identifiers import parse_id
 from commhub.domain.roles import Permission
 from commhub.services import deal_console, deals
 from commhub.services.deal_console import SORTS
@@ -46,9 +47,9 @@ async def deals_page(request: web.Request) -> web.StreamResponse:
     me = await viewer(request)
     query = {name: request.query.get(name, "").strip()[:200] for name in FIELDS}
     sort = query["sort"] if query["sort"] in SORTS else "updated"
-    offset = read_id(request.query.get("offset", ""), "offset") or 0
     error = ""
     actor = deals.actor(me.user.id, me.role)
+    offset = parse_id(request.query.get("offset", "").strip()) or 0
     try:
         which = deal_filter(query, me.fmt.zone, me.fmt.now().date())
     except InvalidInput as exc:
