@@ -64,6 +64,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class ExactAmount(TypeDecorator[Decimal]):
+    """Money, exact on both backends: ``NUMERIC(20, 4)`` on PostgreSQL; on SQLite, which
+    keeps a NUMERIC as a float (99999999999999.99 reads back …99.9844), a whole number of
+    ten-thousandths in an INTEGER, so values and their SUMs stay exact."""
+
+    impl = Numeric(20, 4)
+    cache_ok = True
+    SCALE = 4
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(20, self.SCALE))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return int(Decimal(value).scaleb(self.SCALE).to_integral_exact())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-self.SCALE)
+        return Decimal(value)
+
+
 def utcnow() -> datetime:
     """Now, aware, in UTC."""
     return datetime.now(UTC)
@@ -620,7 +647,7 @@ class Deal(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     title: Mapped[str] = mapped_column(String(300))
-    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=Decimal(0))
+    amount: Mapped[Decimal] = mapped_column(ExactAmount(), default=Decimal(0))
     currency: Mapped[str] = mapped_column(String(3))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     source: Mapped[str] = mapped_column(String(20))
@@ -703,7 +730,7 @@ class StageReach(Base):
     """Time spent in the stage over every stay that has ended."""
     owner_id: Mapped[int | None] = mapped_column(Id)
     source: Mapped[str] = mapped_column(String(20))
-    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    amount: Mapped[Decimal] = mapped_column(ExactAmount())
     currency: Mapped[str] = mapped_column(String(3))
 
 
@@ -716,11 +743,11 @@ class Invoice(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), index=True)
     number: Mapped[str] = mapped_column(String(100), unique=True)
-    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    amount: Mapped[Decimal] = mapped_column(ExactAmount())
     currency: Mapped[str] = mapped_column(String(3))
     issued_on: Mapped[date] = mapped_column(Date)
     due_on: Mapped[date] = mapped_column(Date)
-    paid_amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), default=Decimal(0))
+    paid_amount: Mapped[Decimal] = mapped_column(ExactAmount(), default=Decimal(0))
     paid_on: Mapped[date | None] = mapped_column(Date)
     """The date of the payment that settled it (the last one), once paid in full."""
     paid_in_full: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -737,7 +764,7 @@ class Payment(Base):
     invoice_id: Mapped[int] = mapped_column(
         ForeignKey("invoices.id", ondelete="CASCADE"), index=True
     )
-    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    amount: Mapped[Decimal] = mapped_column(ExactAmount())
     paid_on: Mapped[date] = mapped_column(Date)
     key: Mapped[str | None] = mapped_column(String(200), unique=True)
     """The Idempotency-Key it was recorded with: a resent form records it once."""

@@ -17,8 +17,9 @@ from babel.numbers import get_currency_precision, get_territory_currencies, list
 
 from commhub.domain.contacts import FieldError
 
-MAX_AMOUNT: Final = Decimal("999999999999999.9999")
-"""What ``NUMERIC(20, 4)`` holds: the column every amount is stored in."""
+MAX_AMOUNT: Final = Decimal("99999999999999.9999")
+"""A hundred trillion less a little: what every amount column holds exactly (on SQLite in
+ten-thousandths within a 64-bit integer, with room to add a few together)."""
 
 _CURRENCIES: Final = frozenset(list_currencies())
 

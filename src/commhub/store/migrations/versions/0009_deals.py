@@ -22,6 +22,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+AMOUNT = sa.Numeric(precision=20, scale=4).with_variant(sa.BigInteger(), "sqlite")
+"""Money: exact NUMERIC on PostgreSQL; on SQLite (whose NUMERIC is a float) ten-thousandths
+as an INTEGER (``models.ExactAmount`` converts)."""
 
 FUNNEL_INDEX_COLUMNS = [
     "pipeline_id",
@@ -88,7 +91,7 @@ def upgrade() -> None:
         sa.Column("contact_id", ID, nullable=True),
         sa.Column("company_id", ID, nullable=True),
         sa.Column("title", sa.String(length=300), nullable=False),
-        sa.Column("amount", sa.Numeric(precision=20, scale=4), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("owner_id", ID, nullable=True),
         sa.Column("source", sa.String(length=20), nullable=False),
@@ -144,11 +147,11 @@ def upgrade() -> None:
         sa.Column("id", ID, nullable=False),
         sa.Column("deal_id", ID, nullable=False),
         sa.Column("number", sa.String(length=100), nullable=False),
-        sa.Column("amount", sa.Numeric(precision=20, scale=4), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("issued_on", sa.Date(), nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
-        sa.Column("paid_amount", sa.Numeric(precision=20, scale=4), nullable=False),
+        sa.Column("paid_amount", AMOUNT, nullable=False),
         sa.Column("paid_on", sa.Date(), nullable=True),
         sa.Column("paid_in_full", sa.Boolean(), nullable=False),
         sa.Column("created_by_id", ID, nullable=True),
@@ -211,7 +214,7 @@ def upgrade() -> None:
         sa.Column("seconds_in", sa.Integer(), nullable=False),
         sa.Column("owner_id", ID, nullable=True),
         sa.Column("source", sa.String(length=20), nullable=False),
-        sa.Column("amount", sa.Numeric(precision=20, scale=4), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.ForeignKeyConstraint(
             ["deal_id"],
@@ -236,7 +239,7 @@ def upgrade() -> None:
         "payments",
         sa.Column("id", ID, nullable=False),
         sa.Column("invoice_id", ID, nullable=False),
-        sa.Column("amount", sa.Numeric(precision=20, scale=4), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("paid_on", sa.Date(), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=True),
         sa.Column("recorded_by_id", ID, nullable=True),
