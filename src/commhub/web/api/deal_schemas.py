@@ -136,6 +136,7 @@ class StageChangeOut(BaseModel):
 
 class DealDetail(DealOut):
     history: list[StageChangeOut]
+    invoices: list[InvoiceOut]
 
 
 class StageCount(StageRef):
@@ -224,3 +225,62 @@ class StageRemoval(Strict):
 
 class StageRemoved(BaseModel):
     moved: int = Field(description="How many deals moved to the target stage.")
+
+
+class InvoiceCreate(Strict):
+    number: str = Field(min_length=1, max_length=100)
+    amount: Amount
+    currency: str | None = Field(
+        default=None, min_length=1, max_length=3, description="Default: the deal's currency."
+    )
+    issued_on: date
+    due_on: date
+
+
+class PaymentCreate(Strict):
+    amount: Amount
+    paid_on: date
+
+
+class PaymentOut(BaseModel):
+    id: int
+    amount: str
+    paid_on: date
+
+
+class InvoiceOut(BaseModel):
+    id: int
+    deal_id: int
+    number: str
+    amount: str
+    currency: str
+    issued_on: date
+    due_on: date
+    paid_amount: str
+    owed: str
+    paid_in_full: bool
+    paid_on: date | None
+    payments: list[PaymentOut] = Field(default_factory=list)
+
+
+class ReceivablesQuery(Strict):
+    owner_id: int | None = Field(default=None, ge=1)
+
+
+class ReceivableOut(BaseModel):
+    invoice_id: int
+    number: str
+    deal_id: int
+    deal_title: str
+    owner_id: int | None
+    owner_name: str | None
+    owed: MoneyOut
+    due_on: date
+    days_overdue: int
+    ageing: str = Field(description="not_due, 1_30, 31_60 or 60_plus (days past due).")
+
+
+class ReceivablesOut(BaseModel):
+    rows: list[ReceivableOut]
+    buckets: dict[str, list[MoneyOut]]
+    total: list[MoneyOut]

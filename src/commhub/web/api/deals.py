@@ -6,13 +6,16 @@ handlers only say who acts, through :func:`services.deals.actor`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 
 from aiohttp import web
+from babel.numbers import get_currency_precision
 
 from commhub.domain.deals import shown_name
 from commhub.domain.roles import Permission
-from commhub.models import Deal, Stage
+from commhub.models import Deal, Invoice, Payment, Stage
 from commhub.services import deal_views, deals
 from commhub.services.deal_views import DealFilter, Names, Reached
 from commhub.web.api import deal_schemas as schemas
@@ -39,6 +42,36 @@ def idempotency_key(request: web.Request) -> str | None:
     return f"api:{principal(request).user_id}:{key}"
 
 
+def money_text(amount: Decimal, currency: str) -> str:
+    """An amount as JSON carries it: a string with the currency's decimals ("1500.00")."""
+    return str(amount.quantize(Decimal(1).scaleb(-get_currency_precision(currency))))
+
+
+def money_out(amount: Decimal, currency: str) -> schemas.MoneyOut:
+    return schemas.MoneyOut(amount=money_text(amount, currency), currency=currency)
+
+
+def invoice_out(invoice: Invoice, payments: Sequence[Payment] = ()) -> schemas.InvoiceOut:
+    currency = invoice.currency
+    return schemas.InvoiceOut(
+        id=invoice.id,
+        deal_id=invoice.deal_id,
+        number=invoice.number,
+        amount=money_text(invoice.amount, currency),
+        currency=currency,
+        issued_on=invoice.issued_on,
+        due_on=invoice.due_on,
+        paid_amount=money_text(invoice.paid_amount, currency),
+        owed=money_text(invoice.amount - invoice.paid_amount, currency),
+        paid_in_full=invoice.paid_in_full,
+        paid_on=invoice.paid_on,
+        payments=[
+            schemas.PaymentOut(id=p.id, amount=money_text(p.amount, currency), paid_on=p.paid_on)
+            for p in payments
+        ],
+    )
+
+
 def stage_ref(stage: Stage) -> schemas.StageRef:
     return schemas.StageRef(
         id=stage.id,
@@ -52,7 +85,7 @@ def deal_out(deal: Deal, names: Names) -> schemas.DealOut:
     return schemas.DealOut(
         id=deal.id,
         title=deal.title,
-        amount=f"{deal.amount:.2f}",
+        amount=money_text(deal.amount, deal.currency),
         currency=deal.currency,
         pipeline_id=deal.pipeline_id,
         stage=stage_ref(names.stages[deal.stage_id]),
@@ -246,5 +279,6 @@ async def _detail(
             )
             for c in page.history
         ],
+        invoices=[invoice_out(i, page.payments.get(i.id, [])) for i in page.invoices],
     )
     return json_response(detail, status=status)

@@ -12,6 +12,7 @@ from commhub.domain.roles import Permission
 from commhub.services import accounts
 from commhub.services.funnel import funnel_report
 from commhub.web.api import deal_schemas as schemas
+from commhub.web.api.deals import money_out
 from commhub.web.endpoints import endpoint, json_response, read_query
 from commhub.web.keys import DATABASE, SETTINGS, principal
 from commhub.web.problems import invalid
@@ -62,10 +63,7 @@ async def funnel(request: web.Request) -> web.StreamResponse:
                 won=row.won,
                 to_next=None if row.to_next is None else str(row.to_next),
                 to_won=None if row.to_won is None else str(row.to_won),
-                amounts=[
-                    schemas.MoneyOut(amount=f"{m.amount:.2f}", currency=m.currency)
-                    for m in row.amounts
-                ],
+                amounts=[money_out(m.amount, m.currency) for m in row.amounts],
                 median_days=None if row.median_days is None else str(row.median_days),
             )
         )
