@@ -87,6 +87,11 @@ class UserUpdate(Strict):
         max_length=64,
         description="IANA time zone (Europe/Moscow); empty string clears it.",
     )
+    deals_to: int | None = Field(
+        default=None,
+        ge=1,
+        description="With active=false: who gets the user's deals (default: the caller).",
+    )
 
 
 class UserList(BaseModel):
