@@ -6,6 +6,7 @@ from aiohttp import web
 
 from commhub.web import hooks, live
 from commhub.web.api import (
+    board,
     calls,
     contacts,
     deals,
@@ -104,6 +105,8 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/deals", deals.list_deals),
             web.post(f"{API}/deals", deals.create_deal),
             web.post(f"{API}/deals/bulk", deals.bulk_change),
+            web.get(f"{API}/deals/board", board.board),
+            web.get(f"{API}/stages/{{id}}/deals", board.column),
             web.get(f"{API}/deals/{{id}}", deals.get_deal),
             web.patch(f"{API}/deals/{{id}}", deals.update_deal),
             web.post(f"{API}/deals/{{id}}/move", deals.move_deal),

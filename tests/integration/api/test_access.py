@@ -85,6 +85,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/deals"): WRITERS,
     ("POST", "/api/v1/deals"): WRITERS,
     ("POST", "/api/v1/deals/bulk"): WRITERS,
+    ("GET", "/api/v1/deals/board"): WRITERS,
+    ("GET", "/api/v1/stages/{id}/deals"): WRITERS,
     ("GET", "/api/v1/deals/{id}"): WRITERS,
     ("PATCH", "/api/v1/deals/{id}"): WRITERS,
     ("POST", "/api/v1/deals/{id}/move"): WRITERS,

@@ -284,3 +284,32 @@ class ReceivablesOut(BaseModel):
     rows: list[ReceivableOut]
     buckets: dict[str, list[MoneyOut]]
     total: list[MoneyOut]
+
+
+class BoardQuery(Strict):
+    pipeline_id: int | None = Field(default=None, ge=1, description="Default: the default one.")
+    owner_id: int | None = Field(default=None, ge=1)
+    source: DealSource | None = None
+    q: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=100, description="Cards per column.")
+
+
+class ColumnQuery(Strict):
+    cursor: str | None = Field(default=None, max_length=200, description="A next_cursor.")
+    owner_id: int | None = Field(default=None, ge=1)
+    source: DealSource | None = None
+    q: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class ColumnOut(BaseModel):
+    stage: StageRef
+    count: int
+    sums: list[MoneyOut] = Field(description="Amounts of every deal in it, per currency.")
+    deals: list[DealOut] = Field(description="The most recently active first.")
+    next_cursor: str | None
+
+
+class BoardOut(BaseModel):
+    pipeline_id: int
+    columns: list[ColumnOut]
