@@ -3,10 +3,13 @@ one deal, bad input named by field, and a stage change told live to the owner.""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 
+from commhub.config import Settings
 from deal_calls import failed_field, me, open_deal, stages
 
 Client = TestClient[Any, Any]
@@ -173,3 +176,16 @@ async def test_a_note_cannot_pose_as_a_deal_line(client: Client, manager: Auth) 
         headers=manager,
     )
     assert await failed_field(response) == "channel"
+
+
+async def test_overdue_lists_deals_whose_next_step_was_due_before_today(
+    client: Client, operator: Auth, settings: Settings
+) -> None:
+    today = datetime.now(ZoneInfo(settings.time_zone)).date()  # the caller chose no zone
+    late = await open_deal(
+        client, operator, title="Late", next_step="Call", next_step_due_on=str(today - timedelta(1))
+    )
+    await open_deal(client, operator, title="Soon", next_step_due_on=str(today + timedelta(1)))
+    await open_deal(client, operator, title="Today", next_step_due_on=str(today))
+    listed = await client.get("/api/v1/deals", params={"overdue": "true"}, headers=operator)
+    assert [d["id"] for d in (await listed.json())["items"]] == [late["id"]]

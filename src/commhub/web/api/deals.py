@@ -7,8 +7,9 @@ handlers only say who acts, through :func:`services.deals.actor`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from babel.numbers import get_currency_precision
@@ -16,15 +17,22 @@ from babel.numbers import get_currency_precision
 from commhub.domain.deals import shown_name
 from commhub.domain.roles import Permission
 from commhub.models import Deal, Invoice, Payment, Stage
-from commhub.services import deal_views, deals
+from commhub.services import accounts, deal_views, deals
 from commhub.services.deal_views import DealFilter, Names, Reached
 from commhub.web.api import deal_schemas as schemas
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
-from commhub.web.keys import DATABASE, FEED, principal
+from commhub.web.keys import DATABASE, FEED, SETTINGS, principal
 from commhub.web.problems import invalid
+from commhub.web.ui.formatting import zone_or_none
 
 MAX_KEY = 150
 """An Idempotency-Key's length limit (it goes into ``origin_key`` with the user's id)."""
+
+
+async def caller_zone(request: web.Request) -> ZoneInfo:
+    """The caller's time zone, else the hub's: "December" is December where they are."""
+    user = await accounts.user(request.app[DATABASE], principal(request).user_id)
+    return zone_or_none(user.time_zone) or ZoneInfo(request.app[SETTINGS].time_zone)
 
 
 def acting(request: web.Request) -> deals.Actor:
@@ -107,7 +115,7 @@ def deal_out(deal: Deal, names: Names) -> schemas.DealOut:
     )
 
 
-def filter_of(query: schemas.DealQuery) -> DealFilter:
+async def filter_of(request: web.Request, query: schemas.DealQuery) -> DealFilter:
     reached = None
     if query.reached_stage_id is not None:
         if query.since is None or query.until is None:
@@ -122,7 +130,7 @@ def filter_of(query: schemas.DealQuery) -> DealFilter:
         source=None if query.source is None else query.source.value,
         state=query.state,
         text=query.q,
-        overdue_on=date.today() if query.overdue else None,
+        overdue_on=datetime.now(await caller_zone(request)).date() if query.overdue else None,
         reached=reached,
     )
 
@@ -138,7 +146,7 @@ async def list_deals(request: web.Request) -> web.StreamResponse:
     query = read_query(request, schemas.DealQuery)
     found = await deal_views.deal_list(
         request.app[DATABASE],
-        filter_of(query),
+        await filter_of(request, query),
         acting(request),
         sort=query.sort,
         descending=query.order == "desc",

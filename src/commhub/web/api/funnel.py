@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from commhub.domain.deals import shown_name
 from commhub.domain.roles import Permission
-from commhub.services import accounts
 from commhub.services.funnel import funnel_report
 from commhub.web.api import deal_schemas as schemas
-from commhub.web.api.deals import money_out
+from commhub.web.api.deals import caller_zone, money_out
 from commhub.web.endpoints import endpoint, json_response, read_query
-from commhub.web.keys import DATABASE, SETTINGS, principal
+from commhub.web.keys import DATABASE
 from commhub.web.problems import invalid
-from commhub.web.ui.formatting import zone_or_none
-
-
-async def caller_zone(request: web.Request) -> ZoneInfo:
-    """The caller's time zone, else the hub's: "December" is December where they are."""
-    user = await accounts.user(request.app[DATABASE], principal(request).user_id)
-    return zone_or_none(user.time_zone) or ZoneInfo(request.app[SETTINGS].time_zone)
 
 
 @endpoint(

@@ -9,8 +9,7 @@ from aiohttp import web
 from commhub.domain.roles import Permission
 from commhub.services import invoices
 from commhub.web.api import deal_schemas as schemas
-from commhub.web.api.deals import acting, idempotency_key, invoice_out, money_out
-from commhub.web.api.funnel import caller_zone
+from commhub.web.api.deals import acting, caller_zone, idempotency_key, invoice_out, money_out
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
 from commhub.web.keys import DATABASE, FEED
 
