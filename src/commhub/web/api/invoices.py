@@ -38,7 +38,8 @@ async def add_invoice(request: web.Request) -> web.StreamResponse:
 
 @endpoint(
     "Record a payment (never more than is owed). With an Idempotency-Key header a retry "
-    "records nothing twice. Paying the last invoice of a deal may win it (won_when_paid).",
+    "records nothing twice. Paying the last invoice of a deal may win it (won_when_paid). "
+    "Answers the invoice's totals; GET /deals/{id} lists its payments.",
     permission=Permission.DEALS,
     tag="deals",
     body=schemas.PaymentCreate,
