@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from deal_calls import open_deal, stages
+from deal_calls import me, open_deal, stages
 
 Client = TestClient[Any, Any]
 Auth = dict[str, str]
@@ -77,3 +77,21 @@ async def test_funnel_period_must_not_end_before_it_starts(client: Client, manag
     )
     assert response.status == 422
     assert (await response.json())["errors"][0]["field"] == "query.until"
+
+
+async def test_funnel_days_are_the_callers_days_in_their_zone(
+    client: Client, admin: Auth, manager: Auth
+) -> None:
+    manager_id = await me(client, manager)
+    zoned = await client.patch(
+        f"/api/v1/users/{manager_id}", json={"time_zone": "Asia/Tokyo"}, headers=admin
+    )
+    assert zoned.status == 200, await zoned.text()
+    response = await client.get(
+        "/api/v1/reports/funnel",
+        params={"since": "2026-03-01", "until": "2026-03-31"},
+        headers=manager,
+    )
+    report = await response.json()
+    assert datetime.fromisoformat(report["since"]) == datetime(2026, 2, 28, 15, tzinfo=UTC)
+    assert datetime.fromisoformat(report["until"]) == datetime(2026, 3, 31, 15, tzinfo=UTC)
