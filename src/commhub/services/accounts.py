@@ -79,9 +79,11 @@ async def update_user(
     locale: str | None = None,
     time_zone: str | None = None,
     keep_credential: str | None = None,
+    deals_to: int | None = None,
+    acting_user_id: int | None = None,
 ) -> User:
-    """Change a user's fields, ending their credentials where the rules say so
-    (:func:`commhub.services.users.update_user`)."""
+    """Change a user's fields, ending their credentials where the rules say so and
+    handing a deactivated user's deals over (:func:`commhub.services.users.update_user`)."""
     async with db.begin() as session:
         return await users.update_user(
             session,
@@ -95,6 +97,8 @@ async def update_user(
             locale=locale,
             time_zone=time_zone,
             keep_credential=keep_credential,
+            deals_to=deals_to,
+            acting_user_id=acting_user_id,
         )
 
 

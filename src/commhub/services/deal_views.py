@@ -21,7 +21,9 @@ from commhub.store import deals as store
 from commhub.store import invoices as invoice_store
 from commhub.store import pipelines as pipeline_store
 from commhub.store import users as user_store
-from commhub.store.deals import Column, DealFilter
+from commhub.store.deals import Column as Column
+from commhub.store.deals import DealFilter as DealFilter  # the web builds its filters
+from commhub.store.deals import Reached as Reached
 
 
 @dataclass(frozen=True, slots=True)

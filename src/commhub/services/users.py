@@ -24,6 +24,7 @@ from commhub.config import CONSOLE_LANGUAGES
 from commhub.domain.roles import Role
 from commhub.models import ApiToken, User, WebSession, utcnow
 from commhub.services.errors import Conflict, InvalidInput, NotFound
+from commhub.store import deals as deal_store
 from commhub.store import users as store
 
 _hasher = PasswordHasher()
@@ -103,8 +104,14 @@ async def update_user(
     locale: str | None = None,
     time_zone: str | None = None,
     keep_credential: str | None = None,
+    deals_to: int | None = None,
+    acting_user_id: int | None = None,
 ) -> User:
     """Change a user's fields; the caller commits.
+
+    A deactivated user's deals (and their funnel rows) go to ``deals_to``,
+    else to ``acting_user_id`` (the admin doing it), so no deal is left with an
+    owner who can no longer work on it.
 
     ``locale`` and ``time_zone`` are the console's language and zone for the
     user; an empty string clears either (the hub's default applies). The last
@@ -140,6 +147,7 @@ async def update_user(
     elif extension is not None:
         await _check_extension_free(session, extension, user_id=user_id)
         user.extension = extension
+    await _hand_over_deals(session, user, active, deals_to or acting_user_id, deals_to)
     if active is not None and active != user.active:
         user.active = active
         # Reactivation ends them too: credentials left from before the user was
@@ -152,6 +160,25 @@ async def update_user(
         await end_access(session, user_id, keep_credential=keep_credential)
     await session.flush()
     return user
+
+
+async def _hand_over_deals(
+    session: AsyncSession,
+    user: User,
+    active: bool | None,
+    to_user: int | None,
+    named: int | None,
+) -> None:
+    """On deactivation, ``user``'s deals go to ``to_user`` (``named`` if the admin named one)."""
+    if not (active is False and user.active):
+        if named is not None:
+            raise InvalidInput("deals_to", "deals are handed over only when a user is deactivated")
+        return
+    if to_user is not None:
+        heir = await session.get(User, to_user)
+        if heir is None or not heir.active or heir.id == user.id:
+            raise InvalidInput("deals_to", f"name another active user, not {to_user}")
+    await deal_store.reassign_owner(session, user.id, to_user)
 
 
 async def end_access(

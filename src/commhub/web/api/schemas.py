@@ -25,6 +25,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _reported_channel(value: Medium) -> Medium:
+    """Deal lines come only from a stage change, so the timeline matches the deal's history."""
+    if value is Medium.DEAL:
+        raise ValueError("use call, sms, email or note; deal lines are written by moving a deal")
+    return value
+
+
 # --- auth, users, tokens -----------------------------------------------------
 
 
@@ -79,6 +86,11 @@ class UserUpdate(Strict):
         default=None,
         max_length=64,
         description="IANA time zone (Europe/Moscow); empty string clears it.",
+    )
+    deals_to: int | None = Field(
+        default=None,
+        ge=1,
+        description="With active=false: who gets the user's deals (default: the caller).",
     )
 
 
@@ -248,7 +260,11 @@ class InteractionQuery(Strict):
 
 
 class InteractionCreate(Strict):
-    channel: Medium
+    channel: Annotated[
+        Medium,
+        AfterValidator(_reported_channel),
+        Field(description="call, sms, email or note; deal lines are written by the deals service."),
+    ]
     direction: Direction
     status: Status
     external_id: str = Field(min_length=1, max_length=255)

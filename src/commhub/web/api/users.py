@@ -43,7 +43,8 @@ async def create_user(request: web.Request) -> web.StreamResponse:
 @endpoint(
     "Change a user's name, role, extension, password, active flag, language or time zone. "
     "Deactivating, reactivating or resetting the password ends the user's sessions and API "
-    "tokens (the caller's own stay); a new role applies to their very next request.",
+    "tokens (the caller's own stay); a new role applies to their very next request. "
+    "A deactivated user's deals go to deals_to, else to the admin deactivating them.",
     permission=Permission.USERS_MANAGE,
     tag="users",
     body=schemas.UserUpdate,
@@ -64,6 +65,8 @@ async def update_user(request: web.Request) -> web.StreamResponse:
         locale=body.locale,
         time_zone=body.time_zone,
         keep_credential=credential_of(request),
+        deals_to=body.deals_to,
+        acting_user_id=principal(request).user_id,
     )
     return json_response(user_out(user))
 

@@ -85,6 +85,10 @@ async def update_user(request: web.Request) -> web.StreamResponse:
                 "extension": form.get("extension", "").strip(),
                 "active": None if yourself else form.get("active") == "1",
                 "password": form.get("password") or None,
+                # Only a deactivation hands the deals over; otherwise the choice is moot.
+                "deals_to": None
+                if yourself or form.get("active") == "1"
+                else form.get("deals_to") or None,
             }
         )
         await accounts.update_user(
@@ -97,6 +101,8 @@ async def update_user(request: web.Request) -> web.StreamResponse:
             active=body.active,
             password=body.password,
             keep_credential=credential_of(request),
+            deals_to=body.deals_to,
+            acting_user_id=(await viewer(request)).user.id,
         )
     except (ValidationError, InvalidInput, Conflict) as refused:
         return await _user_page(request, user, form=_kept(form), error=_reason(refused), status=422)
@@ -130,6 +136,11 @@ async def _user_page(
         status=status,
         user=user,
         yourself=user.id == me.user.id,
+        heirs=[
+            u
+            for u in await accounts.all_users(request.app[DATABASE])
+            if u.active and u.id != user.id
+        ],
         roles=list(Role),
         form=form,
         error=error,
