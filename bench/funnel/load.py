@@ -31,11 +31,12 @@ from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from commhub.domain.deals import StageKind
 from commhub.domain.funnel import Move, StageLine, reaches
 from commhub.models import Deal, Pipeline, Stage, StageChange, StageReach, User
+from commhub.store import funnel as funnel_store
 from commhub.store.engine import session_factory
 
 START: Final = datetime(2024, 1, 1, tzinfo=UTC)
@@ -151,6 +152,7 @@ def generate(layout: Layout, total: int, seed: int = 18) -> Iterator[Chunk]:
             opened = START + timedelta(seconds=rng.randrange(SPAN_S))
             moves = _walk(rng, stages, rng.randint(1, 9), opened)
             currency, _, places = _pick(rng, CURRENCIES)
+            reason = rng.choice(REASONS)
             amount = Decimal(rng.randrange(1_000, 5_000_000)).scaleb(-places)
             owner = None if rng.random() < 0.05 else rng.randint(1, OWNERS)
             source = _pick(rng, SOURCES)[0]
@@ -167,7 +169,7 @@ def generate(layout: Layout, total: int, seed: int = 18) -> Iterator[Chunk]:
                     "owner_id": owner,
                     "source": source,
                     "next_step": "",
-                    "lost_reason": rng.choice(REASONS) if kinds[last.to_stage_id] == "lost" else "",
+                    "lost_reason": reason if kinds[last.to_stage_id] == "lost" else "",
                     "notes": "",
                     "stage_entered_at": last.at,
                     "closed_at": last.at if closes else None,
@@ -206,6 +208,11 @@ def generate(layout: Layout, total: int, seed: int = 18) -> Iterator[Chunk]:
                         "source": source,
                         "amount": amount,
                         "currency": currency,
+                        "lost_reason": (
+                            (reason if kinds[last.to_stage_id] == "lost" else "")
+                            if kinds[reach.stage_id] == "lost"
+                            else None
+                        ),
                     }
                 )
         yield chunk
@@ -238,6 +245,11 @@ async def fill(engine: AsyncEngine, total: int) -> str:
             f"{counts['stage_reaches']:>9} funnel rows, {time.perf_counter() - start:6.1f} s",
             flush=True,
         )
+    async with AsyncSession(engine) as session:
+        # The daily sums the report reads, made from the rows just written.
+        for pipeline_id, _ in layout.pipelines:
+            await funnel_store.rebuild(session, pipeline_id)
+        await session.commit()
     async with engine.connect() as connection:
         if postgres:
             for name, _ in TABLES:

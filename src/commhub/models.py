@@ -732,6 +732,69 @@ class StageReach(Base):
     source: Mapped[str] = mapped_column(String(20))
     amount: Mapped[Decimal] = mapped_column(ExactAmount())
     currency: Mapped[str] = mapped_column(String(3))
+    lost_reason: Mapped[str | None] = mapped_column(String(500))
+    """Only on a lost stage's row (``""`` when no reason was given): why the deal was lost.
+    The row itself says it counts as a loss, whatever the stage's kind is later."""
+
+
+class FunnelDay(Base):
+    """The funnel rows of one UTC day summed per pipeline, stage and currency.
+
+    Kept in step with :class:`StageReach` by ``store.funnel.rewrite`` (it adds what a
+    deal's new rows bring and takes away what its old ones brought, in the same
+    transaction), so a year's report sums a few thousand rows, not a million; the
+    partial days at a period's edges (the viewer's midnight is not UTC's) are read
+    from the funnel rows themselves.
+    """
+
+    __tablename__ = "funnel_days"
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "day", "stage_id", "currency", name="uq_funnel_days_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    reached: Mapped[int] = mapped_column(Integer, default=0)
+    moved_on: Mapped[int] = mapped_column(Integer, default=0)
+    won: Mapped[int] = mapped_column(Integer, default=0)
+    amount: Mapped[Decimal] = mapped_column(ExactAmount(), default=Decimal(0))
+
+
+class FunnelStay(Base):
+    """How many deals that reached a stage on a UTC day spent so many whole days in it
+    before moving on: the median's histogram, kept like :class:`FunnelDay`."""
+
+    __tablename__ = "funnel_stays"
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "day", "stage_id", "days", name="uq_funnel_stays_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    days: Mapped[int] = mapped_column(Integer)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FunnelLoss(Base):
+    """How many deals reached a lost stage on a UTC day, per reason, kept like
+    :class:`FunnelDay`."""
+
+    __tablename__ = "funnel_losses"
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "day", "stage_id", "reason", name="uq_funnel_losses_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    reason: Mapped[str] = mapped_column(String(500))
+    deals: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Invoice(Base):

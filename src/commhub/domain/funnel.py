@@ -22,10 +22,11 @@ aggregate of those rows shaped by :func:`funnel_of`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from commhub.domain.deals import StageKind
 from commhub.domain.money import Money, totals
@@ -227,3 +228,49 @@ def funnel_of(
 
 def whole_days(seconds: int) -> int:
     return seconds // SECONDS_PER_DAY
+
+
+DayKey = tuple[int, int, date, str]
+"""(pipeline, stage, UTC day reached, currency)."""
+StayKey = tuple[int, int, date, int]
+"""(pipeline, stage, UTC day reached, whole days spent)."""
+LossKey = tuple[int, int, date, str]
+"""(pipeline, stage, UTC day reached, reason)."""
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a set of funnel rows adds to the daily sums; rows taken away count negative.
+
+    ``store.funnel.rewrite`` tallies a deal's old rows with -1 and its new ones
+    with +1 and adds the difference to the daily tables, so those always equal
+    the sums over the rows (a property the tests check).
+    """
+
+    days: dict[DayKey, list[Any]] = field(default_factory=dict)
+    """[reached, moved on, won, amount] per key."""
+    stays: dict[StayKey, int] = field(default_factory=dict)
+    losses: dict[LossKey, int] = field(default_factory=dict)
+
+    def add(self, row: Mapping[str, Any], sign: int) -> None:
+        day = row["reached_at"].astimezone(UTC).date()
+        pipeline, stage = row["pipeline_id"], row["stage_id"]
+        cell = self.days.setdefault((pipeline, stage, day, row["currency"]), [0, 0, 0, Decimal(0)])
+        cell[0] += sign
+        cell[1] += sign if row["moved_on_at"] is not None else 0
+        cell[2] += sign if row["won_at"] is not None else 0
+        cell[3] += sign * row["amount"]
+        if row["moved_on_at"] is not None and not row["skipped"]:
+            key = (pipeline, stage, day, whole_days(row["seconds_in"]))
+            self.stays[key] = self.stays.get(key, 0) + sign
+        if row.get("lost_reason") is not None:
+            loss = (pipeline, stage, day, row["lost_reason"])
+            self.losses[loss] = self.losses.get(loss, 0) + sign
+
+    def changes(self) -> Tally:
+        """Only the keys whose sums move (a rewrite that changes nothing writes nothing)."""
+        return Tally(
+            {k: v for k, v in self.days.items() if any(v)},
+            {k: v for k, v in self.stays.items() if v},
+            {k: v for k, v in self.losses.items() if v},
+        )

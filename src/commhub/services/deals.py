@@ -237,7 +237,7 @@ async def update_deal(db: Database, deal_id: int, changes: DealChanges, actor: A
                 setattr(deal, name, given[name])
         deal.updated_at = utcnow()
         await session.flush()
-        if {"owner_id", "amount", "currency", "source"} & given.keys():
+        if {"owner_id", "amount", "currency", "source", "lost_reason"} & given.keys():
             await funnel_store.rewrite(session, [deal], await _lines(session, deal.pipeline_id))
     return deal
 
@@ -258,7 +258,10 @@ async def move_deal(
         stage = await _stage_of(session, deal.pipeline_id, stage_id)
         if lost_reason is not None:
             deal.lost_reason = read_text(lost_reason, "lost_reason", MAX_LOST_REASON)
-        await enter_stage(session, deal, stage, actor, moves)
+        moved = await enter_stage(session, deal, stage, actor, moves)
+        if not moved and lost_reason is not None:
+            # Already lost, with a new reason: the funnel counts the reason it has now.
+            await funnel_store.rewrite(session, [deal], await _lines(session, deal.pipeline_id))
     moves.tell(feed)
     return deal
 

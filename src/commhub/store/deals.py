@@ -164,7 +164,7 @@ async def column(
     limit: int = 20,
 ) -> Column:
     """A board column, newest activity first, keyset-paginated on (updated_at, id)."""
-    scoped = replace(which, stage_id=stage_id)
+    scoped = replace(which, stage_id=stage_id, pipeline_id=None)  # the stage names its pipeline
     query = select(Deal).where(*_conditions(scoped))
     if after is not None:
         query = query.where(

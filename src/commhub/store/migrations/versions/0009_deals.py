@@ -216,6 +216,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=20), nullable=False),
         sa.Column("amount", AMOUNT, nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("lost_reason", sa.String(length=500), nullable=True),
         sa.ForeignKeyConstraint(
             ["deal_id"],
             ["deals.id"],
@@ -235,6 +236,73 @@ def upgrade() -> None:
         sa.UniqueConstraint("deal_id", "stage_id", name="uq_stage_reaches_deal_stage"),
     )
     op.create_index("ix_stage_reaches_funnel", "stage_reaches", FUNNEL_INDEX_COLUMNS, unique=False)
+    op.create_table(
+        "funnel_days",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("pipeline_id", ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("stage_id", ID, nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("reached", sa.Integer(), nullable=False),
+        sa.Column("moved_on", sa.Integer(), nullable=False),
+        sa.Column("won", sa.Integer(), nullable=False),
+        sa.Column("amount", AMOUNT, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pipeline_id"],
+            ["pipelines.id"],
+            name=op.f("fk_funnel_days_pipeline_id_pipelines"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["stage_id"], ["stages.id"], name=op.f("fk_funnel_days_stage_id_stages")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_funnel_days")),
+        sa.UniqueConstraint(
+            "pipeline_id", "day", "stage_id", "currency", name="uq_funnel_days_key"
+        ),
+    )
+    op.create_table(
+        "funnel_losses",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("pipeline_id", ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("stage_id", ID, nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.Column("deals", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pipeline_id"],
+            ["pipelines.id"],
+            name=op.f("fk_funnel_losses_pipeline_id_pipelines"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["stage_id"], ["stages.id"], name=op.f("fk_funnel_losses_stage_id_stages")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_funnel_losses")),
+        sa.UniqueConstraint(
+            "pipeline_id", "day", "stage_id", "reason", name="uq_funnel_losses_key"
+        ),
+    )
+    op.create_table(
+        "funnel_stays",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("pipeline_id", ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("stage_id", ID, nullable=False),
+        sa.Column("days", sa.Integer(), nullable=False),
+        sa.Column("deals", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pipeline_id"],
+            ["pipelines.id"],
+            name=op.f("fk_funnel_stays_pipeline_id_pipelines"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["stage_id"], ["stages.id"], name=op.f("fk_funnel_stays_stage_id_stages")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_funnel_stays")),
+        sa.UniqueConstraint("pipeline_id", "day", "stage_id", "days", name="uq_funnel_stays_key"),
+    )
     op.create_table(
         "payments",
         sa.Column("id", ID, nullable=False),
@@ -320,6 +388,16 @@ def _seed_default_pipeline() -> None:
 
 
 def downgrade() -> None:
-    for table in ("payments", "invoices", "stage_reaches", "stage_changes", "deals", "stages"):
+    for table in (
+        "funnel_losses",
+        "funnel_stays",
+        "funnel_days",
+        "payments",
+        "invoices",
+        "stage_reaches",
+        "stage_changes",
+        "deals",
+        "stages",
+    ):
         op.drop_table(table)
     op.drop_table("pipelines")
