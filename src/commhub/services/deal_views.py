@@ -173,12 +173,7 @@ async def names_for(
 
 
 async def _pipeline(session: AsyncSession, pipeline_id: int | None) -> Pipeline:
-    if pipeline_id is None:
-        found = await pipeline_store.default_pipeline(session)
-        if found is None:
-            raise NotFound("pipeline", "default")
-        return found
-    pipeline = await session.get(Pipeline, pipeline_id)
-    if pipeline is None:
-        raise NotFound("pipeline", pipeline_id)
-    return pipeline
+    found = await pipeline_store.chosen_or_default(session, pipeline_id)
+    if found is None:
+        raise NotFound("pipeline", "default" if pipeline_id is None else pipeline_id)
+    return found

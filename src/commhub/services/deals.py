@@ -428,13 +428,10 @@ async def _check_company(session: AsyncSession, company_id: int) -> None:
 
 
 async def _pipeline(session: AsyncSession, pipeline_id: int | None) -> Pipeline:
-    if pipeline_id is None:
-        pipeline = await pipeline_store.default_pipeline(session)
-        if pipeline is None:
-            raise InvalidInput("pipeline_id", "no pipeline is set up: an admin must add one")
-        return pipeline
-    found = await session.get(Pipeline, pipeline_id)
+    found = await pipeline_store.chosen_or_default(session, pipeline_id)
     if found is None:
+        if pipeline_id is None:
+            raise InvalidInput("pipeline_id", "no pipeline is set up: an admin must add one")
         raise InvalidInput("pipeline_id", f"no pipeline {pipeline_id}")
     return found
 

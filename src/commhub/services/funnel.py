@@ -41,11 +41,7 @@ async def funnel_report(
     if until <= since:
         raise InvalidInput("until", "the period must end after it starts")
     async with db() as session:
-        pipeline = (
-            await pipeline_store.default_pipeline(session)
-            if pipeline_id is None
-            else await session.get(Pipeline, pipeline_id)
-        )
+        pipeline = await pipeline_store.chosen_or_default(session, pipeline_id)
         if pipeline is None:
             raise NotFound("pipeline", pipeline_id if pipeline_id is not None else "default")
         stages = await pipeline_store.stages_of(session, pipeline.id)

@@ -24,6 +24,13 @@ async def default_pipeline(session: AsyncSession) -> Pipeline | None:
     )
 
 
+async def chosen_or_default(session: AsyncSession, pipeline_id: int | None) -> Pipeline | None:
+    """The pipeline named, or the default when none is named; ``None`` if there is none."""
+    if pipeline_id is None:
+        return await default_pipeline(session)
+    return await session.get(Pipeline, pipeline_id)
+
+
 async def stages_of(
     session: AsyncSession, pipeline_id: int, *, removed: bool = False
 ) -> Sequence[Stage]:

@@ -88,6 +88,17 @@ def _asked(query: Mapping[str, str], me: Viewer) -> Asked:
     )
 
 
+async def _screen(request: web.Request, asked: Asked) -> funnel.FunnelScreen:
+    return await funnel.funnel_screen(
+        request.app[DATABASE],
+        pipeline_id=asked.pipeline_id,
+        since=asked.period.since,
+        until=asked.period.until,
+        owner_id=asked.owner_id,
+        source=asked.source,
+    )
+
+
 def deals_link(asked: Asked, pipeline_id: int, stage_id: int, outcome: str) -> str:
     """The deals list showing the deals behind one figure (its drill-down parameters)."""
     params = {
@@ -134,14 +145,7 @@ async def funnel_report(request: web.Request) -> web.StreamResponse:
         return await _refused(request, me, _said(me, error.message, **error.values))
     except InvalidInput as error:
         return await _refused(request, me, f"{error.field}: {error}")
-    screen = await funnel.funnel_screen(
-        request.app[DATABASE],
-        pipeline_id=asked.pipeline_id,
-        since=asked.period.since,
-        until=asked.period.until,
-        owner_id=asked.owner_id,
-        source=asked.source,
-    )
+    screen = await _screen(request, asked)
     rows = _rows(screen, asked, me)
     on_the_way = [r for r in rows if r.stage.kind is not StageKind.LOST]
     chart = funnel_chart(
@@ -224,14 +228,7 @@ async def _table(request: web.Request) -> tuple[Viewer, list[list[Cell]]]:
         asked = _asked(request.query, me)
     except (periods.PeriodError, InvalidInput):
         raise web.HTTPSeeOther("/reports/funnel?" + request.query_string) from None
-    screen = await funnel.funnel_screen(
-        request.app[DATABASE],
-        pipeline_id=asked.pipeline_id,
-        since=asked.period.since,
-        until=asked.period.until,
-        owner_id=asked.owner_id,
-        source=asked.source,
-    )
+    screen = await _screen(request, asked)
     rows = _rows(screen, asked, me)
     currencies = sorted({m.currency for r in rows for m in r.stage.amounts})
     header: list[Cell] = [translate(me.language, c) for c in COLUMNS]
