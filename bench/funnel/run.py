@@ -89,25 +89,25 @@ async def explain(engine: AsyncEngine, backend: str, stage_id: int) -> None:
     """The plans of the report's main aggregate and the board's sums, printed once."""
     prefix = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
     statements = {
-        "funnel counts": (
-            "SELECT stage_id, currency, count(*), count(moved_on_at), count(won_at), sum(amount) "
-            "FROM stage_reaches WHERE pipeline_id = :pipeline AND reached_at >= :since "
-            "AND reached_at < :until GROUP BY stage_id, currency"
+        "funnel counts (the year's whole days)": (
+            "SELECT stage_id, currency, sum(reached), sum(moved_on), sum(won), sum(amount) "
+            "FROM funnel_days WHERE pipeline_id = :pipeline AND day >= :first "
+            "AND day < :end GROUP BY stage_id, currency"
         ),
         "board sums": (
-            "SELECT currency, count(id), sum(amount) FROM deals WHERE stage_id = :stage "
+            "SELECT currency, count(*), sum(amount) FROM deals WHERE stage_id = :stage "
             "GROUP BY currency"
         ),
     }
-    params = {"pipeline": PIPELINE, "since": YEAR[0], "until": YEAR[1], "stage": stage_id}
+    params = {
+        "pipeline": PIPELINE,
+        "first": YEAR[0].date(),
+        "end": YEAR[1].date(),
+        "stage": stage_id,
+    }
     async with engine.connect() as connection:
         for label, sql in statements.items():
             statement = text(prefix + sql)
-            if ":since" in sql:
-                statement = statement.bindparams(
-                    bindparam("since", type_=UTCDateTime()),
-                    bindparam("until", type_=UTCDateTime()),
-                )
             rows = (await connection.execute(statement, params)).all()
             print(f"  plan of {label}:", " / ".join(str(row[-1]).strip() for row in rows))
 

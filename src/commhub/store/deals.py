@@ -179,7 +179,7 @@ async def column(
         )
     ).all()
     sums_query = (
-        select(Deal.currency, func.count(Deal.id), func.sum(Deal.amount))
+        select(Deal.currency, func.count(), func.sum(Deal.amount))
         .where(*_conditions(scoped))
         .group_by(Deal.currency)
     )
