@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
@@ -101,15 +99,6 @@ def read_kind(value: str, field: str = "kind") -> StageKind:
         return StageKind(value)
     except ValueError:
         raise FieldError(field, f"unknown kind {value!r}; one of open, won, lost") from None
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceDraft:
-    number: str
-    amount: Decimal
-    currency: str
-    issued_on: date
-    due_on: date
 
 
 def check_invoice_dates(issued_on: date, due_on: date) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.domain.deals import StageKind
 from commhub.domain.money import Money, totals
 from commhub.models import Contact, Deal, Stage, StageChange, StageReach
+from commhub.store.dialect import contains_text
 
 SORTS: Final = {
     "updated": (Deal.updated_at,),
@@ -84,19 +85,13 @@ def _conditions(which: DealFilter) -> list[ColumnElement[bool]]:
     ]
     if which.unowned:
         conditions.append(Deal.owner_id.is_(None))
-    if which.contact_id is not None:
-        conditions.append(Deal.contact_id == which.contact_id)
-    if which.company_id is not None:
-        conditions.append(Deal.company_id == which.company_id)
-    if which.source is not None:
-        conditions.append(Deal.source == which.source)
     if which.state == "open":
         conditions.append(Deal.closed_at.is_(None))
     elif which.state in (StageKind.WON.value, StageKind.LOST.value):
         kinds = select(Stage.id).where(Stage.kind == which.state)
         conditions.append(Deal.stage_id.in_(kinds))
     if which.text:
-        conditions.append(func.lower(Deal.title).contains(which.text.lower(), autoescape=True))
+        conditions.append(contains_text([Deal.title], which.text))
     if which.overdue_on is not None:
         conditions.append(and_(Deal.closed_at.is_(None), Deal.next_step_due_on < which.overdue_on))
     if which.visible_to is not None:
