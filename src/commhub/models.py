@@ -184,6 +184,8 @@ class Contact(Base):
     import_id: Mapped[int | None] = mapped_column(
         ForeignKey("imports.id", ondelete="SET NULL"), index=True
     )
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    """An IANA zone set for this person; else their number's region tells (``domain.moments``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -246,6 +248,7 @@ class Consent(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Interaction(Base):
@@ -465,6 +468,7 @@ class Outbox(Base):
         UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_outbox_campaign_contact"),
         Index("ix_outbox_state", "state", "next_attempt_at"),
         Index("ix_outbox_claim", "channel", "source", "state"),
+        Index("ix_outbox_campaign", "campaign_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -833,3 +837,162 @@ class Payment(Base):
     """The Idempotency-Key it was recorded with: a resent form records it once."""
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentEvent(Base):
+    """One change of a contact's consent, with its evidence: the ledger behind :class:`Consent`.
+
+    ``Consent`` holds the answer in force; these rows say who gave or withdrew
+    it, when, through what (a form, an import column, a call outcome, an SMS
+    keyword, an unsubscribe link) and what proves it. Never rewritten.
+    """
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_contact", "contact_id", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20))
+    purpose: Mapped[str] = mapped_column(String(50))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(200))
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Segment(Base):
+    """A saved choice of contacts: a rule tree evaluated when used, or a static list."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    """``dynamic`` (``rules`` decide) or ``static`` (the members listed)."""
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("imports.id", ondelete="SET NULL"), index=True
+    )
+    """The import a static list was made from, if any."""
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    removed_at: Mapped[datetime | None]
+
+
+class SegmentMember(Base):
+    """A contact on a static list."""
+
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageTemplate(Base):
+    """A message a marketer wrote (Jinja2, rendered in a sandbox), for e-mail or SMS."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(10), default="")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    stock_key: Mapped[str | None] = mapped_column(String(100))
+    """The shipped template it was copied from, if any."""
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    removed_at: Mapped[datetime | None]
+
+
+class Campaign(Base):
+    """One mailing to a segment: what, to whom, through which sender, when and how fast.
+
+    ``content`` is the templates as they were when it started: editing a
+    template afterwards changes nothing already under way.
+    """
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_state", "state", "start_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(50), default="marketing")
+    channel: Mapped[str] = mapped_column(String(10))
+    """``email``, ``sms`` or ``both`` (e-mail where the address is valid, else SMS)."""
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="SET NULL"))
+    email_template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_templates.id", ondelete="SET NULL")
+    )
+    sms_template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message_templates.id", ondelete="SET NULL")
+    )
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    mailbox: Mapped[str | None] = mapped_column(String(100))
+    sms_gateway: Mapped[str | None] = mapped_column(String(100))
+    sms_sender: Mapped[str | None] = mapped_column(String(50))
+    schedule: Mapped[str] = mapped_column(String(10), default="now")
+    """``now``, ``at`` (``start_at``) or ``local`` (within the window in each recipient's zone)."""
+    start_at: Mapped[datetime | None]
+    window_from: Mapped[int | None] = mapped_column(Integer)
+    """Minutes after local midnight; with ``window_to`` the hours a recipient may get it."""
+    window_to: Mapped[int | None] = mapped_column(Integer)
+    rate: Mapped[float | None]
+    """Messages per second for this campaign; the gateway's own limit still holds."""
+    bounce_limit: Mapped[float] = mapped_column(default=5.0)
+    """Hard bounces, in percent of sent, above which it pauses itself."""
+    complaint_limit: Mapped[float] = mapped_column(default=0.1)
+    state: Mapped[str] = mapped_column(String(20), default="draft")
+    state_reason: Mapped[str] = mapped_column(Text, default="")
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    """How many the segment held at the start (before exclusions)."""
+    excluded: Mapped[int] = mapped_column(Integer, default=0)
+    next_slot_at: Mapped[datetime | None]
+    """When the next message filled may go, at ``rate``: the campaign's own pace."""
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class CampaignRecipient(Base):
+    """One person of a campaign's frozen list: the address chosen, or why they were left out.
+
+    Frozen at the start. A row moves from ``pending`` to ``queued`` in the
+    transaction that writes its outbox row, so a worker killed mid-batch
+    leaves either both or neither.
+    """
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        Index("ix_campaign_recipients_fill", "campaign_id", "state", "seq"),
+        Index("ix_campaign_recipients_contact", "contact_id"),
+    )
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20), default="")
+    address: Mapped[str] = mapped_column(String(320), default="")
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    """``pending``, ``queued`` (its outbox row exists), ``excluded`` or ``failed`` (to render)."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    token: Mapped[str] = mapped_column(String(40), unique=True)
+    """The secret in its unsubscribe link: one click, no login."""
+    outbox_id: Mapped[int | None] = mapped_column(Id)
