@@ -57,6 +57,14 @@ class Permission(StrEnum):
     """The team's funnel report and start page figures."""
     PIPELINES = "pipelines"
     """Set up pipelines, their stages and the rules that open deals."""
+    SEGMENTS = "segments"
+    """Build and save segments and static lists of contacts."""
+    TEMPLATES = "templates"
+    """Write the message templates campaigns send."""
+    CAMPAIGNS = "campaigns"
+    """Create campaigns and run them: start, pause, resume, cancel."""
+    CAMPAIGN_RESULTS = "campaigns.results"
+    """See campaigns and their results, down to each recipient."""
     TOKENS_MANAGE = "tokens.manage"
     USERS_MANAGE = "users.manage"
 
@@ -74,7 +82,14 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.SMS_SEND,
         Permission.DEALS,
     },
-    Role.MARKETER: _EVERYONE | {Permission.INTERACTIONS_LOG},
+    Role.MARKETER: _EVERYONE
+    | {
+        Permission.INTERACTIONS_LOG,
+        Permission.SEGMENTS,
+        Permission.TEMPLATES,
+        Permission.CAMPAIGNS,
+        Permission.CAMPAIGN_RESULTS,
+    },
     Role.MANAGER: _EVERYONE
     | {
         Permission.CONTACTS_WRITE,
@@ -97,6 +112,8 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.DEALS,
         Permission.DEALS_ALL,
         Permission.FUNNEL,
+        Permission.SEGMENTS,
+        Permission.CAMPAIGN_RESULTS,
     },
     Role.ADMIN: frozenset(Permission),
 }
