@@ -468,7 +468,7 @@ class Outbox(Base):
         UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_outbox_campaign_contact"),
         Index("ix_outbox_state", "state", "next_attempt_at"),
         Index("ix_outbox_claim", "channel", "source", "state"),
-        Index("ix_outbox_campaign", "campaign_id", "state"),
+        Index("ix_outbox_campaign", "campaign_id", "state", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

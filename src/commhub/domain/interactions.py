@@ -46,6 +46,10 @@ class Status(StrEnum):
     LOGGED = "logged"
     UNCERTAIN = "uncertain"
     """An outbound message whose hand-over a crash cut off: it may have been sent."""
+    WITHHELD = "withheld"
+    """A campaign message not sent: the person withdrew consent or opted out before its turn."""
+    CANCELLED = "cancelled"
+    """A campaign message not sent: the campaign was cancelled before its turn."""
 
 
 class DeliveryState(StrEnum):

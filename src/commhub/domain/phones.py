@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Final
 
 import phonenumbers
+import phonenumbers.timezone
 from phonenumbers import CountryCodeSource, PhoneNumberFormat
 
 MATCH_KEY_DIGITS: Final = 9
@@ -245,3 +246,16 @@ def decide(query: PhoneQuery, candidates: list[PhoneCandidate]) -> list[int]:
 
 def _distinct(ids: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(ids))
+
+
+def zone_of_number(e164: str) -> str | None:
+    """The IANA zone a number is in, when the number alone tells (one zone for it), else ``None``.
+
+    Landlines and small countries map to one zone; a mobile number of a country
+    spanning several (a Russian +79…) does not, and is left to the caller's fallback.
+    """
+    try:
+        zones = phonenumbers.timezone.time_zones_for_number(phonenumbers.parse(e164))
+    except phonenumbers.NumberParseException:
+        return None
+    return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None

@@ -21,6 +21,7 @@ from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.dispatch import Claimed, Due, RetryPolicy, StatusChange
 from commhub.store import emails as store
 from commhub.store import outbox as claims
+from commhub.store.campaign_rows import campaign_running
 
 WINDOW = 1
 
@@ -43,6 +44,7 @@ class EmailDelivery:
                 Outbox.state == claims.QUEUED,
                 Outbox.id > after,
                 or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= utcnow()),
+                campaign_running(),
             )
             .order_by(Outbox.id)
             .limit(limit)

@@ -22,6 +22,7 @@ from commhub.services import live
 from commhub.services.dispatch import BATCH, Claimed, Due, RetryPolicy, StatusChange
 from commhub.store import outbox as claims
 from commhub.store import sms as store
+from commhub.store.campaign_rows import campaign_running
 from commhub.store.dialect import upsert_insert
 
 GONE: Final = "the gateway had no record of it after the hub stopped mid-send: sent again"
@@ -90,6 +91,7 @@ async def _due(session: AsyncSession, gateway: str, after: int, limit: int) -> l
             Outbox.state == "queued",
             Outbox.id > after,
             or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
+            campaign_running(),
         )
         .order_by(Outbox.id)
         .limit(limit)

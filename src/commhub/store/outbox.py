@@ -22,10 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.models import Outbox, utcnow
+from commhub.domain.interactions import Status
+from commhub.models import Interaction, Outbox, utcnow
+from commhub.store.campaign_rows import (
+    WITHHELD,
+    WITHHELD_REASON,
+    campaign_running,
+    consent_holds,
+)
 
 QUEUED: Final = "queued"
 SENDING: Final = "sending"
@@ -67,13 +74,20 @@ async def claim(
     ids: Sequence[int],
     lease_s: float = LEASE_S,
 ) -> dict[int, Claim]:
-    """Claim those of ``ids`` still queued; commits. Rows another holder took are left out."""
+    """Claim those of ``ids`` still queued; commits. Rows another holder took are left out.
+
+    A campaign's rows are taken only while it runs, and only for people who
+    may still get them: those who may not are set ``withheld`` in the same
+    transaction (see ``store.campaign_rows``), so no consent withdrawn before
+    a message's turn is ever ignored.
+    """
     if not ids:
         return {}
     now = utcnow()
+    await withhold(session, ids)
     rows = await session.execute(
         update(Outbox)
-        .where(Outbox.id.in_(list(ids)), Outbox.state == QUEUED)
+        .where(Outbox.id.in_(list(ids)), Outbox.state == QUEUED, campaign_running())
         .values(
             state=SENDING,
             claimed_by=holder,
@@ -86,6 +100,33 @@ async def claim(
     claims = {i: Claim(i, interaction, attempts) for i, interaction, attempts in rows}
     await session.commit()
     return claims
+
+
+async def withhold(session: AsyncSession, ids: Sequence[int]) -> list[int]:
+    """Set ``withheld`` those campaign rows of ``ids`` whose person may no longer get them.
+
+    Their card entries say so. No commit. Returns those card entries (interaction ids).
+    """
+    withheld = list(
+        await session.scalars(
+            update(Outbox)
+            .where(
+                Outbox.id.in_(list(ids)),
+                Outbox.state == QUEUED,
+                Outbox.campaign_id.is_not(None),
+                not_(consent_holds()),
+            )
+            .values(state=WITHHELD, last_error=WITHHELD_REASON, next_attempt_at=None)
+            .returning(Outbox.interaction_id)
+        )
+    )
+    if withheld:
+        await session.execute(
+            update(Interaction)
+            .where(Interaction.id.in_(withheld))
+            .values(status=Status.WITHHELD.value)
+        )
+    return withheld
 
 
 async def renew(

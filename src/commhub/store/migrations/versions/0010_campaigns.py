@@ -225,7 +225,9 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("time_zone", sa.String(length=64), nullable=True))
-    op.create_index("ix_outbox_campaign", "outbox", ["campaign_id", "state"], unique=False)
+    op.create_index(
+        "ix_outbox_campaign", "outbox", ["campaign_id", "state", "next_attempt_at"], unique=False
+    )
 
 
 def downgrade() -> None:
