@@ -36,7 +36,7 @@ from commhub.jobs.arq_queue import ArqJobs
 from commhub.jobs.inprocess import InProcessJobs
 from commhub.jobs.queue import JobFunction, JobQueue, job_context
 from commhub.models import User
-from commhub.services import import_control, users
+from commhub.services import campaign_keeper, import_control, users
 from commhub.services.database import Database
 from commhub.services.dispatch import Dispatcher
 from commhub.services.email_cursors import StoredCursors
@@ -58,8 +58,9 @@ ADAPTER_GROUP = "commhub.adapters"
 def job_functions() -> list[JobFunction]:
     """Every background job the hub knows, for both the in-process runner and arq workers."""
     from commhub.jobs.imports import run_import
+    from commhub.services.campaign_jobs import campaign_fill, campaign_freeze
 
-    return [run_import]
+    return [run_import, campaign_freeze, campaign_fill]
 
 
 @dataclass
@@ -79,6 +80,8 @@ class Hub:
     the channel's pace and its claims."""
     housekeeping: asyncio.Task[None] | None = None
     """Deletes import files past their retention, now and every hour."""
+    campaigns: asyncio.Task[None] | None = None
+    """The campaign keeper: starts, feeds and finishes campaigns (``services/campaign_keeper``)."""
 
     @property
     def sms_gateways(self) -> list[SmsGateway]:
@@ -121,11 +124,12 @@ class Hub:
             dispatcher.wake()
 
     async def close(self) -> None:
-        if self.housekeeping is not None:
-            self.housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.housekeeping
-            self.housekeeping = None
+        for task in (self.housekeeping, self.campaigns):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.housekeeping = self.campaigns = None
         if self.listening:
             for dispatcher in self.dispatchers.values():
                 await dispatcher.stop()
@@ -208,6 +212,9 @@ async def open_hub(
         if background:
             await requeue_imports(hub)
             hub.housekeeping = asyncio.create_task(keep_house(hub), name="import retention")
+            hub.campaigns = asyncio.create_task(
+                campaign_keeper.run(sessions, jobs), name="campaign keeper"
+            )
         if settings.listen:
             await hub.listen()
     except BaseException:

@@ -264,6 +264,14 @@ class Interaction(Base):
         Index("ix_interactions_card", "contact_id", "occurred_at", "id"),
         Index("ix_interactions_occurred_at", "occurred_at", "id"),
         Index("ix_interactions_operator", "operator_id", "occurred_at"),
+        # A campaign's results (replies) and a segment's "received campaign X": campaign rows only.
+        Index(
+            "ix_interactions_campaign",
+            "campaign_id",
+            "direction",
+            sqlite_where=text("campaign_id IS NOT NULL"),
+            postgresql_where=text("campaign_id IS NOT NULL"),
+        ),
         # Only calls in progress: the live view and the after-reconnect sweep read a
         # handful of rows, not the whole log.
         Index(

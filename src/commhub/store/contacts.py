@@ -12,6 +12,7 @@ from commhub.domain.phones import Phone
 from commhub.models import (
     Company,
     Consent,
+    ConsentEvent,
     Contact,
     ContactPoint,
     ContactTag,
@@ -92,11 +93,30 @@ async def set_tags(session: AsyncSession, contact_id: int, tags: Iterable[str]) 
 
 
 async def record_consents(
-    session: AsyncSession, contact_id: int, choices: Iterable[ConsentChoice], source: str
+    session: AsyncSession,
+    contact_id: int,
+    choices: Iterable[ConsentChoice],
+    source: str,
+    *,
+    evidence: str = "",
+    by: int | None = None,
 ) -> None:
-    """Set the current consent per (channel, purpose), keeping where it came from and when."""
+    """Set the consent in force per (channel, purpose) and write each change to the ledger.
+
+    An answer equal to the one in force is not a change: the ledger keeps the
+    first time it was given (and its evidence), not every form re-saved.
+    """
     now = utcnow()
-    for choice in choices:
+    wanted = list(choices)
+    if not wanted:
+        return
+    current = {
+        (c.channel, c.purpose): c.granted
+        for c in await session.scalars(select(Consent).where(Consent.contact_id == contact_id))
+    }
+    for choice in wanted:
+        if current.get((choice.channel, choice.purpose)) == choice.granted:
+            continue
         statement = upsert_insert(session, Consent).values(
             contact_id=contact_id,
             channel=choice.channel,
@@ -104,13 +124,32 @@ async def record_consents(
             granted=choice.granted,
             source=source,
             recorded_at=now,
+            recorded_by_id=by,
         )
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=["contact_id", "channel", "purpose"],
-                set_={"granted": choice.granted, "source": source, "recorded_at": now},
+                set_={
+                    "granted": choice.granted,
+                    "source": source,
+                    "recorded_at": now,
+                    "recorded_by_id": by,
+                },
             )
         )
+        session.add(
+            ConsentEvent(
+                contact_id=contact_id,
+                channel=choice.channel,
+                purpose=choice.purpose,
+                granted=choice.granted,
+                source=source,
+                evidence=evidence,
+                recorded_by_id=by,
+                recorded_at=now,
+            )
+        )
+        current[(choice.channel, choice.purpose)] = choice.granted
 
 
 async def load(session: AsyncSession, contact_id: int) -> ContactView | None:

@@ -21,6 +21,8 @@ ALL = frozenset(Role)
 WRITERS = frozenset({Role.OPERATOR, Role.MANAGER, Role.ADMIN})
 LEADS = frozenset({Role.MANAGER, Role.ADMIN})
 ADMIN = frozenset({Role.ADMIN})
+MARKETING = frozenset({Role.MARKETER, Role.ADMIN})
+RESULTS = frozenset({Role.MARKETER, Role.MANAGER, Role.ADMIN})
 PUBLIC = None
 
 EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
@@ -81,6 +83,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/static/{name}"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
+    ("GET", "/u/{token}"): PUBLIC,
+    ("POST", "/u/{token}"): PUBLIC,
     ("POST", "/logout"): ALL,
     ("GET", "/api/v1/deals"): WRITERS,
     ("POST", "/api/v1/deals"): WRITERS,
@@ -93,6 +97,15 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/deals/{id}/invoices"): WRITERS,
     ("POST", "/api/v1/invoices/{id}/payments"): WRITERS,
     ("GET", "/api/v1/receivables"): WRITERS,
+    ("GET", "/api/v1/campaigns"): RESULTS,
+    ("POST", "/api/v1/campaigns"): MARKETING,
+    ("GET", "/api/v1/campaigns/{id}"): RESULTS,
+    ("PATCH", "/api/v1/campaigns/{id}"): MARKETING,
+    ("POST", "/api/v1/campaigns/{id}/start"): MARKETING,
+    ("POST", "/api/v1/campaigns/{id}/pause"): MARKETING,
+    ("POST", "/api/v1/campaigns/{id}/resume"): MARKETING,
+    ("POST", "/api/v1/campaigns/{id}/cancel"): MARKETING,
+    ("GET", "/api/v1/campaigns/{id}/recipients"): RESULTS,
     ("GET", "/api/v1/pipelines"): WRITERS,
     ("POST", "/api/v1/pipelines"): ADMIN,
     ("PATCH", "/api/v1/pipelines/{id}"): ADMIN,

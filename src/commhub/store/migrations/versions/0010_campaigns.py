@@ -226,11 +226,20 @@ def upgrade() -> None:
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("time_zone", sa.String(length=64), nullable=True))
     op.create_index(
+        "ix_interactions_campaign",
+        "interactions",
+        ["campaign_id", "direction"],
+        unique=False,
+        sqlite_where=sa.text("campaign_id IS NOT NULL"),
+        postgresql_where=sa.text("campaign_id IS NOT NULL"),
+    )
+    op.create_index(
         "ix_outbox_campaign", "outbox", ["campaign_id", "state", "next_attempt_at"], unique=False
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_interactions_campaign", table_name="interactions")
     op.drop_index("ix_outbox_campaign", table_name="outbox")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_column("time_zone")

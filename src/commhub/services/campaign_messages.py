@@ -1,0 +1,218 @@
+"""Writing one chunk of a campaign's messages: rendered, on the card, in the outbox. No commit.
+
+Each recipient's message is rendered from the campaign's frozen templates;
+one that cannot be (a template error for this person's values) marks that
+recipient ``failed`` with the reason and the others go on. What is written
+per recipient is what an operator's message writes — a card entry (with
+the campaign named), the message itself, an outbox row — so the one
+dispatcher sends it and the one filing path threads replies to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.campaigns import Exclusion, Pace, Window, recipient_zone
+from commhub.domain.email_compose import Draft, DraftError, Recipient, compose
+from commhub.domain.interactions import Direction, Medium, Status
+from commhub.domain.phones import zone_of_number
+from commhub.domain.sms_text import measure
+from commhub.domain.template_render import RenderError, render_text
+from commhub.models import (
+    Campaign,
+    CampaignRecipient,
+    Contact,
+    Email,
+    Interaction,
+    Outbox,
+    SmsMessage,
+    utcnow,
+)
+from commhub.store import campaign_lists as lists
+
+MAX_EMAIL_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    recipient: CampaignRecipient
+    interaction: Interaction
+    detail: Email | SmsMessage
+    outbox: Outbox
+
+
+async def write(
+    session: AsyncSession,
+    campaign: Campaign,
+    pending: Sequence[CampaignRecipient],
+    contacts: Mapping[int, Contact],
+    *,
+    pace: Pace,
+    public_url: str,
+    zone: str,
+    region: str,
+) -> int:
+    """Write the messages of ``pending``; how many were written (the rest failed or left)."""
+    window = Window.of(campaign.window_from, campaign.window_to)
+    fallback = ZoneInfo(zone)
+    now = utcnow()
+    written: list[Written] = []
+    for recipient in pending:
+        contact = contacts.get(recipient.contact_id)
+        if contact is None or contact.merged_into_id is not None:
+            _leave(recipient, Exclusion.MERGED, "")
+            continue
+        values = _values(contact, recipient, public_url)
+        try:
+            message = _message(campaign, recipient, values)
+        except (RenderError, DraftError) as exc:
+            _leave(recipient, Exclusion.RENDER_FAILED, str(exc), state="failed")
+            continue
+        slot = pace.take(now)
+        own = recipient_zone(
+            contact.time_zone,
+            zone_of_number(recipient.address) if recipient.channel == "sms" else None,
+            fallback,
+        )
+        due = window.next_open(slot, own)
+        written.append(_rows(campaign, recipient, message, due))
+    for item in written:
+        session.add(item.interaction)
+    await session.flush()
+    for item in written:
+        item.detail.interaction_id = item.interaction.id
+        item.outbox.interaction_id = item.interaction.id
+        session.add(item.detail)
+        session.add(item.outbox)
+    await session.flush()
+    for item in written:
+        if isinstance(item.detail, Email):
+            item.detail.thread_id = item.detail.id
+        item.recipient.state = lists.QUEUED
+        item.recipient.outbox_id = item.outbox.id
+    await session.execute(
+        update(Campaign).where(Campaign.id == campaign.id).values(updated_at=utcnow())
+    )
+    return len(written)
+
+
+def _leave(recipient: CampaignRecipient, why: Exclusion, detail: str, state: str = "") -> None:
+    recipient.state = state or lists.EXCLUDED
+    recipient.reason = why.value if not detail else f"{why.value}: {detail}"
+
+
+def _values(contact: Contact, recipient: CampaignRecipient, public_url: str) -> dict[str, Any]:
+    base = public_url.rstrip("/")
+    name = contact.name or ""
+    return {
+        "contact": {
+            "name": name,
+            "first_name": name.split()[0] if name.split() else "",
+            **{k: v for k, v in contact.extra.items() if isinstance(v, str | int | float)},
+        },
+        "unsubscribe_url": f"{base}/u/{recipient.token}",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    subject: str
+    text: str
+    html: str | None
+
+
+def _message(campaign: Campaign, recipient: CampaignRecipient, values: dict[str, Any]) -> _Message:
+    part = campaign.content.get(recipient.channel) or {}
+    return _Message(
+        subject=render_text(part.get("subject") or "", values),
+        text=render_text(part.get("text") or "", values),
+        html=render_text(part["html"], values, html=True) if part.get("html") else None,
+    )
+
+
+def _rows(campaign: Campaign, recipient: CampaignRecipient, message: _Message, due: Any) -> Written:
+    key = f"campaign:{campaign.id}:{recipient.contact_id}:{recipient.channel}"
+    now = utcnow()
+    summary = " ".join(message.text.split())[:500]
+    if recipient.channel == Medium.EMAIL.value:
+        sender = campaign.content.get("from") or {}
+        composed = compose(
+            Draft(
+                sender=Recipient(sender.get("address", ""), sender.get("name", "")),
+                to=(Recipient(recipient.address),),
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+            ),
+            now=now,
+            max_bytes=MAX_EMAIL_BYTES,
+        )
+        interaction = _interaction(campaign, recipient, composed.message_id, composed.sender)
+        interaction.subject = message.subject[:500]
+        interaction.summary = summary
+        detail: Email | SmsMessage = Email(
+            mailbox=campaign.mailbox or "",
+            message_id=composed.message_id,
+            in_reply_to="",
+            references="",
+            kind="message",
+            sender=composed.sender,
+            recipients={"to": [recipient.address], "cc": [], "reply_to": []},
+            text=message.text,
+            html=message.html,
+            attachments={"items": []},
+            raw=composed.raw,
+            size=len(composed.raw),
+        )
+        sender_address = composed.sender
+        source = campaign.mailbox or ""
+    else:
+        sender_address = str(campaign.content.get("sms_from") or "")
+        interaction = _interaction(campaign, recipient, key, sender_address)
+        interaction.summary = summary
+        shape = measure(message.text)
+        detail = SmsMessage(
+            gateway=campaign.sms_gateway or "",
+            sender=sender_address[:64],
+            recipient=recipient.address,
+            text=message.text,
+            encoding=shape.encoding.value,
+            segments=shape.segments,
+        )
+        interaction.extra = {**interaction.extra, "segments": shape.segments}
+        source = campaign.sms_gateway or ""
+    outbox = Outbox(
+        key=key,
+        channel=recipient.channel,
+        source=source,
+        contact_id=recipient.contact_id,
+        campaign_id=campaign.id,
+        sender=sender_address,
+        recipients={"to": [recipient.address]},
+        state="queued",
+        next_attempt_at=due,
+    )
+    return Written(recipient, interaction, detail, outbox)
+
+
+def _interaction(
+    campaign: Campaign, recipient: CampaignRecipient, external_id: str, sender: str
+) -> Interaction:
+    return Interaction(
+        channel=recipient.channel,
+        direction=Direction.OUTBOUND.value,
+        status=Status.QUEUED.value,
+        external_id=external_id,
+        contact_id=recipient.contact_id,
+        occurred_at=utcnow(),
+        from_address=sender,
+        to_address=recipient.address,
+        campaign_id=campaign.id,
+        extra={"kind": "campaign", "campaign": campaign.name},
+    )

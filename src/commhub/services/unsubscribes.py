@@ -1,0 +1,96 @@
+"""Unsubscribing from a campaign's link: one click, no login, recorded with its evidence.
+
+The link's token names one recipient of one campaign; unsubscribing
+withdraws that person's consent for the campaign's channel and purpose
+(the ledger says "unsubscribe link", which campaign and when). Every
+message to them not yet handed over is then withheld when its turn comes
+(the claim checks consent), so nothing more goes out, from this campaign or
+any other of that purpose. Doing it twice is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commhub.domain.contacts import ConsentChoice
+from commhub.models import Campaign, CampaignRecipient, Consent
+from commhub.services.database import Database
+from commhub.services.errors import NotFound
+from commhub.store import contacts as contact_store
+
+SOURCE: Final = "unsubscribe link"
+MAX_TOKEN: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What a link is about, as its page shows it (no personal data beyond a masked address)."""
+
+    campaign: str
+    channel: str
+    purpose: str
+    address: str
+    """Masked: ``i***@example.com``, ``+7 *** ** 67``."""
+    withdrawn: bool
+
+
+async def look_up(db: Database, token: str) -> Subscription:
+    """The subscription a link names; :class:`NotFound` for a token no campaign gave."""
+    async with db() as session:
+        recipient, campaign = await _recipient(session, token)
+        answer = await session.scalar(
+            select(Consent.granted).where(
+                Consent.contact_id == recipient.contact_id,
+                Consent.channel == recipient.channel,
+                Consent.purpose == campaign.purpose,
+            )
+        )
+        return Subscription(
+            campaign=campaign.name,
+            channel=recipient.channel,
+            purpose=campaign.purpose,
+            address=mask(recipient.address),
+            withdrawn=answer is False,
+        )
+
+
+async def unsubscribe(db: Database, token: str, *, how: str) -> Subscription:
+    """Withdraw the consent the link is about; commits. ``how``: what the request was."""
+    async with db() as session:
+        recipient, campaign = await _recipient(session, token)
+        await contact_store.record_consents(
+            session,
+            recipient.contact_id,
+            [ConsentChoice(recipient.channel, campaign.purpose, False)],
+            SOURCE,
+            evidence=f"campaign {campaign.id} ({campaign.name}), {how}",
+        )
+        await session.commit()
+    return await look_up(db, token)
+
+
+async def _recipient(session: AsyncSession, token: str) -> tuple[CampaignRecipient, Campaign]:
+    if not token or len(token) > MAX_TOKEN:
+        raise NotFound("unsubscribe link", "")
+    row = (
+        await session.execute(
+            select(CampaignRecipient, Campaign)
+            .join(Campaign, Campaign.id == CampaignRecipient.campaign_id)
+            .where(CampaignRecipient.token == token)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("unsubscribe link", "")
+    return row[0], row[1]
+
+
+def mask(address: str) -> str:
+    """Enough of an address for a person to know it is theirs, not enough to harvest it."""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return f"{address[:3]} *** {address[-2:]}" if len(address) > 5 else "***"
