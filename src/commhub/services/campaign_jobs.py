@@ -68,15 +68,13 @@ async def campaign_fill(ctx: dict[str, Any], campaign_id: int, chunk: int) -> in
 
 async def freeze(db: Database, campaign_id: int) -> int:
     """Write the recipient list in chunks; once whole, ``starting`` becomes ``running``."""
-    from commhub.store import segments as segment_store
-
     written = 0
     while True:
         async with db() as session:
             campaign = await session.get(Campaign, campaign_id)
             if campaign is None or campaign.state != CampaignState.STARTING.value:
                 return written
-            members = await segment_store.members_of(session, campaign.segment_id)
+            members = await lists.members_of(session, campaign.segment_id)
             after = await lists.frozen_through(session, campaign_id)
             ids = await lists.next_members(session, members, after=after, limit=FREEZE_CHUNK)
             if not ids:

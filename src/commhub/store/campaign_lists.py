@@ -21,13 +21,24 @@ from commhub.models import (
     Campaign,
     CampaignRecipient,
     Consent,
+    Contact,
     ContactPoint,
+    SegmentMember,
     Suppression,
 )
 
 PENDING = "pending"
 QUEUED = "queued"
 EXCLUDED = "excluded"
+
+
+async def members_of(session: AsyncSession, segment_id: int | None) -> Select[Any]:
+    """The contact ids a segment holds now (interim: static lists; dynamic rules to come)."""
+    return (
+        select(SegmentMember.contact_id)
+        .join(Contact, Contact.id == SegmentMember.contact_id)
+        .where(SegmentMember.segment_id == segment_id, Contact.merged_into_id.is_(None))
+    )
 
 
 async def frozen_through(session: AsyncSession, campaign_id: int) -> int:
@@ -41,7 +52,7 @@ async def frozen_through(session: AsyncSession, campaign_id: int) -> int:
 
 
 async def next_members(
-    session: AsyncSession, members: Select[tuple[int]], *, after: int, limit: int
+    session: AsyncSession, members: Select[Any], *, after: int, limit: int
 ) -> list[int]:
     """The next ``limit`` contact ids of ``members`` above ``after``, in id order."""
     chosen = members.subquery()
