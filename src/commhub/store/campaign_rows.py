@@ -37,10 +37,16 @@ def campaign_running() -> ColumnElement[bool]:
 
 def consent_holds() -> ColumnElement[bool]:
     """An outbox row that is no campaign's, or whose recipient may still get it now."""
-    answer = select(Consent.id).where(
-        Consent.contact_id == Outbox.contact_id,
-        Consent.channel == Outbox.channel,
-        Consent.purpose == Campaign.purpose,
+    # Nested two deep in an UPDATE of the outbox: correlation is said, not left to inference
+    # (which would add a second, uncorrelated ``outbox`` to the inner FROM).
+    answer = (
+        select(Consent.id)
+        .where(
+            Consent.contact_id == Outbox.contact_id,
+            Consent.channel == Outbox.channel,
+            Consent.purpose == Campaign.purpose,
+        )
+        .correlate(Outbox, Campaign)
     )
     allowed = (
         select(CampaignRecipient.contact_id)
@@ -50,10 +56,12 @@ def consent_holds() -> ColumnElement[bool]:
             CampaignRecipient.contact_id == Outbox.contact_id,
             not_(
                 exists(
-                    select(Suppression.id).where(
+                    select(Suppression.id)
+                    .where(
                         Suppression.channel == Outbox.channel,
                         Suppression.address == CampaignRecipient.address,
                     )
+                    .correlate(Outbox, CampaignRecipient)
                 )
             ),
             or_(

@@ -1,0 +1,332 @@
+"""A campaign end to end: the API, the keeper and jobs, the one outbox, a real SMTP server.
+
+The hub runs as in the embedded default (in-process jobs, one process); the
+mailbox's server is aiosmtpd on loopback. The tests assert what a marketer
+and a recipient see: who got exactly one message, who was left out and why,
+and that an unsubscribe stops what was not yet sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from commhub.bootstrap import Hub, open_hub
+from commhub.channels import ChannelContext
+from commhub.config import Settings
+from commhub.domain.contacts import ConsentChoice, ContactDraft
+from commhub.domain.roles import Role
+from commhub.models import (
+    CampaignRecipient,
+    ConsentEvent,
+    MessageTemplate,
+    Segment,
+    SegmentMember,
+)
+from commhub.services import contacts
+from commhub.store.engine import SessionFactory
+from commhub.web.app import create_app
+from commhub_email import adapter
+from smtp_sink import SmtpSink
+
+Client = TestClient[Any, Any]
+ADDRESS = "news@example.com"
+MARKETING = ConsentChoice("email", "marketing", True)
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    server = SmtpSink()
+    await server.start()
+    yield server
+    await server.close()
+
+
+HubClient = Callable[[int], Awaitable[tuple[Client, Hub]]]
+
+
+@pytest.fixture
+def hub_client(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    accounts: dict[Role, Any],
+) -> HubClient:
+    async def start(port: int) -> tuple[Client, Hub]:
+        options = {
+            "address": ADDRESS,
+            "display_name": "Example News",
+            "max_message_mb": 1,
+            "smtp": {"host": "127.0.0.1", "port": port, "security": "plain"},
+        }
+        channel = adapter(name="news", options=options, context=ChannelContext(phone_region="RU"))
+        opened: list[Hub] = []
+
+        async def opener() -> Hub:
+            hub = await open_hub(
+                settings.model_copy(update={"public_url": "https://hub.example"}),
+                channels=[channel],
+            )
+            opened.append(hub)
+            return hub
+
+        client = await aiohttp_client(create_app(opener))
+        return client, opened[0]
+
+    return start
+
+
+async def people(sessions: SessionFactory, count: int, **kinds: int) -> tuple[int, list[int]]:
+    """A static list of ``count`` people with marketing consent, plus ``kinds`` without.
+
+    ``no_consent``: never asked; ``refused``: said no; ``no_email``: only a phone.
+    """
+    ids: list[int] = []
+
+    async def make(n: int, *, emails: tuple[str, ...], consents: tuple[ConsentChoice, ...]) -> None:
+        view = await contacts.create_contact(
+            sessions,
+            ContactDraft(name=f"Person {n}", emails=emails, consents=consents),
+            owner_id=None,
+            source="test",
+        )
+        ids.append(view.id)
+
+    for n in range(count):
+        await make(n, emails=(f"p{n}@client.example",), consents=(MARKETING,))
+    for n in range(kinds.get("no_consent", 0)):
+        await make(1000 + n, emails=(f"q{n}@client.example",), consents=())
+    for n in range(kinds.get("refused", 0)):
+        no = ConsentChoice("email", "marketing", False)
+        await make(2000 + n, emails=(f"r{n}@client.example",), consents=(no,))
+    for n in range(kinds.get("no_email", 0)):
+        await make(3000 + n, emails=(), consents=(MARKETING,))
+    async with sessions() as session:
+        segment = Segment(name="Test list", kind="static")
+        template = MessageTemplate(
+            name="News",
+            channel="email",
+            subject="News for {{ contact.first_name }}",
+            text="Hello {{ contact.name }}!\nUnsubscribe: {{ unsubscribe_url }}\n",
+            html="<p>Hello {{ contact.name }}</p><a href='{{ unsubscribe_url }}'>unsubscribe</a>",
+        )
+        session.add_all([segment, template])
+        await session.flush()
+        session.add_all(SegmentMember(segment_id=segment.id, contact_id=i) for i in ids)
+        await session.commit()
+        return segment.id, [template.id]
+
+
+async def create(client: Client, segment_id: int, template_id: int, **extra: Any) -> int:
+    body = {
+        "name": "December news",
+        "channel": "email",
+        "segment_id": segment_id,
+        "email_template_id": template_id,
+        "mailbox": "news",
+        **extra,
+    }
+    response = await client.post("/api/v1/campaigns", json=body, headers=marketer(client))
+    assert response.status == 201, await response.text()
+    created: dict[str, Any] = await response.json()
+    return int(created["id"])
+
+
+MARKETER_AUTH: dict[str, str] = {}
+
+
+def marketer(client: Client) -> dict[str, str]:
+    """The marketer's credentials (the accounts fixture makes the same token name each test)."""
+    return MARKETER_AUTH
+
+
+async def shown(client: Client, campaign_id: int) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/campaigns/{campaign_id}", headers=marketer(client))
+    assert response.status == 200
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def until(
+    client: Client, campaign_id: int, state: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    async def poll() -> dict[str, Any]:
+        while True:
+            body = await shown(client, campaign_id)
+            if body["state"] == state:
+                return body
+            await asyncio.sleep(0.1)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def parsed(data: bytes) -> EmailMessage:
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+@pytest.fixture
+async def ready(hub_client: HubClient, sink: SmtpSink, accounts: dict[Role, Any]) -> Client:
+    client, _ = await hub_client(sink.port)
+    MARKETER_AUTH.clear()
+    MARKETER_AUTH.update(accounts[Role.MARKETER].auth)
+    return client
+
+
+async def test_each_consenting_person_gets_one_message_and_the_rest_are_left_out_with_reasons(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 12, no_consent=2, refused=1, no_email=1)
+    campaign_id = await create(ready, segment_id, template_id)
+    started = await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    assert started.status == 200, await started.text()
+
+    done = await until(ready, campaign_id, "finished")
+    counts = done["counts"]
+    assert counts["recipients"] == 16
+    assert counts["excluded"] == 4
+    assert counts["sent"] == 12
+    received = sorted(m.rcpt_tos[0] for m in sink.messages)
+    assert received == sorted(f"p{n}@client.example" for n in range(12))
+
+    message = parsed(sink.messages[0].data)
+    assert re.fullmatch(r"News for Person", message["Subject"])
+    text = message.get_body(("plain",))
+    assert text is not None
+    assert "https://hub.example/u/" in text.get_content()
+
+    listing = await ready.get(
+        f"/api/v1/campaigns/{campaign_id}/recipients", headers=marketer(ready)
+    )
+    rows = (await listing.json())["items"]
+    reasons = sorted(r["reason"] for r in rows if r["state"] == "excluded")
+    assert reasons == ["no_address", "no_consent", "no_consent", "withdrawn"]
+    assert {r["state"] for r in rows if r["state"] != "excluded"} == {"sent"}
+
+
+async def test_the_unsubscribe_link_asks_then_withdraws_consent_with_evidence(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 1)
+    campaign_id = await create(ready, segment_id, template_id)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    await until(ready, campaign_id, "finished")
+    text = parsed(sink.messages[0].data).get_body(("plain",))
+    assert text is not None
+    link = re.search(r"https://hub\.example(/u/\S+)", text.get_content())
+    assert link is not None
+
+    page = await ready.get(link.group(1))
+    assert page.status == 200
+    assert "p0@client.example" not in await page.text()  # masked: p***@client.example
+    async with sessions() as session:
+        assert (
+            await session.scalars(select(ConsentEvent).where(~ConsentEvent.granted))
+        ).all() == []
+
+    done = await ready.post(link.group(1), data={"List-Unsubscribe": "One-Click"})
+    assert done.status == 200
+    async with sessions() as session:
+        [event] = (await session.scalars(select(ConsentEvent).where(~ConsentEvent.granted))).all()
+    assert event.source == "unsubscribe link"
+    assert f"campaign {campaign_id}" in event.evidence
+    assert "one-click" in event.evidence
+
+    assert (await ready.get("/u/not-a-token")).status == 404
+
+
+async def test_people_who_unsubscribe_mid_campaign_get_nothing_more(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 20)
+    campaign_id = await create(ready, segment_id, template_id, rate=4)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+
+    async def first_arrived() -> None:
+        while not sink.messages:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(first_arrived(), 15)
+    listing = await ready.get(
+        f"/api/v1/campaigns/{campaign_id}/recipients?limit=1000", headers=marketer(ready)
+    )
+    last = (await listing.json())["items"][-1]
+    async with sessions() as session:
+        token = await session.scalar(
+            select(CampaignRecipient.token).where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.contact_id == last["contact_id"],
+            )
+        )
+    assert (await ready.post(f"/u/{token}")).status == 200
+
+    done = await until(ready, campaign_id, "finished", timeout=30)
+    assert last["address"] not in {m.rcpt_tos[0] for m in sink.messages}
+    assert len(sink.messages) == 19
+    assert done["counts"]["withheld"] == 1
+
+
+async def test_a_paused_campaign_sends_nothing_until_resumed_and_a_cancel_stops_the_rest(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 30)
+    campaign_id = await create(ready, segment_id, template_id, rate=10)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    await until(ready, campaign_id, "running")
+    paused = await ready.post(
+        f"/api/v1/campaigns/{campaign_id}/pause",
+        json={"reason": "checking"},
+        headers=marketer(ready),
+    )
+    assert paused.status == 200
+    await asyncio.sleep(1.5)  # anything in flight lands
+    before = len(sink.messages)
+    await asyncio.sleep(1.5)
+    assert len(sink.messages) == before
+    assert before < 30
+
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/resume", headers=marketer(ready))
+
+    async def some_more() -> None:
+        while len(sink.messages) < before + 3:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(some_more(), 15)
+    cancelled = await ready.post(f"/api/v1/campaigns/{campaign_id}/cancel", headers=marketer(ready))
+    assert cancelled.status == 200
+    await asyncio.sleep(1.5)
+    body = await shown(ready, campaign_id)
+    assert body["state"] == "cancelled"
+    sent = len(sink.messages)
+    assert sent < 30
+    assert len({m.rcpt_tos[0] for m in sink.messages}) == sent  # nobody twice
+    again = await ready.post(f"/api/v1/campaigns/{campaign_id}/resume", headers=marketer(ready))
+    assert again.status == 409
+
+
+async def test_a_start_names_what_is_missing(ready: Client, sessions: SessionFactory) -> None:
+    response = await ready.post(
+        "/api/v1/campaigns", json={"name": "Empty"}, headers=marketer(ready)
+    )
+    campaign_id = (await response.json())["id"]
+    started = await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    assert started.status == 422
+    problem = await started.json()
+    assert problem["errors"][0]["field"] == "segment_id" or "segment" in problem["detail"]
+
+    night = await ready.post(
+        "/api/v1/campaigns",
+        json={"name": "Night", "window_from": 23 * 60, "window_to": 24 * 60},
+        headers=marketer(ready),
+    )
+    assert night.status == 422
+    assert "night" in (await night.text())
