@@ -28,6 +28,7 @@ from commhub.models import Campaign, CampaignRecipient, Outbox, utcnow
 from commhub.services import campaign_jobs as jobs
 from commhub.services.database import Database
 from commhub.store import campaign_lists as lists
+from commhub.store.campaign_rows import COMPLAINED
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ AHEAD_S: Final = 20.0
 AHEAD_MAX: Final = 5000
 """Rows written ahead for a campaign without a rate (e-mail as fast as the server takes it)."""
 UNSETTLED: Final = ("queued", "sending")
+BOUNCED: Final = "bounced"
+FAILED: Final = "failed"
+"""Refused for good by the server (a 5xx at RCPT or DATA): a hard bounce told at once."""
+JUDGED: Final = ("sent", BOUNCED, FAILED, COMPLAINED)
+"""Outbox states of messages handed over: the base of the bounce and complaint rates."""
+MIN_SAMPLE: Final = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,46 @@ async def tick(db: Database, queue: JobQueue) -> Tick:
     return Tick(started=started, chunks=chunks, finished=finished)
 
 
+async def _pause_if_harmful(session: AsyncSession, campaign: Campaign) -> bool:
+    """Pause a campaign whose hard bounces or complaints passed its limits; whether it did.
+
+    Judged once ``MIN_SAMPLE`` messages went out, as mailbox providers judge
+    bulk senders; the reason, with the figures, is kept on the campaign.
+    """
+    rows = await session.execute(
+        select(Outbox.state, func.count())
+        .where(Outbox.campaign_id == campaign.id, Outbox.state.in_(JUDGED))
+        .group_by(Outbox.state)
+    )
+    counts = {state: int(count) for state, count in rows}
+    out = sum(counts.values())
+    if out < MIN_SAMPLE:
+        return False
+    bounced = 100 * (counts.get(BOUNCED, 0) + counts.get(FAILED, 0)) / out
+    complained = 100 * counts.get(COMPLAINED, 0) / out
+    if bounced > campaign.bounce_limit:
+        reason = (
+            f"auto-paused: hard bounces {bounced:.1f}% of {out} sent "
+            f"(limit {campaign.bounce_limit:g}%)"
+        )
+    elif complained > campaign.complaint_limit:
+        reason = (
+            f"auto-paused: complaints {complained:.2f}% of {out} sent "
+            f"(limit {campaign.complaint_limit:g}%)"
+        )
+    else:
+        return False
+    moved = await session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.state == CampaignState.RUNNING.value)
+        .values(state=CampaignState.PAUSED.value, state_reason=reason, updated_at=utcnow())
+    )
+    await session.commit()
+    if getattr(moved, "rowcount", 0):
+        log.warning("campaign %d %s", campaign.id, reason)
+    return True
+
+
 async def _start_due(db: Database) -> int:
     async with db() as session:
         due = await session.scalar(
@@ -114,8 +161,10 @@ async def _keep_ahead(
             CampaignRecipient.state == lists.PENDING,
         )
     )
-    if lowest is None:
-        return 0, await _finish_if_done(session, campaign.id)
+    if lowest is None and await _finish_if_done(session, campaign.id):
+        return 0, 1
+    if await _pause_if_harmful(session, campaign) or lowest is None:
+        return 0, 0
     horizon = utcnow() + timedelta(seconds=AHEAD_S)
     if campaign.rate:
         # Paced: its slots say how far ahead it is written.

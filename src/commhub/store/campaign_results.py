@@ -17,12 +17,22 @@ from commhub.domain.interactions import Direction, Status
 from commhub.models import CampaignRecipient, Contact, Interaction, Outbox
 from commhub.store import campaign_lists as lists
 
-OUTBOX_STATES = ("queued", "sending", "sent", "failed", "withheld", "cancelled", "uncertain")
+OUTBOX_STATES = (
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "bounced",
+    "complained",
+    "withheld",
+    "cancelled",
+    "uncertain",
+)
 
 
 async def counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
     """Recipients by list state and messages by outbox state and card status, in one dict."""
-    found = dict.fromkeys((*OUTBOX_STATES, "pending", "delivered", "bounced", "replied"), 0)
+    found = dict.fromkeys((*OUTBOX_STATES, "pending", "delivered", "replied"), 0)
     pending = await session.scalar(
         select(func.count())
         .select_from(CampaignRecipient)
@@ -44,7 +54,7 @@ async def counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
         .join(Outbox, Outbox.interaction_id == Interaction.id)
         .where(
             Outbox.campaign_id == campaign_id,
-            Interaction.status.in_((Status.DELIVERED.value, Status.BOUNCED.value)),
+            Interaction.status == Status.DELIVERED.value,
         )
         .group_by(Interaction.status)
     ):

@@ -20,6 +20,8 @@ WITHHELD: Final = "withheld"
 """Outbox state of a campaign message the person may no longer get."""
 CANCELLED: Final = "cancelled"
 """Outbox state of a campaign message its campaign's cancellation stopped."""
+COMPLAINED: Final = "complained"
+"""Outbox state of a sent message its recipient reported as spam (a feedback-loop report)."""
 WITHHELD_REASON: Final = "not sent: consent was withdrawn or the address opted out before its turn"
 
 

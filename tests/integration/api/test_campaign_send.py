@@ -330,3 +330,21 @@ async def test_a_start_names_what_is_missing(ready: Client, sessions: SessionFac
     )
     assert night.status == 422
     assert "night" in (await night.text())
+
+
+async def test_a_campaign_whose_hard_bounces_pass_the_limit_pauses_itself(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 80)
+    for n in range(0, 40, 5):  # 8 of the first 40: 10% and more once 50 went out
+        sink.recorder.refuse[f"p{n}@client.example"] = "550 5.1.1 no such user"
+    campaign_id = await create(ready, segment_id, template_id, rate=25)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+
+    paused = await until(ready, campaign_id, "paused", timeout=30)
+    assert paused["state_reason"].startswith("auto-paused: hard bounces")
+    assert "limit 5%" in paused["state_reason"]
+    await asyncio.sleep(1.0)
+    handed = len(sink.messages) + paused["counts"]["failed"]
+    assert handed < 80
+    assert paused["counts"]["failed"] == 8

@@ -70,6 +70,7 @@ class Counts(BaseModel):
     delivered: int
     failed: int
     bounced: int
+    complained: int
     withheld: int
     cancelled: int
     uncertain: int
