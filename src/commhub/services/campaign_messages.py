@@ -35,6 +35,7 @@ from commhub.models import (
     utcnow,
 )
 from commhub.store import campaign_lists as lists
+from commhub.store.template_values import values_for
 
 MAX_EMAIL_BYTES = 1_000_000
 
@@ -62,13 +63,16 @@ async def write(
     window = Window.of(campaign.window_from, campaign.window_to)
     fallback = ZoneInfo(zone)
     now = utcnow()
+    language = _language(campaign)
+    known = await values_for(session, [r.contact_id for r in pending], locale=language)
+    base = public_url.rstrip("/")
     written: list[Written] = []
     for recipient in pending:
         contact = contacts.get(recipient.contact_id)
         if contact is None or contact.merged_into_id is not None:
             _leave(recipient, Exclusion.MERGED, "")
             continue
-        values = _values(contact, recipient, public_url)
+        values = {**known[contact.id], "unsubscribe_url": f"{base}/u/{recipient.token}"}
         try:
             message = _message(campaign, recipient, values)
         except (RenderError, DraftError) as exc:
@@ -102,22 +106,17 @@ async def write(
     return len(written)
 
 
+def _language(campaign: Campaign) -> str:
+    """The language its templates are written in: money and dates are shown that way."""
+    for part in campaign.content.values():
+        if isinstance(part, dict) and part.get("language"):
+            return str(part["language"])
+    return "en"
+
+
 def _leave(recipient: CampaignRecipient, why: Exclusion, detail: str, state: str = "") -> None:
     recipient.state = state or lists.EXCLUDED
     recipient.reason = why.value if not detail else f"{why.value}: {detail}"
-
-
-def _values(contact: Contact, recipient: CampaignRecipient, public_url: str) -> dict[str, Any]:
-    base = public_url.rstrip("/")
-    name = contact.name or ""
-    return {
-        "contact": {
-            "name": name,
-            "first_name": name.split()[0] if name.split() else "",
-            **{k: v for k, v in contact.extra.items() if isinstance(v, str | int | float)},
-        },
-        "unsubscribe_url": f"{base}/u/{recipient.token}",
-    }
 
 
 @dataclass(frozen=True, slots=True)
