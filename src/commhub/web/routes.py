@@ -23,6 +23,7 @@ from commhub.web.api import (
     pipelines,
     session,
     sms,
+    templates,
     users,
 )
 from commhub.web.openapi import openapi_document
@@ -131,6 +132,12 @@ def add_routes(app: web.Application) -> None:
             web.post(f"{API}/campaigns/{{id}}/resume", campaigns.resume_campaign),
             web.post(f"{API}/campaigns/{{id}}/cancel", campaigns.cancel_campaign),
             web.get(f"{API}/campaigns/{{id}}/recipients", campaigns.campaign_recipients),
+            web.get(f"{API}/templates", templates.list_templates),
+            web.post(f"{API}/templates", templates.create_template),
+            web.post(f"{API}/templates/preview", templates.preview_template),
+            web.get(f"{API}/templates/{{id}}", templates.get_template),
+            web.patch(f"{API}/templates/{{id}}", templates.update_template),
+            web.delete(f"{API}/templates/{{id}}", templates.remove_template),
             web.get(f"{API}/pipelines", pipelines.list_pipelines),
             web.post(f"{API}/pipelines", pipelines.create_pipeline),
             web.patch(f"{API}/pipelines/{{id}}", pipelines.update_pipeline),

@@ -1,0 +1,66 @@
+"""Request and response bodies of the message templates API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from commhub.web.api.schemas import Strict
+
+TEXT = 200_000
+
+
+class TemplateIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    channel: Literal["email", "sms"]
+    language: str = Field(default="", max_length=10)
+    subject: str = Field(default="", max_length=500)
+    text: str = Field(max_length=TEXT)
+    html: str | None = Field(default=None, max_length=TEXT)
+
+
+class TemplateUpdate(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    language: str | None = Field(default=None, max_length=10)
+    subject: str | None = Field(default=None, max_length=500)
+    text: str | None = Field(default=None, max_length=TEXT)
+    html: str | None = Field(default=None, max_length=TEXT)
+
+
+class TemplateOut(BaseModel):
+    id: int
+    name: str
+    channel: str
+    language: str
+    subject: str
+    text: str
+    html: str | None
+    stock_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TemplateList(BaseModel):
+    items: list[TemplateOut]
+
+
+class PreviewIn(TemplateIn):
+    name: str = Field(default="preview", min_length=1, max_length=200)
+    contact_id: int | None = Field(
+        default=None, ge=1, description="Whose values to use; none: empty values."
+    )
+
+
+class SmsShapeOut(BaseModel):
+    encoding: str
+    segments: int
+    units: int
+
+
+class PreviewOut(BaseModel):
+    subject: str
+    text: str
+    html: str | None
+    sms: SmsShapeOut | None

@@ -1,0 +1,120 @@
+"""Message templates: marketers write them (checked on save) and preview them with a contact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from commhub.domain.roles import Permission
+from commhub.models import MessageTemplate
+from commhub.services import message_templates as templates
+from commhub.services.message_templates import TemplateDraft
+from commhub.web.api import template_schemas as schemas
+from commhub.web.endpoints import endpoint, json_response, path_id, read_body
+from commhub.web.keys import DATABASE, SETTINGS, principal
+
+
+def template_out(row: MessageTemplate) -> schemas.TemplateOut:
+    return schemas.TemplateOut(
+        id=row.id,
+        name=row.name,
+        channel=row.channel,
+        language=row.language,
+        subject=row.subject,
+        text=row.text,
+        html=row.html,
+        stock_key=row.stock_key,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@endpoint(
+    "Every template, by name.",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    response=schemas.TemplateList,
+)
+async def list_templates(request: web.Request) -> web.StreamResponse:
+    rows = await templates.listing(request.app[DATABASE])
+    return json_response(schemas.TemplateList(items=[template_out(r) for r in rows]))
+
+
+@endpoint(
+    "Save a new template; a syntax error names the field and its line.",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    body=schemas.TemplateIn,
+    response=schemas.TemplateOut,
+    status=201,
+)
+async def create_template(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.TemplateIn)
+    row = await templates.create(
+        request.app[DATABASE],
+        TemplateDraft(**body.model_dump()),
+        user_id=principal(request).user_id,
+    )
+    response = json_response(template_out(row), status=201)
+    response.headers["Location"] = f"/api/v1/templates/{row.id}"
+    return response
+
+
+@endpoint(
+    "One template.", permission=Permission.TEMPLATES, tag="templates", response=schemas.TemplateOut
+)
+async def get_template(request: web.Request) -> web.StreamResponse:
+    return json_response(template_out(await templates.get(request.app[DATABASE], path_id(request))))
+
+
+@endpoint(
+    "Change a template; campaigns already started keep the copy they took.",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    body=schemas.TemplateUpdate,
+    response=schemas.TemplateOut,
+)
+async def update_template(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.TemplateUpdate)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    row = await templates.update(request.app[DATABASE], path_id(request), changes)
+    return json_response(template_out(row))
+
+
+@endpoint("Set a template aside.", permission=Permission.TEMPLATES, tag="templates", status=204)
+async def remove_template(request: web.Request) -> web.StreamResponse:
+    await templates.remove(request.app[DATABASE], path_id(request))
+    return web.Response(status=204)
+
+
+@endpoint(
+    "Render a template as written for one contact (or with empty values), unsaved.",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    body=schemas.PreviewIn,
+    response=schemas.PreviewOut,
+)
+async def preview_template(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.PreviewIn)
+    fields = body.model_dump(exclude={"contact_id"})
+    shown = await templates.preview(
+        request.app[DATABASE],
+        TemplateDraft(**fields),
+        contact_id=body.contact_id,
+        public_url=request.app[SETTINGS].public_url or str(request.url.origin()),
+    )
+    return json_response(
+        schemas.PreviewOut(
+            subject=shown.subject,
+            text=shown.text,
+            html=shown.html,
+            sms=None
+            if shown.sms is None
+            else schemas.SmsShapeOut(
+                encoding=shown.sms.encoding.value,
+                segments=shown.sms.segments,
+                units=shown.sms.units,
+            ),
+        )
+    )
