@@ -41,12 +41,18 @@ CHUNK: Final = 500
 """Recipients one fill job writes, in one transaction."""
 
 
-def freeze_job_id(campaign_id: int) -> str:
-    return f"campaign:{campaign_id}:freeze"
+RETRY_AFTER_S: Final = 15
+"""A job id names its work and a 15-second window: work still not done a window later gets a
+new job, so a worker killed mid-job (whose job arq keeps "in progress" until its timeout)
+holds nothing up; a second job on the same work finds it done or locked."""
 
 
-def fill_job_id(campaign_id: int, chunk: int) -> str:
-    return f"campaign:{campaign_id}:fill:{chunk}"
+def freeze_job_id(campaign_id: int, now: float) -> str:
+    return f"campaign:{campaign_id}:freeze:{int(now // RETRY_AFTER_S)}"
+
+
+def fill_job_id(campaign_id: int, chunk: int, now: float) -> str:
+    return f"campaign:{campaign_id}:fill:{chunk}:{int(now // RETRY_AFTER_S)}"
 
 
 async def campaign_freeze(ctx: dict[str, Any], campaign_id: int) -> int:
@@ -71,7 +77,8 @@ async def freeze(db: Database, campaign_id: int) -> int:
     written = 0
     while True:
         async with db() as session:
-            campaign = await session.get(Campaign, campaign_id)
+            # Freezes of one campaign take turns (two workers on it write the same contacts).
+            campaign = await session.get(Campaign, campaign_id, with_for_update=True)
             if campaign is None or campaign.state != CampaignState.STARTING.value:
                 return written
             members = await lists.members_of(session, campaign.segment_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
@@ -77,7 +78,9 @@ async def tick(db: Database, queue: JobQueue) -> Tick:
             )
         )
     for campaign_id in starting:
-        await _enqueue(queue, jobs.FREEZE_JOB, campaign_id, job_id=jobs.freeze_job_id(campaign_id))
+        await _enqueue(
+            queue, jobs.FREEZE_JOB, campaign_id, job_id=jobs.freeze_job_id(campaign_id, time.time())
+        )
     chunks = finished = 0
     for campaign in running:
         async with db() as session:
@@ -188,7 +191,11 @@ async def _keep_ahead(
     first = lowest // jobs.CHUNK
     for chunk in range(first, first + count):
         await _enqueue(
-            queue, jobs.FILL_JOB, campaign.id, chunk, job_id=jobs.fill_job_id(campaign.id, chunk)
+            queue,
+            jobs.FILL_JOB,
+            campaign.id,
+            chunk,
+            job_id=jobs.fill_job_id(campaign.id, chunk, time.time()),
         )
     return count, 0
 
