@@ -16,7 +16,7 @@ from commhub.domain.contacts import ConsentChoice, ContactDraft, ContactView
 from commhub.domain.imports import ImportMapping, MappingError
 from commhub.domain.phones import parse_phone
 from commhub.jobs.imports import run_import
-from commhub.models import Company, Consent, Contact, ContactPoint, Import
+from commhub.models import Company, Consent, ConsentEvent, Contact, ContactPoint, Import
 from commhub.services.contacts import create_contact
 from commhub.services.importer import ImportProgress, ImportReport, import_contacts
 from commhub.services.spreadsheets import SheetError
@@ -236,6 +236,10 @@ async def test_spreadsheet_refusal_withdraws_a_granted_consent(
         consent = await session.scalar(select(Consent).where(Consent.contact_id == known.id))
     assert consent is not None
     assert (consent.granted, consent.source) == (False, "import: b.csv")
+    async with sessions() as session:
+        ledger = (await session.scalars(select(ConsentEvent).order_by(ConsentEvent.id))).all()
+    # The consent ledger: the form's "yes", then the spreadsheet's "no", each with its source.
+    assert [(e.granted, e.source) for e in ledger] == [(True, "web form"), (False, "import: b.csv")]
 
 
 async def test_row_matching_two_existing_contacts_is_rejected_as_ambiguous(

@@ -37,6 +37,7 @@ points: Table = Base.metadata.tables["contact_points"]
 tags: Table = Base.metadata.tables["tags"]
 contact_tags: Table = Base.metadata.tables["contact_tags"]
 consents: Table = Base.metadata.tables["consents"]
+consent_events: Table = Base.metadata.tables["consent_events"]
 
 
 @dataclass(slots=True)
@@ -178,6 +179,7 @@ async def add_consents(
     if not rows:
         return
     now = _batch_time()
+    await _ledger(session, rows, source, now)
     statement = upsert_insert(session, consents).values(source=source, recorded_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=["contact_id", "channel", "purpose"],
@@ -187,6 +189,38 @@ async def add_consents(
     await write_rows(
         session, statement, consents, ("contact_id", "channel", "purpose", "granted"), rows
     )
+
+
+async def _ledger(
+    session: AsyncSession,
+    rows: Sequence[tuple[int, str, str, bool]],
+    source: str,
+    now: Any,
+) -> None:
+    """Write to the consent ledger the answers that will change what is in force (before the
+    upsert, which tells no one what it changed): a first answer, or a "yes" turned "no"."""
+    current: dict[tuple[int, str, str], bool] = {}
+    for chunk in _chunks(list({row[0] for row in rows})):
+        for contact_id, channel, purpose, granted in await session.execute(
+            select(
+                consents.c.contact_id, consents.c.channel, consents.c.purpose, consents.c.granted
+            ).where(consents.c.contact_id.in_(chunk))
+        ):
+            current[(contact_id, channel, purpose)] = bool(granted)
+    changes = []
+    for contact_id, channel, purpose, granted in rows:
+        before = current.get((contact_id, channel, purpose))
+        if before is None or (before and not granted):
+            current[(contact_id, channel, purpose)] = granted
+            changes.append((contact_id, channel, purpose, granted))
+    if changes:
+        await write_rows(
+            session,
+            insert(consent_events).values(source=source, evidence="", recorded_at=now),
+            consent_events,
+            ("contact_id", "channel", "purpose", "granted"),
+            changes,
+        )
 
 
 async def contact_states(session: AsyncSession, ids: Iterable[int]) -> dict[int, ContactState]:
