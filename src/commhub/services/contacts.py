@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain import phones
 from commhub.domain.contacts import ConsentChoice, ContactDraft, ContactView, name_key
 from commhub.domain.emails import EmailError, normalize_email
 from commhub.domain.pagination import Cursor
-from commhub.models import Contact, Interaction, User, utcnow
+from commhub.models import ConsentEvent, Contact, Interaction, User, utcnow
 from commhub.services.database import Database
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.store import contact_points
@@ -200,3 +201,16 @@ async def _check_owner(session: AsyncSession, owner_id: int | None) -> None:
 def _check_extra(extra: Mapping[str, str]) -> None:
     if len(extra) > MAX_EXTRA_FIELDS:
         raise InvalidInput("extra", f"at most {MAX_EXTRA_FIELDS} extra fields")
+
+
+async def consent_history(db: Database, contact_id: int) -> list[ConsentEvent]:
+    """Every change of the contact's consent, oldest first: who, when, through what, why."""
+    async with db() as session:
+        if await session.get(Contact, contact_id) is None:
+            raise NotFound("contact", contact_id)
+        rows = await session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.contact_id == contact_id)
+            .order_by(ConsentEvent.recorded_at, ConsentEvent.id)
+        )
+        return list(rows)

@@ -77,6 +77,7 @@ def add_routes(app: web.Application) -> None:
             web.patch(f"{API}/contacts/{{id}}", contacts.update_contact),
             web.get(f"{API}/contacts/{{id}}/timeline", contacts.get_timeline),
             web.post(f"{API}/contacts/{{id}}/merge", contacts.merge_contacts),
+            web.get(f"{API}/contacts/{{id}}/consents", contacts.consent_history),
             web.get(f"{API}/identify", identify.identify),
             web.get(f"{API}/interactions", interactions.list_interactions),
             web.post(f"{API}/interactions", interactions.create_interaction),

@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("PATCH", "/api/v1/contacts/{id}"): WRITERS,
     ("GET", "/api/v1/contacts/{id}/timeline"): ALL,
     ("POST", "/api/v1/contacts/{id}/merge"): LEADS,
+    ("GET", "/api/v1/contacts/{id}/consents"): ALL,
     ("GET", "/api/v1/identify"): ALL,
     ("GET", "/api/v1/interactions"): frozenset({Role.MARKETER, Role.MANAGER, Role.ADMIN}),
     ("POST", "/api/v1/interactions"): WRITERS,

@@ -243,6 +243,18 @@ async def test_the_unsubscribe_link_asks_then_withdraws_consent_with_evidence(
 
     assert (await ready.get("/u/not-a-token")).status == 404
 
+    listing = await ready.get(
+        f"/api/v1/campaigns/{campaign_id}/recipients", headers=marketer(ready)
+    )
+    [person] = (await listing.json())["items"]
+    history = await ready.get(
+        f"/api/v1/contacts/{person['contact_id']}/consents", headers=marketer(ready)
+    )
+    assert [(e["granted"], e["source"]) for e in (await history.json())["items"]] == [
+        (True, "test"),
+        (False, "unsubscribe link"),
+    ]
+
 
 async def test_people_who_unsubscribe_mid_campaign_get_nothing_more(
     ready: Client, sink: SmtpSink, sessions: SessionFactory

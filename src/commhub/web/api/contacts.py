@@ -166,6 +166,32 @@ async def merge_contacts(request: web.Request) -> web.StreamResponse:
     return json_response(contact_out(view))
 
 
+@endpoint(
+    "The contact's consent ledger: every change, oldest first, with its source and evidence.",
+    permission=Permission.CONTACTS_READ,
+    tag="contacts",
+    response=schemas.ConsentHistory,
+)
+async def consent_history(request: web.Request) -> web.StreamResponse:
+    rows = await contacts.consent_history(request.app[DATABASE], path_id(request))
+    return json_response(
+        schemas.ConsentHistory(
+            items=[
+                schemas.ConsentEventOut(
+                    channel=r.channel,
+                    purpose=r.purpose,
+                    granted=r.granted,
+                    source=r.source,
+                    evidence=r.evidence,
+                    recorded_by_id=r.recorded_by_id,
+                    recorded_at=r.recorded_at,
+                )
+                for r in rows
+            ]
+        )
+    )
+
+
 def _source(request: web.Request) -> str:
     caller = principal(request)
     return f"api:{caller.username}"

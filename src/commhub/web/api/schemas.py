@@ -128,6 +128,20 @@ class ConsentIn(Strict):
     granted: bool
 
 
+class ConsentEventOut(BaseModel):
+    channel: str
+    purpose: str
+    granted: bool
+    source: str = Field(description="form, import, unsubscribe link, complaint, sms keyword…")
+    evidence: str
+    recorded_by_id: int | None
+    recorded_at: datetime
+
+
+class ConsentHistory(BaseModel):
+    items: list[ConsentEventOut]
+
+
 class ConsentOut(BaseModel):
     channel: str
     purpose: str
