@@ -19,6 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.campaigns import Exclusion, Pace, Window, recipient_zone
+from commhub.domain.consent import Purpose
 from commhub.domain.email_compose import Draft, DraftError, Recipient, compose
 from commhub.domain.interactions import Direction, Medium, Status
 from commhub.domain.phones import zone_of_number
@@ -85,7 +86,7 @@ async def write(
             fallback,
         )
         due = window.next_open(slot, own)
-        written.append(_rows(campaign, recipient, message, due))
+        written.append(_rows(campaign, recipient, message, due, base))
     for item in written:
         session.add(item.interaction)
     await session.flush()
@@ -135,7 +136,9 @@ def _message(campaign: Campaign, recipient: CampaignRecipient, values: dict[str,
     )
 
 
-def _rows(campaign: Campaign, recipient: CampaignRecipient, message: _Message, due: Any) -> Written:
+def _rows(
+    campaign: Campaign, recipient: CampaignRecipient, message: _Message, due: Any, base: str
+) -> Written:
     key = f"campaign:{campaign.id}:{recipient.contact_id}:{recipient.channel}"
     now = utcnow()
     summary = " ".join(message.text.split())[:500]
@@ -148,6 +151,7 @@ def _rows(campaign: Campaign, recipient: CampaignRecipient, message: _Message, d
                 subject=message.subject,
                 text=message.text,
                 html=message.html,
+                unsubscribe=_unsubscribe(campaign, recipient, sender.get("address", ""), base),
             ),
             now=now,
             max_bytes=MAX_EMAIL_BYTES,
@@ -198,6 +202,18 @@ def _rows(campaign: Campaign, recipient: CampaignRecipient, message: _Message, d
         next_attempt_at=due,
     )
     return Written(recipient, interaction, detail, outbox)
+
+
+def _unsubscribe(
+    campaign: Campaign, recipient: CampaignRecipient, mailbox: str, base: str
+) -> tuple[str, ...]:
+    """The List-Unsubscribe targets of a marketing message: the one-click link and a mailto."""
+    if campaign.purpose != Purpose.MARKETING.value:
+        return ()
+    targets = [f"{base}/u/{recipient.token}"] if base.startswith(("https://", "http://")) else []
+    if mailbox:
+        targets.append(f"mailto:{mailbox}?subject=unsubscribe%20{recipient.token}")
+    return tuple(targets)
 
 
 def _interaction(

@@ -203,6 +203,11 @@ async def test_each_consenting_person_gets_one_message_and_the_rest_are_left_out
     text = message.get_body(("plain",))
     assert text is not None
     assert "https://hub.example/u/" in text.get_content()
+    token = text.get_content().split("https://hub.example/u/")[1].split()[0]
+    assert message["List-Unsubscribe"] == (
+        f"<https://hub.example/u/{token}>, <mailto:{ADDRESS}?subject=unsubscribe%20{token}>"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     listing = await ready.get(
         f"/api/v1/campaigns/{campaign_id}/recipients", headers=marketer(ready)
