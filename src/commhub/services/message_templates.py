@@ -8,17 +8,22 @@ leaves out, with the reason, a person it cannot be written for.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commhub.domain.sms_text import SmsShape, measure
+from commhub.channels import Mailbox, SmsGateway
+from commhub.domain.email_compose import Recipient
+from commhub.domain.sms_text import SmsShape, SmsTextError, measure
 from commhub.domain.template_render import RenderError, check_source, render_text
-from commhub.models import MessageTemplate, utcnow
+from commhub.models import MessageTemplate, Outbox, utcnow
 from commhub.services.database import Database
+from commhub.services.email_sending import EmailRequest, queue_email
 from commhub.services.errors import InvalidInput, NotFound
+from commhub.services.sms_sending import SmsRequest, queue_sms
 from commhub.store.template_values import values_for
 
 CHANNELS: Final = ("email", "sms")
@@ -147,3 +152,45 @@ def _check(draft: TemplateDraft) -> None:
             check_source(source, html=name == "html")
         except RenderError as exc:
             raise InvalidInput(name, str(exc)) from None
+
+
+async def send_test(
+    db: Database,
+    draft: TemplateDraft,
+    *,
+    to: str,
+    contact_id: int | None,
+    mailer: Mailbox | None,
+    gateways: Sequence[SmsGateway],
+    user_id: int | None,
+    region: str,
+    public_url: str,
+) -> Outbox:
+    """Send the template, written for ``contact_id`` (or empty values), to ``to``: a test.
+
+    It goes as any message does (the outbox, the channel's dispatcher), marked
+    "[test]", and is filed by the address it went to, never to the contact
+    whose values it was written with.
+    """
+    shown = await preview(db, draft, contact_id=contact_id, public_url=public_url)
+    extra = {"kind": "template test", "template": draft.name}
+    if draft.channel == "email":
+        if mailer is None:
+            raise InvalidInput("mailbox", "no mailbox is configured to send the test from")
+        request = EmailRequest(
+            to=(Recipient(to),),
+            subject=f"[test] {shown.subject}",
+            text=shown.text,
+            html=shown.html,
+            extra=extra,
+        )
+        async with db() as session:
+            row, _ = await queue_email(session, mailer, request, user_id=user_id, region=region)
+        return row
+    sms = SmsRequest(text=f"[test] {shown.text}", to=to, extra=extra)
+    async with db() as session:
+        try:
+            row, _ = await queue_sms(session, gateways, sms, user_id=user_id, region=region)
+        except SmsTextError as exc:
+            raise InvalidInput("text", str(exc)) from None
+    return row

@@ -136,6 +136,7 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{API}/templates", templates.list_templates),
             web.post(f"{API}/templates", templates.create_template),
             web.post(f"{API}/templates/preview", templates.preview_template),
+            web.post(f"{API}/templates/test", templates.test_template),
             web.get(f"{API}/templates/{{id}}", templates.get_template),
             web.patch(f"{API}/templates/{{id}}", templates.update_template),
             web.delete(f"{API}/templates/{{id}}", templates.remove_template),

@@ -365,3 +365,27 @@ async def test_a_campaign_whose_hard_bounces_pass_the_limit_pauses_itself(
     handed = len(sink.messages) + paused["counts"]["failed"]
     assert handed < 80
     assert paused["counts"]["failed"] == 8
+
+
+async def test_a_marketer_sends_a_template_to_themselves_written_for_a_contact(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    await people(sessions, 1)
+    listing = await ready.get("/api/v1/templates", headers=marketer(ready))
+    template = (await listing.json())["items"][0]
+    fields = {k: template[k] for k in ("name", "channel", "subject", "text", "html")}
+    sent = await ready.post(
+        "/api/v1/templates/test",
+        json={**fields, "contact_id": 1, "to": "mia@example.com"},
+        headers=marketer(ready),
+    )
+    assert sent.status == 202, await sent.text()
+
+    async def arrived() -> None:
+        while not sink.messages:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(arrived(), 10)
+    [received] = sink.messages
+    assert received.rcpt_tos == ("mia@example.com",)
+    assert parsed(received.data)["Subject"] == "[test] News for Person"

@@ -64,3 +64,14 @@ class PreviewOut(BaseModel):
     text: str
     html: str | None
     sms: SmsShapeOut | None
+
+
+class TestIn(PreviewIn):
+    to: str = Field(min_length=3, max_length=320, description="Your e-mail address or number.")
+    mailbox: str | None = Field(default=None, max_length=100)
+
+
+class TestOut(BaseModel):
+    outbox_id: int
+    interaction_id: int
+    state: str

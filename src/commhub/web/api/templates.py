@@ -6,13 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
+from commhub.channels import Mailbox
 from commhub.domain.roles import Permission
 from commhub.models import MessageTemplate
 from commhub.services import message_templates as templates
 from commhub.services.message_templates import TemplateDraft
 from commhub.web.api import template_schemas as schemas
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body
-from commhub.web.keys import DATABASE, SETTINGS, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, SETTINGS, principal
 
 
 def template_out(row: MessageTemplate) -> schemas.TemplateOut:
@@ -117,4 +118,36 @@ async def preview_template(request: web.Request) -> web.StreamResponse:
                 units=shown.sms.units,
             ),
         )
+    )
+
+
+@endpoint(
+    "Send the template to yourself as a test, written for a contact (or with empty values).",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    body=schemas.TestIn,
+    response=schemas.TestOut,
+    status=202,
+)
+async def test_template(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.TestIn)
+    channels = request.app[CHANNELS]
+    mailers = [
+        c for n, c in channels.items() if isinstance(c, Mailbox) and body.mailbox in (None, n)
+    ]
+    row = await templates.send_test(
+        request.app[DATABASE],
+        TemplateDraft(**body.model_dump(exclude={"contact_id", "to", "mailbox"})),
+        to=body.to,
+        contact_id=body.contact_id,
+        mailer=mailers[0] if mailers else None,
+        gateways=request.app[HUB].sms_gateways,
+        user_id=principal(request).user_id,
+        region=request.app[SETTINGS].phone_region,
+        public_url=request.app[SETTINGS].public_url or str(request.url.origin()),
+    )
+    request.app[HUB].dispatch_now(row.source)
+    return json_response(
+        schemas.TestOut(outbox_id=row.id, interaction_id=row.interaction_id, state=row.state),
+        status=202,
     )
