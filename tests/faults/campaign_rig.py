@@ -36,7 +36,7 @@ from commhub.models import (
     SegmentMember,
     utcnow,
 )
-from faults.harness import free_port, until
+from faults.harness import free_port
 from faults.hub_process import HubProcess, RigError
 from smtp_sink import SmtpSink
 
@@ -307,13 +307,16 @@ class CampaignRig:
         return len(page["items"])
 
     async def finished(self, campaign_id: int, *, timeout: float = 300.0) -> dict[str, Any]:
-        async def done() -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:  # once a second: the counts read the whole campaign
             await self.settle_doubts()
             shown = await self.shown(campaign_id)
-            return shown if shown["state"] == "finished" else None
-
-        found: dict[str, Any] = await until(done, "the campaign finishing", timeout=timeout)
-        return found
+            if shown["state"] == "finished":
+                return shown
+            if loop.time() > deadline:
+                raise AssertionError(f"the campaign finishing: not within {timeout:.0f}s: {shown}")
+            await asyncio.sleep(1.0)
 
     def received(self) -> list[str]:
         return [m.rcpt_tos[0] for m in self.smtp.messages]
