@@ -389,3 +389,26 @@ async def test_a_marketer_sends_a_template_to_themselves_written_for_a_contact(
     [received] = sink.messages
     assert received.rcpt_tos == ("mia@example.com",)
     assert parsed(received.data)["Subject"] == "[test] News for Person"
+
+
+async def test_a_temporary_refusal_is_tried_again_and_a_permanent_one_kept_with_its_reason(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 6)
+    sink.recorder.defer = 2  # the next two messages: 451, try again later
+    sink.recorder.refuse["p5@client.example"] = "550 5.1.1 mailbox unavailable"
+    campaign_id = await create(ready, segment_id, template_id)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+
+    done = await until(ready, campaign_id, "finished", timeout=40)
+    assert done["counts"]["sent"] == 5
+    assert done["counts"]["failed"] == 1
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == [
+        f"p{n}@client.example" for n in range(5)
+    ]
+    listing = await ready.get(
+        f"/api/v1/campaigns/{campaign_id}/recipients?state=failed", headers=marketer(ready)
+    )
+    [failed] = (await listing.json())["items"]
+    assert failed["address"] == "p5@client.example"
+    assert "550" in failed["reason"]
