@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TICK_S: Final = 1.0
 AHEAD_S: Final = 20.0
 """How many seconds of sending, at the campaign's rate, are written ahead of the dispatcher."""
+AHEAD_MIN: Final = 200
 AHEAD_MAX: Final = 5000
 """Rows written ahead for a campaign without a rate (e-mail as fast as the server takes it)."""
 UNSETTLED: Final = ("queued", "sending")
@@ -169,25 +170,27 @@ async def _keep_ahead(
     if await _pause_if_harmful(session, campaign) or lowest is None:
         return 0, 0
     horizon = utcnow() + timedelta(seconds=AHEAD_S)
-    if campaign.rate:
-        # Paced: its slots say how far ahead it is written.
-        if campaign.next_slot_at is not None and campaign.next_slot_at > horizon:
-            return 0, 0
-        count = max(1, math.ceil(campaign.rate * TICK_S * 2 / jobs.CHUNK))
-    else:
-        ahead = await session.scalar(
-            select(func.count())
-            .select_from(Outbox)
-            .where(
-                Outbox.campaign_id == campaign.id,
-                Outbox.state == "queued",
-                Outbox.next_attempt_at <= horizon,
-            )
+    if campaign.rate and campaign.next_slot_at is not None and campaign.next_slot_at > horizon:
+        return 0, 0  # paced: its slots say it is written far enough ahead
+    ahead = await session.scalar(
+        select(func.count())
+        .select_from(Outbox)
+        .where(
+            Outbox.campaign_id == campaign.id,
+            Outbox.state == "queued",
+            Outbox.next_attempt_at <= horizon,
         )
-        missing = AHEAD_MAX - int(ahead or 0)
-        if missing <= 0:
-            return 0, 0
-        count = math.ceil(missing / jobs.CHUNK)
+    )
+    # A gateway slower than the campaign's pace: its due rows pile up, and no more are written.
+    cap = (
+        AHEAD_MAX
+        if not campaign.rate
+        else int(min(AHEAD_MAX, max(AHEAD_MIN, campaign.rate * AHEAD_S)))
+    )
+    missing = cap - int(ahead or 0)
+    if missing <= 0:
+        return 0, 0
+    count = math.ceil(missing / jobs.CHUNK)
     first = lowest // jobs.CHUNK
     for chunk in range(first, first + count):
         await _enqueue(
