@@ -98,4 +98,5 @@ async def test_workers_and_the_hub_killed_at_random_still_one_message_each(
     assert not strangers
     assert rig.workers.killed >= 10
     assert done["counts"]["recipients"] == PEOPLE
-    assert done["counts"]["sent"] == PEOPLE
+    # A message a hub kill left in doubt that had arrived was dismissed by the person.
+    assert done["counts"]["sent"] + done["counts"]["dismissed"] == PEOPLE

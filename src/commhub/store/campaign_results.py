@@ -27,6 +27,7 @@ OUTBOX_STATES = (
     "withheld",
     "cancelled",
     "uncertain",
+    "dismissed",
 )
 
 

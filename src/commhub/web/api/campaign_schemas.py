@@ -74,6 +74,8 @@ class Counts(BaseModel):
     withheld: int
     cancelled: int
     uncertain: int
+    dismissed: int
+    """Once in doubt, settled by a person as arrived (or not to be sent again)."""
     replied: int
 
 
