@@ -71,8 +71,12 @@ async def _havoc(rig: CampaignRig, campaign_id: int, *, seed: int, pause: bool) 
             await rig.hub.kill()
             await rig.start_hub()
         if pause and n == 5:
-            status, _ = await rig.request("POST", f"/api/v1/campaigns/{campaign_id}/pause", json={})
-            assert status == 200
+            while (await rig.shown(campaign_id))["state"] == "starting":
+                await asyncio.sleep(0.2)  # a list still being frozen cannot be paused yet
+            status, said = await rig.request(
+                "POST", f"/api/v1/campaigns/{campaign_id}/pause", json={}
+            )
+            assert status == 200, said
             await asyncio.sleep(1.0)
             status, _ = await rig.request("POST", f"/api/v1/campaigns/{campaign_id}/resume")
             assert status == 200

@@ -75,8 +75,13 @@ class CampaignError(ValueError):
 
 def check_move(current: str, wanted: CampaignState) -> None:
     """Raise :class:`CampaignError` unless ``current`` may become ``wanted``."""
-    if wanted not in MOVES[CampaignState(current)]:
-        raise CampaignError("state", f"a {current} campaign cannot become {wanted.value}")
+    if wanted in MOVES[CampaignState(current)]:
+        return
+    if current == CampaignState.STARTING and wanted is CampaignState.PAUSED:
+        raise CampaignError(
+            "state", "its list of recipients is still being made: pause it once it runs"
+        )
+    raise CampaignError("state", f"a {current} campaign cannot become {wanted.value}")
 
 
 class Exclusion(StrEnum):
