@@ -8,6 +8,7 @@ come back through the hub's own signed webhook, as in production.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
+import commhub_kannel
 import commhub_twilio
 from commhub.bootstrap import Hub, open_hub
 from commhub.channels import ChannelContext
@@ -31,6 +33,7 @@ from commhub.services import contacts
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_email import adapter as mailbox_adapter
+from kannel import KannelServer, kannel_binaries
 from smtp_sink import SmtpSink
 from twilio_api import TwilioApi, new_sid, sign
 
@@ -290,3 +293,82 @@ async def test_nobody_gets_one_at_night_their_message_waits_for_their_morning(
     local = waiting.next_attempt_at.astimezone(ZoneInfo(zone_at(2)))
     assert (local.hour, local.minute) == (9, 0)
     assert waiting.next_attempt_at - datetime.now(UTC) < timedelta(hours=8)
+
+
+KANNEL_NUMBER = "+15005550007"
+KANNEL_SECRET = "campaign-kannel-callback-secret-0123456789"
+
+
+@pytest.fixture
+async def kannel() -> AsyncIterator[KannelServer]:
+    if kannel_binaries() is None:
+        reason = "Kannel: install kannel and kannel-extras (bearerbox, smsbox, fakesmsc) to run"
+        if os.environ.get("COMMHUB_TEST_REQUIRE_KANNEL") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = KannelServer()
+    await asyncio.to_thread(server.start)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def test_a_campaign_through_a_real_kannel_arrives_once_each_and_reports_delivery(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    accounts: dict[Role, Any],
+    kannel: KannelServer,
+    sessions: SessionFactory,
+) -> None:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    gateway = commhub_kannel.adapter(
+        name="kannel",
+        options={
+            "sendsms_url": kannel.sendsms_url,
+            "username": kannel.username,
+            "password": kannel.password,
+            "callback_secret": KANNEL_SECRET,
+            "numbers": [KANNEL_NUMBER],
+            "rate": 20,
+        },
+        context=ChannelContext(phone_region="RU", public_url=public),
+    )
+
+    async def opener() -> Hub:
+        return await open_hub(
+            settings.model_copy(update={"public_url": public}), channels=[gateway]
+        )
+
+    client = await aiohttp_client(create_app(opener), server_kwargs={"port": port})
+    auth = accounts[Role.MARKETER].auth
+    segment_id, _, text_id = await audience(sessions, with_email=0, sms_only=5)
+    created = await client.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Kannel",
+            "channel": "sms",
+            "segment_id": segment_id,
+            "sms_template_id": text_id,
+            "sms_gateway": "kannel",
+        },
+        headers=auth,
+    )
+    campaign_id = (await created.json())["id"]
+    assert (await client.post(f"/api/v1/campaigns/{campaign_id}/start", headers=auth)).status == 200
+
+    done = await state_of(client, auth, campaign_id, "finished")
+    assert done["counts"]["sent"] == 5
+
+    async def delivered() -> dict[str, Any]:
+        while True:
+            response = await client.get(f"/api/v1/campaigns/{campaign_id}", headers=auth)
+            body: dict[str, Any] = await response.json()
+            if body["counts"]["delivered"] == 5:
+                return body
+            await asyncio.sleep(0.2)
+
+    await asyncio.wait_for(delivered(), 30)
+    arrived = sorted(m.receiver.lstrip("+") for m in kannel.smsc_received())
+    assert arrived == sorted(phone(n).lstrip("+") for n in range(5))
