@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, false, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.campaigns import Person
@@ -23,9 +23,10 @@ from commhub.models import (
     Consent,
     Contact,
     ContactPoint,
-    SegmentMember,
+    Segment,
     Suppression,
 )
+from commhub.store import segments
 
 PENDING = "pending"
 QUEUED = "queued"
@@ -33,12 +34,11 @@ EXCLUDED = "excluded"
 
 
 async def members_of(session: AsyncSession, segment_id: int | None) -> Select[Any]:
-    """The contact ids a segment holds now (interim: static lists; dynamic rules to come)."""
-    return (
-        select(SegmentMember.contact_id)
-        .join(Contact, Contact.id == SegmentMember.contact_id)
-        .where(SegmentMember.segment_id == segment_id, Contact.merged_into_id.is_(None))
-    )
+    """The contact ids the campaign's segment holds now (none if it is gone)."""
+    segment = await session.get(Segment, segment_id) if segment_id is not None else None
+    if segment is None:
+        return select(Contact.id).where(false())
+    return segments.of_segment(segment)
 
 
 async def frozen_through(session: AsyncSession, campaign_id: int) -> int:

@@ -23,6 +23,7 @@ LEADS = frozenset({Role.MANAGER, Role.ADMIN})
 ADMIN = frozenset({Role.ADMIN})
 MARKETING = frozenset({Role.MARKETER, Role.ADMIN})
 RESULTS = frozenset({Role.MARKETER, Role.MANAGER, Role.ADMIN})
+SEGMENTS = RESULTS
 PUBLIC = None
 
 EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
@@ -107,6 +108,16 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/campaigns/{id}/resume"): MARKETING,
     ("POST", "/api/v1/campaigns/{id}/cancel"): MARKETING,
     ("GET", "/api/v1/campaigns/{id}/recipients"): RESULTS,
+    ("GET", "/api/v1/segments"): SEGMENTS,
+    ("POST", "/api/v1/segments"): SEGMENTS,
+    ("POST", "/api/v1/segments/preview"): SEGMENTS,
+    ("POST", "/api/v1/segments/from-import"): SEGMENTS,
+    ("GET", "/api/v1/segments/{id}"): SEGMENTS,
+    ("PATCH", "/api/v1/segments/{id}"): SEGMENTS,
+    ("DELETE", "/api/v1/segments/{id}"): SEGMENTS,
+    ("GET", "/api/v1/segments/{id}/members"): SEGMENTS,
+    ("POST", "/api/v1/segments/{id}/members"): SEGMENTS,
+    ("DELETE", "/api/v1/segments/{id}/members"): SEGMENTS,
     ("GET", "/api/v1/templates"): MARKETING,
     ("POST", "/api/v1/templates"): MARKETING,
     ("POST", "/api/v1/templates/preview"): MARKETING,
