@@ -232,6 +232,8 @@ async def test_the_unsubscribe_link_asks_then_withdraws_consent_with_evidence(
 
     page = await ready.get(link.group(1))
     assert page.status == 200
+    russian = await ready.get(link.group(1), headers={"Accept-Language": "ru"})
+    assert "Отписаться" in await russian.text()
     assert "p0@client.example" not in await page.text()  # masked: p***@client.example
     async with sessions() as session:
         assert (
