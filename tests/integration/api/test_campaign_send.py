@@ -414,3 +414,44 @@ async def test_a_temporary_refusal_is_tried_again_and_a_permanent_one_kept_with_
     [failed] = (await listing.json())["items"]
     assert failed["address"] == "p5@client.example"
     assert "550" in failed["reason"]
+
+
+async def test_a_campaign_to_a_dynamic_segment_reaches_who_the_rules_held_at_its_start(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    for n, tags in enumerate([("vip",), ("vip", "moscow"), (), ("moscow",)]):
+        await contacts.create_contact(
+            sessions,
+            ContactDraft(
+                name=f"Client {n}",
+                emails=(f"c{n}@client.example",),
+                tags=tags,
+                consents=(MARKETING,),
+            ),
+            owner_id=None,
+            source="test",
+        )
+    rules = {
+        "any": [
+            {"field": "tag", "op": "has", "value": "vip"},
+            {
+                "all": [
+                    {"field": "tag", "op": "has", "value": "moscow"},
+                    {"not": {"field": "name", "op": "contains", "value": "3"}},
+                ]
+            },
+        ]
+    }
+    segment = await ready.post(
+        "/api/v1/segments", json={"name": "VIP or Moscow", "rules": rules}, headers=marketer(ready)
+    )
+    assert (await segment.json())["count"] == 2
+    _, [template_id] = await people(sessions, 0)
+    campaign_id = await create(ready, (await segment.json())["id"], template_id)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    done = await until(ready, campaign_id, "finished")
+    assert done["counts"]["recipients"] == 2
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == [
+        "c0@client.example",
+        "c1@client.example",
+    ]
