@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commhub.channels import Mailbox, SmsGateway
 from commhub.domain.email_compose import Recipient
 from commhub.domain.sms_text import SmsShape, SmsTextError, measure
-from commhub.domain.template_render import RenderError, check_source, render_text
-from commhub.models import MessageTemplate, Outbox, utcnow
+from commhub.domain.template_render import Compiled, RenderError, check_source, compiled
+from commhub.domain.virtual_client import virtual_client
+from commhub.models import MessageTemplate, Outbox, Segment, utcnow
 from commhub.services.database import Database
 from commhub.services.email_sending import EmailRequest, queue_email
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.sms_sending import SmsRequest, queue_sms
+from commhub.store import segments as segment_store
 from commhub.store.template_values import values_for
 
 CHANNELS: Final = ("email", "sms")
@@ -47,6 +49,24 @@ class Preview:
     html: str | None
     sms: SmsShape | None
     """Encoding and segments of the text, for an SMS template."""
+    missing: list[str]
+    """Variables the template used that these values lack (written empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gaps:
+    """Who, among a segment's first members, would get the template with something empty."""
+
+    scanned: int
+    members: int
+    people: list[tuple[int, str, list[str]]]
+    """(contact id, name, the variables missing for them), the first ``limit`` found."""
+    count: int
+    """How many of those scanned lack something."""
+
+
+MISSING_SCAN: Final = 5000
+"""Members looked at for missing values: enough to see a pattern, bounded in time."""
 
 
 async def create(db: Database, draft: TemplateDraft, *, user_id: int | None) -> MessageTemplate:
@@ -93,20 +113,78 @@ async def listing(db: Database, *, channel: str | None = None) -> list[MessageTe
 
 
 async def preview(
-    db: Database, draft: TemplateDraft, *, contact_id: int | None, public_url: str
+    db: Database,
+    draft: TemplateDraft,
+    *,
+    contact_id: int | None,
+    public_url: str,
+    virtual: bool = False,
 ) -> Preview:
-    """The template written for one contact; :class:`InvalidInput` says what fails and where."""
+    """The template written for one contact, the made-up client, or empty values.
+
+    :class:`InvalidInput` says what fails and where.
+    """
     _check(draft)
-    async with db() as session:
-        values = await _values(session, contact_id, draft.language or "en")
+    if virtual:
+        values = virtual_client(draft.language)
+    else:
+        async with db() as session:
+            values = await _values(session, contact_id, draft.language or "en")
     values["unsubscribe_url"] = f"{public_url.rstrip('/')}/u/preview"
+    parts = _parts(draft)
     try:
-        subject = render_text(draft.subject, values)
-        text = render_text(draft.text, values)
-        html = render_text(draft.html, values, html=True) if draft.html else None
+        shown = {name: part.render(values) for name, part in parts.items()}
     except RenderError as exc:
         raise InvalidInput("text", str(exc)) from None
-    return Preview(subject, text, html, measure(text) if draft.channel == "sms" and text else None)
+    text = shown["text"].text
+    missing = sorted(set().union(*(r.missing for r in shown.values())))
+    return Preview(
+        subject=shown["subject"].text if "subject" in shown else "",
+        text=text,
+        html=shown["html"].text if "html" in shown else None,
+        sms=measure(text) if draft.channel == "sms" and text else None,
+        missing=missing,
+    )
+
+
+async def gaps(db: Database, draft: TemplateDraft, segment_id: int, *, limit: int = 50) -> Gaps:
+    """Members of a segment for whom the template would leave a variable empty."""
+    _check(draft)
+    parts = _parts(draft)
+    people: list[tuple[int, str, list[str]]] = []
+    count = scanned = 0
+    async with db() as session:
+        segment = await session.get(Segment, segment_id)
+        if segment is None or segment.removed_at is not None:
+            raise NotFound("segment", segment_id)
+        chosen = segment_store.of_segment(segment)
+        members = await segment_store.count(session, chosen)
+        ids = list(await session.scalars(chosen.order_by(None).limit(MISSING_SCAN)))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            known = await values_for(session, chunk, locale=draft.language or "en")
+            for contact_id in chunk:
+                values = {**known.get(contact_id, {}), "unsubscribe_url": "-"}
+                scanned += 1
+                try:
+                    missing = set().union(*(p.render(values).missing for p in parts.values()))
+                except RenderError:
+                    continue  # the preview says why; this is about empty values
+                if missing:
+                    count += 1
+                    if len(people) < limit:
+                        name = str(values.get("contact", {}).get("name", ""))
+                        people.append((contact_id, name, sorted(missing)))
+    return Gaps(scanned=scanned, members=members, people=people, count=count)
+
+
+def _parts(draft: TemplateDraft) -> dict[str, Compiled]:
+    found = {"text": compiled(draft.text)}
+    if draft.subject:
+        found["subject"] = compiled(draft.subject)
+    if draft.html:
+        found["html"] = compiled(draft.html, html=True)
+    return found
 
 
 async def _values(session: AsyncSession, contact_id: int | None, locale: str) -> dict[str, Any]:

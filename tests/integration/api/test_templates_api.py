@@ -101,3 +101,45 @@ async def test_a_template_reaching_outside_the_sandbox_is_refused_not_run(
     )
     assert shown.status == 422
     assert "__class__" not in (await shown.json()).get("text", "")
+
+
+async def test_the_virtual_client_fills_every_variable_and_a_real_one_shows_what_is_missing(
+    client: Client, accounts: dict[Role, Any], sessions: SessionFactory
+) -> None:
+    auth = accounts[Role.MARKETER].auth
+    fields = {
+        "channel": "email",
+        "language": "ru",
+        "subject": "{{ contact.first_name }}, {{ deal.title }}",
+        "text": "{{ contact.company }} / {{ owner.name }} / {{ deal.amount }}",
+    }
+    virtual = await client.post(
+        "/api/v1/templates/preview", json={**fields, "virtual": True}, headers=auth
+    )
+    body = await virtual.json()
+    assert body["subject"] == "Анна, Годовой контракт на поставку"
+    assert body["missing"] == []
+
+    view = await contacts.create_contact(
+        sessions, ContactDraft(name="Олег"), owner_id=None, source="test"
+    )
+    real = await client.post(
+        "/api/v1/templates/preview", json={**fields, "contact_id": view.id}, headers=auth
+    )
+    assert (await real.json())["missing"] == ["amount", "title"]
+
+    segment = await client.post(
+        "/api/v1/segments",
+        json={"name": "Everyone", "rules": {"field": "name", "op": "contains", "value": "о"}},
+        headers=auth,
+    )
+    gaps = await client.post(
+        "/api/v1/templates/missing",
+        json={**fields, "segment_id": (await segment.json())["id"]},
+        headers=auth,
+    )
+    found = await gaps.json()
+    assert found["count"] == 1
+    assert found["people"] == [
+        {"contact_id": view.id, "name": "Олег", "missing": ["amount", "title"]}
+    ]

@@ -51,6 +51,9 @@ class PreviewIn(TemplateIn):
     contact_id: int | None = Field(
         default=None, ge=1, description="Whose values to use; none: empty values."
     )
+    virtual: bool = Field(
+        default=False, description="Use a made-up client (in the template's language)."
+    )
 
 
 class SmsShapeOut(BaseModel):
@@ -64,6 +67,26 @@ class PreviewOut(BaseModel):
     text: str
     html: str | None
     sms: SmsShapeOut | None
+    missing: list[str] = Field(description="Variables these values lack: written empty.")
+
+
+class GapsIn(TemplateIn):
+    name: str = Field(default="preview", min_length=1, max_length=200)
+    segment_id: int = Field(ge=1)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class GapOut(BaseModel):
+    contact_id: int
+    name: str
+    missing: list[str]
+
+
+class GapsOut(BaseModel):
+    members: int
+    scanned: int = Field(description="The first members looked at (at most 5,000).")
+    count: int = Field(description="How many of those scanned lack a value the template uses.")
+    people: list[GapOut]
 
 
 class TestIn(PreviewIn):

@@ -98,12 +98,13 @@ async def remove_template(request: web.Request) -> web.StreamResponse:
 )
 async def preview_template(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, schemas.PreviewIn)
-    fields = body.model_dump(exclude={"contact_id"})
+    fields = body.model_dump(exclude={"contact_id", "virtual"})
     shown = await templates.preview(
         request.app[DATABASE],
         TemplateDraft(**fields),
         contact_id=body.contact_id,
         public_url=request.app[SETTINGS].public_url or str(request.url.origin()),
+        virtual=body.virtual,
     )
     return json_response(
         schemas.PreviewOut(
@@ -117,6 +118,35 @@ async def preview_template(request: web.Request) -> web.StreamResponse:
                 segments=shown.sms.segments,
                 units=shown.sms.units,
             ),
+            missing=shown.missing,
+        )
+    )
+
+
+@endpoint(
+    "Members of a segment for whom the template would leave a variable empty.",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    body=schemas.GapsIn,
+    response=schemas.GapsOut,
+)
+async def template_gaps(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.GapsIn)
+    found = await templates.gaps(
+        request.app[DATABASE],
+        TemplateDraft(**body.model_dump(exclude={"segment_id", "limit"})),
+        body.segment_id,
+        limit=body.limit,
+    )
+    return json_response(
+        schemas.GapsOut(
+            members=found.members,
+            scanned=found.scanned,
+            count=found.count,
+            people=[
+                schemas.GapOut(contact_id=i, name=name, missing=missing)
+                for i, name, missing in found.people
+            ],
         )
     )
 
@@ -137,7 +167,7 @@ async def test_template(request: web.Request) -> web.StreamResponse:
     ]
     row = await templates.send_test(
         request.app[DATABASE],
-        TemplateDraft(**body.model_dump(exclude={"contact_id", "to", "mailbox"})),
+        TemplateDraft(**body.model_dump(exclude={"contact_id", "to", "mailbox", "virtual"})),
         to=body.to,
         contact_id=body.contact_id,
         mailer=mailers[0] if mailers else None,
