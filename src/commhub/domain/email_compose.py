@@ -61,9 +61,6 @@ class Draft:
     attachments: tuple[Attachment, ...] = ()
     in_reply_to: str = ""
     references: tuple[str, ...] = field(default_factory=tuple)
-    unsubscribe: tuple[str, ...] = ()
-    """``List-Unsubscribe`` targets (an https URL, a mailto:), for a marketing message: with an
-    https one it also says ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +93,6 @@ def compose(draft: Draft, *, now: datetime, max_bytes: int) -> ComposedEmail:
     if draft.in_reply_to:
         message["In-Reply-To"] = f"<{_msgid('in_reply_to', draft.in_reply_to)}>"
         message["References"] = " ".join(f"<{m}>" for m in thread_references(draft))
-    if draft.unsubscribe:
-        targets = [_line("unsubscribe", t, 2000) for t in draft.unsubscribe]
-        message["List-Unsubscribe"] = ", ".join(f"<{t}>" for t in targets)
-        if any(t.startswith("https://") for t in targets):
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(draft.text or "", subtype="plain", cte="quoted-printable")
     if draft.html:
         message.add_alternative(draft.html, subtype="html", cte="quoted-printable")

@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commhub.domain.campaign_mail import Letterhead, letter
 from commhub.domain.campaigns import Exclusion, Pace, Window, recipient_zone
 from commhub.domain.consent import Purpose
-from commhub.domain.email_compose import Draft, DraftError, Recipient, compose
+from commhub.domain.email_compose import DraftError
 from commhub.domain.interactions import Direction, Medium, Status
 from commhub.domain.phones import zone_of_number
 from commhub.domain.sms_text import measure
@@ -65,6 +66,8 @@ async def write(
     fallback = ZoneInfo(zone)
     now = utcnow()
     language = _language(campaign)
+    sender = campaign.content.get("from") or {}
+    head = Letterhead.of(sender["address"], sender.get("name", "")) if sender else None
     known = await values_for(session, [r.contact_id for r in pending], locale=language)
     base = public_url.rstrip("/")
     written: list[Written] = []
@@ -86,7 +89,9 @@ async def write(
             fallback,
         )
         due = window.next_open(slot, own)
-        written.append(_rows(campaign, recipient, message, due, base))
+        written.append(
+            _rows(campaign, recipient, message, due, base=base, head=head, name=contact.name)
+        )
     for item in written:
         session.add(item.interaction)
     await session.flush()
@@ -137,43 +142,49 @@ def _message(campaign: Campaign, recipient: CampaignRecipient, values: dict[str,
 
 
 def _rows(
-    campaign: Campaign, recipient: CampaignRecipient, message: _Message, due: Any, base: str
+    campaign: Campaign,
+    recipient: CampaignRecipient,
+    message: _Message,
+    due: Any,
+    *,
+    base: str,
+    head: Letterhead | None,
+    name: str,
 ) -> Written:
     key = f"campaign:{campaign.id}:{recipient.contact_id}:{recipient.channel}"
     now = utcnow()
     summary = " ".join(message.text.split())[:500]
     if recipient.channel == Medium.EMAIL.value:
-        sender = campaign.content.get("from") or {}
-        composed = compose(
-            Draft(
-                sender=Recipient(sender.get("address", ""), sender.get("name", "")),
-                to=(Recipient(recipient.address),),
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
-                unsubscribe=_unsubscribe(campaign, recipient, sender.get("address", ""), base),
-            ),
+        assert head is not None
+        made = letter(
+            head,
+            to=recipient.address,
+            to_name=name,
+            subject=message.subject,
+            text=message.text,
+            html=message.html,
             now=now,
+            unsubscribe=_unsubscribe(campaign, recipient, head.sender_address, base),
             max_bytes=MAX_EMAIL_BYTES,
         )
-        interaction = _interaction(campaign, recipient, composed.message_id, composed.sender)
+        interaction = _interaction(campaign, recipient, made.message_id, head.sender_address)
         interaction.subject = message.subject[:500]
         interaction.summary = summary
         detail: Email | SmsMessage = Email(
             mailbox=campaign.mailbox or "",
-            message_id=composed.message_id,
+            message_id=made.message_id,
             in_reply_to="",
             references="",
             kind="message",
-            sender=composed.sender,
+            sender=head.sender_address,
             recipients={"to": [recipient.address], "cc": [], "reply_to": []},
             text=message.text,
             html=message.html,
             attachments={"items": []},
-            raw=composed.raw,
-            size=len(composed.raw),
+            raw=made.raw,
+            size=len(made.raw),
         )
-        sender_address = composed.sender
+        sender_address = head.sender_address
         source = campaign.mailbox or ""
     else:
         sender_address = str(campaign.content.get("sms_from") or "")
