@@ -36,6 +36,13 @@ class SmtpSettings(BaseModel):
     idle_close_s: float = Field(
         default=120.0, gt=0, description="Close the reused connection after this long unused."
     )
+    connections: int = Field(
+        default=1,
+        ge=1,
+        le=20,
+        description="Connections kept to the server, each with one message in flight: a "
+        "campaign goes that many times faster, if the server allows as many.",
+    )
 
     @property
     def effective_port(self) -> int:

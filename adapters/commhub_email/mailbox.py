@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +29,13 @@ class MailboxChannel:
     ) -> None:
         self._name = name
         self._settings = settings
-        self._sender = (
-            SmtpSender(mailbox=name, settings=settings.smtp) if settings.smtp is not None else None
+        smtp = settings.smtp
+        self._senders = (
+            [SmtpSender(mailbox=name, settings=smtp) for _ in range(smtp.connections)]
+            if smtp is not None
+            else []
         )
+        self._idle: asyncio.Queue[SmtpSender] | None = None
         imap = settings.imap
         self._watchers = (
             [
@@ -64,6 +69,11 @@ class MailboxChannel:
         return self._settings.max_message_bytes
 
     @property
+    def window(self) -> int:
+        """Messages it may have in flight at once: one per SMTP connection."""
+        return max(1, len(self._senders))
+
+    @property
     def watchers(self) -> list[FolderWatcher]:
         return list(self._watchers)
 
@@ -74,36 +84,47 @@ class MailboxChannel:
     async def stop(self) -> None:
         for watcher in self._watchers:
             await watcher.stop()
-        if self._sender is not None:
-            await self._sender.close()
+        for sender in self._senders:
+            await sender.close()
 
     async def send(self, message: OutboundEmail) -> SendResult:
-        if self._sender is None:
+        """Send on a free connection (waiting for one if all are busy)."""
+        if not self._senders:
             raise ChannelUnavailable(
                 f"mailbox {self._name!r} has no [smtp] settings: it only reads"
             )
-        return await self._sender.send(message)
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for sender in self._senders:
+                self._idle.put_nowait(sender)
+        sender = await self._idle.get()
+        try:
+            return await sender.send(message)
+        finally:
+            self._idle.put_nowait(sender)
 
     def health(self) -> ChannelHealth:
         folders = [watcher.status() for watcher in self._watchers]
         errors = [f"{f['folder']}: {f['error']}" for f in folders if f.get("error")]
         detail: dict[str, Any] = {"address": self.address, "folders": folders}
         last: list[datetime] = [f["last_event_at"] for f in folders if f.get("last_event_at")]
-        if self._sender is not None:
-            sender = self._sender
+        if self._senders:
+            senders = self._senders
+            sent_at = [s.last_sent_at for s in senders if s.last_sent_at is not None]
+            error = next((s.error for s in senders if s.error), None)
             detail["smtp"] = {
-                "connected": sender.connected,
-                "sent": sender.sent,
-                "connects": sender.connects,
-                "last_sent_at": sender.last_sent_at,
-                "error": sender.error,
+                "connected": any(s.connected for s in senders),
+                "connections": len(senders),
+                "sent": sum(s.sent for s in senders),
+                "connects": sum(s.connects for s in senders),
+                "last_sent_at": max(sent_at) if sent_at else None,
+                "error": error,
             }
-            if sender.error:
-                errors.append(f"smtp: {sender.error}")
-            if sender.last_sent_at is not None:
-                last.append(sender.last_sent_at)
-        connected = all(f.get("connected") for f in folders) and not (
-            self._sender is not None and self._sender.error
+            if error:
+                errors.append(f"smtp: {error}")
+            last += sent_at
+        connected = all(f.get("connected") for f in folders) and not any(
+            s.error for s in self._senders
         )
         return ChannelHealth(
             name=self._name,

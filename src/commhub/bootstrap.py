@@ -40,7 +40,6 @@ from commhub.services import campaign_keeper, import_control, users
 from commhub.services.database import Database
 from commhub.services.dispatch import Dispatcher
 from commhub.services.email_cursors import StoredCursors
-from commhub.services.email_dispatch import WINDOW as EMAIL_WINDOW
 from commhub.services.email_dispatch import EmailDelivery
 from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
@@ -104,7 +103,7 @@ class Hub:
         if isinstance(channel, SmsGateway):
             delivery, rate, window = SmsDelivery(), channel.rate, channel.window
         elif isinstance(channel, Mailbox):
-            delivery, rate, window = EmailDelivery(), None, EMAIL_WINDOW
+            delivery, rate, window = EmailDelivery(), None, channel.window
         else:
             return None
         return Dispatcher(

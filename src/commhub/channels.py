@@ -401,6 +401,10 @@ class Mailbox(Channel, Protocol):
     def max_message_bytes(self) -> int:
         """The largest message it sends or imports whole."""
 
+    @property
+    def window(self) -> int:
+        """How many messages it may have in flight at once (its SMTP connections)."""
+
     async def send(self, message: OutboundEmail) -> SendResult:
         """Hand ``message`` to the mail server.
 

@@ -1,8 +1,9 @@
 """The e-mail part of dispatching: which rows a mailbox sends, and what the server's answer writes.
 
-A mailbox sends over one SMTP connection, so its dispatcher has one message in
-flight: a second one claimed would wait on the connection and, after a crash,
-be "in doubt" though it never reached the server. SMTP keeps no list to ask,
+A mailbox sends over its SMTP connections (``connections``, one by default),
+so its dispatcher has one message in flight per connection (``Mailbox.window``):
+one more claimed would wait for a connection and, after a crash, be "in doubt"
+though it never reached the server. SMTP keeps no list to ask,
 so a message in doubt stays for a person (resend or dismiss).
 """
 
@@ -22,9 +23,6 @@ from commhub.services.dispatch import Claimed, Due, RetryPolicy, StatusChange
 from commhub.store import emails as store
 from commhub.store import outbox as claims
 from commhub.store.campaign_rows import campaign_running
-
-WINDOW = 1
-
 
 class EmailDelivery:
     """Dispatching e-mail: three tries, two and four seconds apart, for a server that is away."""

@@ -51,7 +51,7 @@ async def sink() -> AsyncIterator[SmtpSink]:
     await server.close()
 
 
-HubClient = Callable[[int], Awaitable[tuple[Client, Hub]]]
+HubClient = Callable[..., Awaitable[tuple[Client, Hub]]]
 
 
 @pytest.fixture
@@ -60,12 +60,17 @@ def hub_client(
     settings: Settings,
     accounts: dict[Role, Any],
 ) -> HubClient:
-    async def start(port: int) -> tuple[Client, Hub]:
+    async def start(port: int, connections: int = 1) -> tuple[Client, Hub]:
         options = {
             "address": ADDRESS,
             "display_name": "Example News",
             "max_message_mb": 1,
-            "smtp": {"host": "127.0.0.1", "port": port, "security": "plain"},
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "plain",
+                "connections": connections,
+            },
         }
         channel = adapter(name="news", options=options, context=ChannelContext(phone_region="RU"))
         opened: list[Hub] = []
@@ -455,3 +460,20 @@ async def test_a_campaign_to_a_dynamic_segment_reaches_who_the_rules_held_at_its
         "c0@client.example",
         "c1@client.example",
     ]
+
+
+async def test_a_mailbox_with_three_connections_sends_on_all_three_each_message_once(
+    hub_client: HubClient, sink: SmtpSink, sessions: SessionFactory, accounts: dict[Role, Any]
+) -> None:
+    client, _ = await hub_client(sink.port, connections=3)
+    MARKETER_AUTH.clear()
+    MARKETER_AUTH.update(accounts[Role.MARKETER].auth)
+    segment_id, [template_id] = await people(sessions, 60)
+    campaign_id = await create(client, segment_id, template_id)
+    await client.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(client))
+    done = await until(client, campaign_id, "finished")
+    assert done["counts"]["sent"] == 60
+    assert sorted(m.rcpt_tos[0] for m in sink.messages) == sorted(
+        f"p{n}@client.example" for n in range(60)
+    )
+    assert len({m.peer for m in sink.messages}) == 3
