@@ -38,6 +38,7 @@ from commhub.services.database import Database
 from commhub.services.deal_rules import open_for_inbound
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import EMAIL_RECEIVED, LiveFeed
+from commhub.services.unsubscribes import unsubscribe_by_mail
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
 from commhub.store import suppressions
@@ -163,6 +164,9 @@ async def _file(
     elif contact_id is not None:
         await _place_thread(session, email.thread_id, contact_id)
     if not ours and kind is EmailKind.MESSAGE:
+        if parent is not None:
+            interaction.campaign_id = await _campaign_of(session, parent)
+        await unsubscribe_by_mail(session, parsed.subject, how=f"an e-mail ({key})")
         await open_for_inbound(session, interaction, region=region)
     owner = None
     if contact_id is not None:
@@ -173,6 +177,13 @@ async def _file(
         contact_id=contact_id,
         owner_id=owner,
         summary=_summary(interaction, email, parsed),
+    )
+
+
+async def _campaign_of(session: AsyncSession, parent: Email) -> int | None:
+    """The campaign whose message a reply answers, if it answers one: shown in its results."""
+    return await session.scalar(
+        select(Interaction.campaign_id).where(Interaction.id == parent.interaction_id)
     )
 
 

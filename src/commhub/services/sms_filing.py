@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from datetime import timedelta
 from typing import Final
 
 from sqlalchemy import select
@@ -31,7 +32,7 @@ from commhub.domain import phones
 from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.domain.opt_outs import Instruction, Keywords
 from commhub.domain.sms_text import measure
-from commhub.models import Contact, Interaction, Outbox, SmsMessage
+from commhub.models import Contact, Interaction, Outbox, SmsMessage, utcnow
 from commhub.services import live
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
@@ -48,6 +49,27 @@ log = logging.getLogger(__name__)
 def external_id(source: str, gateway_id: str) -> str:
     """Gateways number their messages each on their own: the key names the gateway."""
     return f"{source}:{gateway_id}"
+
+
+REPLY_WINDOW: Final = timedelta(days=7)
+"""An SMS from a number that got a campaign's SMS this recently answers that campaign."""
+
+
+async def _answered_campaign(session: AsyncSession, contact_id: int, address: str) -> int | None:
+    """The latest campaign that texted this person at this number within the window, if any."""
+    return await session.scalar(
+        select(Interaction.campaign_id)
+        .where(
+            Interaction.contact_id == contact_id,
+            Interaction.occurred_at >= utcnow() - REPLY_WINDOW,
+            Interaction.channel == Medium.SMS.value,
+            Interaction.direction == Direction.OUTBOUND.value,
+            Interaction.campaign_id.is_not(None),
+            Interaction.to_address == address,
+        )
+        .order_by(Interaction.occurred_at.desc())
+        .limit(1)
+    )
 
 
 async def file_received(
@@ -91,6 +113,8 @@ async def file_received(
         segments=max(shape.segments, event.parts),
     )
     session.add(message)
+    if contact_id is not None:
+        interaction.campaign_id = await _answered_campaign(session, contact_id, address)
     instruction = keywords.instruction(event.text)
     if instruction is Instruction.STOP:
         await suppressions.suppress(

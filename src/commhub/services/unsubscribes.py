@@ -10,6 +10,7 @@ any other of that purpose. Doing it twice is harmless.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -23,6 +24,8 @@ from commhub.services.errors import NotFound
 from commhub.store import contacts as contact_store
 
 SOURCE: Final = "unsubscribe link"
+MAILTO_SOURCE: Final = "unsubscribe e-mail"
+MAILTO_SUBJECT: Final = re.compile(r"(?i)unsubscribe\s+([A-Za-z0-9_-]{10,64})")
 MAX_TOKEN: Final = 64
 
 
@@ -61,16 +64,37 @@ async def look_up(db: Database, token: str) -> Subscription:
 async def unsubscribe(db: Database, token: str, *, how: str) -> Subscription:
     """Withdraw the consent the link is about; commits. ``how``: what the request was."""
     async with db() as session:
-        recipient, campaign = await _recipient(session, token)
-        await contact_store.record_consents(
-            session,
-            recipient.contact_id,
-            [ConsentChoice(recipient.channel, campaign.purpose, False)],
-            SOURCE,
-            evidence=f"campaign {campaign.id} ({campaign.name}), {how}",
-        )
+        await withdraw(session, token, how=how, source=SOURCE)
         await session.commit()
     return await look_up(db, token)
+
+
+async def withdraw(session: AsyncSession, token: str, *, how: str, source: str) -> None:
+    """Withdraw the consent a token is about, in the caller's transaction; NotFound if unknown."""
+    recipient, campaign = await _recipient(session, token)
+    await contact_store.record_consents(
+        session,
+        recipient.contact_id,
+        [ConsentChoice(recipient.channel, campaign.purpose, False)],
+        source,
+        evidence=f"campaign {campaign.id} ({campaign.name}), {how}",
+    )
+
+
+async def unsubscribe_by_mail(session: AsyncSession, subject: str, *, how: str) -> bool:
+    """An e-mail whose subject is ``unsubscribe TOKEN`` (the List-Unsubscribe mailto) unsubscribes.
+
+    Runs in the filing transaction of that e-mail; a subject that is not such a
+    request, or names no token we gave, changes nothing. Whether it unsubscribed.
+    """
+    match = MAILTO_SUBJECT.fullmatch(subject.strip())
+    if match is None:
+        return False
+    try:
+        await withdraw(session, match.group(1), how=how, source=MAILTO_SOURCE)
+    except NotFound:
+        return False
+    return True
 
 
 async def _recipient(session: AsyncSession, token: str) -> tuple[CampaignRecipient, Campaign]:

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from commhub.bootstrap import Hub, open_hub
-from commhub.channels import ChannelContext
+from commhub.channels import ChannelContext, EmailArrived
 from commhub.config import Settings
 from commhub.domain.contacts import ConsentChoice, ContactDraft
 from commhub.domain.roles import Role
@@ -33,6 +33,7 @@ from commhub.models import (
     SegmentMember,
 )
 from commhub.services import contacts
+from commhub.services.email_filing import OwnAddress, file_email
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_email import adapter
@@ -477,3 +478,48 @@ async def test_a_mailbox_with_three_connections_sends_on_all_three_each_message_
         f"p{n}@client.example" for n in range(60)
     )
     assert len({m.peer for m in sink.messages}) == 3
+
+
+async def test_a_reply_counts_for_the_campaign_and_a_mailto_unsubscribe_withdraws_consent(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 2)
+    campaign_id = await create(ready, segment_id, template_id)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    await until(ready, campaign_id, "finished")
+    first, second = sorted((parsed(m.data) for m in sink.messages), key=lambda m: str(m["To"]))
+    token = str(second["List-Unsubscribe"]).split("subject=unsubscribe%20")[1].rstrip(">")
+
+    async def arrive(raw: bytes, uid: int) -> None:
+        event = EmailArrived(
+            source="news",
+            folder="INBOX",
+            uidvalidity=1,
+            uid=uid,
+            raw=raw,
+            settled=asyncio.get_running_loop().create_future(),
+        )
+        async with sessions() as session:
+            await file_email(
+                session, event, OwnAddress("news", ADDRESS), region="RU", create_unknown=False
+            )
+            await session.commit()
+
+    reply = (
+        f"From: p0@client.example\r\nTo: {ADDRESS}\r\nSubject: Re: {first['Subject']}\r\n"
+        f"Message-ID: <reply-1@client.example>\r\nIn-Reply-To: {first['Message-ID']}\r\n"
+        "\r\nYes, interested!\r\n"
+    )
+    await arrive(reply.encode(), 1)
+    mailto = (
+        f"From: p1@client.example\r\nTo: {ADDRESS}\r\nSubject: unsubscribe {token}\r\n"
+        "Message-ID: <unsub-1@client.example>\r\n\r\n\r\n"
+    )
+    await arrive(mailto.encode(), 2)
+
+    done = await shown(ready, campaign_id)
+    assert done["counts"]["replied"] == 1
+    async with sessions() as session:
+        [event] = (await session.scalars(select(ConsentEvent).where(~ConsentEvent.granted))).all()
+    assert event.source == "unsubscribe e-mail"
+    assert f"campaign {campaign_id}" in event.evidence
