@@ -24,6 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import EmailArrived
 from commhub.domain.bounces import Bounce
+from commhub.domain.complaints import Complaint
+from commhub.domain.consent import Purpose
+from commhub.domain.contacts import ConsentChoice
 from commhub.domain.email_messages import (
     EmailParseError,
     ParsedEmail,
@@ -32,16 +35,18 @@ from commhub.domain.email_messages import (
     parse_email,
 )
 from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
-from commhub.models import Contact, Email, Interaction, Outbox, utcnow
+from commhub.models import Campaign, Contact, Email, Interaction, Outbox, utcnow
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
 from commhub.services.deal_rules import open_for_inbound
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import EMAIL_RECEIVED, LiveFeed
 from commhub.services.unsubscribes import unsubscribe_by_mail
+from commhub.store import contacts as contact_store
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
 from commhub.store import suppressions
+from commhub.store.campaign_rows import COMPLAINED
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class EmailKind(StrEnum):
     MESSAGE = "message"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
+    COMPLAINT = "complaint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +144,8 @@ async def _file(
     candidates: list[int] = []
     if kind is EmailKind.BOUNCE and parsed.bounce is not None:
         contact_id = await _apply_bounce(session, parsed.bounce, key)
+    if kind is EmailKind.COMPLAINT and parsed.complaint is not None:
+        contact_id = await _apply_complaint(session, parsed.complaint, key)
     if contact_id is None:
         counterpart = _counterpart(parsed, ours)
         contact_id, candidates = await _contact(
@@ -180,6 +188,52 @@ async def _file(
     )
 
 
+async def _apply_complaint(session: AsyncSession, complaint: Complaint, key: str) -> int | None:
+    """Someone reported our message as spam: no more marketing e-mail to them, and it counts.
+
+    The message is found by its Message-ID; its outbox row becomes
+    ``complained`` (campaign results and the auto-pause count it), the person's
+    e-mail consent for the campaign's purpose (marketing for any other message)
+    is withdrawn with the report as evidence, and the address is suppressed.
+    """
+    originals = await store.by_message_ids(session, [complaint.original_message_id])
+    row = await session.get(Interaction, originals[0].interaction_id) if originals else None
+    if row is None or row.direction != Direction.OUTBOUND.value:
+        address = complaint.recipient
+        contact_id = None
+        purpose = Purpose.MARKETING.value
+    else:
+        address = complaint.recipient or row.to_address
+        contact_id = row.contact_id
+        outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == row.id))
+        if outbox is not None and outbox.state in ("sent", "dismissed"):
+            outbox.state = COMPLAINED
+        purpose = Purpose.MARKETING.value
+        if row.campaign_id is not None:
+            purpose = (
+                await session.scalar(select(Campaign.purpose).where(Campaign.id == row.campaign_id))
+                or purpose
+            )
+    if address:
+        await suppressions.suppress(
+            session,
+            Medium.EMAIL,
+            address,
+            reason=f"complaint ({complaint.feedback_type})",
+            source=f"feedback report {key}",
+        )
+    if contact_id is not None:
+        await contact_store.record_consents(
+            session,
+            contact_id,
+            [ConsentChoice("email", purpose, False)],
+            "complaint",
+            evidence=f"feedback report {key} ({complaint.feedback_type}) on message "
+            f"{complaint.original_message_id}",
+        )
+    return contact_id
+
+
 async def _campaign_of(session: AsyncSession, parent: Email) -> int | None:
     """The campaign whose message a reply answers, if it answers one: shown in its results."""
     return await session.scalar(
@@ -201,6 +255,8 @@ async def _place_thread(session: AsyncSession, thread_id: int, contact_id: int) 
 
 
 def _kind(parsed: ParsedEmail) -> EmailKind:
+    if parsed.complaint is not None:
+        return EmailKind.COMPLAINT
     if parsed.bounce is not None:
         return EmailKind.BOUNCE
     if parsed.auto_reply:
