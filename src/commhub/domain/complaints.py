@@ -18,6 +18,8 @@ from email.policy import compat32
 from typing import Final
 
 _MSGID: Final = re.compile(r"<([^<>\s]+)>")
+NOT_COMPLAINTS: Final = frozenset({"not-spam", "auth-failure"})
+"""Feedback types that report something else: a "not spam" vote, a failed DKIM/SPF check."""
 _ADDRESS: Final = re.compile(r"[^\s<>;,]+@[^\s<>;,]+")
 
 
@@ -46,6 +48,9 @@ def find_complaint(message: Message) -> Complaint | None:
             original = _headers(part)
     if fields is None:
         return None
+    feedback_type = str(fields.get("feedback-type", "abuse")).strip().lower() or "abuse"
+    if feedback_type in NOT_COMPLAINTS:
+        return None
     message_id = _first(_MSGID, str(original.get("message-id", ""))) if original else ""
     recipient = _first(_ADDRESS, str(fields.get("original-rcpt-to", ""))) or (
         _first(_ADDRESS, str(original.get("to", ""))) if original else ""
@@ -53,7 +58,7 @@ def find_complaint(message: Message) -> Complaint | None:
     return Complaint(
         original_message_id=message_id,
         recipient=recipient.lower(),
-        feedback_type=str(fields.get("feedback-type", "abuse")).strip().lower() or "abuse",
+        feedback_type=feedback_type,
     )
 
 
