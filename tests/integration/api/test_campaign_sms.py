@@ -238,6 +238,17 @@ async def test_both_sends_email_where_it_can_and_sms_to_the_others_once_each(
     )
     done = await state_of(client, auth, campaign_id, "finished")
     assert done["counts"]["sent"] == 9
+    wrong = await client.post(
+        "/api/v1/campaigns",
+        json={"name": "X", "channel": "sms", "segment_id": segment_id, "sms_template_id": text_id,
+              "sms_gateway": "twilio", "sms_sender": "+70000000000"},
+        headers=auth,
+    )  # fmt: skip
+    refused = await client.post(
+        f"/api/v1/campaigns/{(await wrong.json())['id']}/start", headers=auth
+    )
+    assert refused.status == 422
+    assert OUR_NUMBER in await refused.text()
     assert sorted(m.rcpt_tos[0] for m in sink.messages) == [
         f"c{n}@client.example" for n in range(4)
     ]
