@@ -204,9 +204,9 @@ async def _get(session: AsyncSession, campaign_id: int) -> Campaign:
 
 def _columns(draft: CampaignDraft) -> dict[str, Any]:
     values = {f.name: getattr(draft, f.name) for f in fields(CampaignDraft)}
-    values["channel"] = draft.channel.value
-    values["purpose"] = draft.purpose.value
-    values["schedule"] = draft.schedule.value
+    values["channel"] = CampaignChannel(draft.channel).value
+    values["purpose"] = Purpose(draft.purpose).value
+    values["schedule"] = Schedule(draft.schedule).value
     values["name"] = draft.name.strip()
     return values
 

@@ -596,3 +596,32 @@ async def test_a_spam_complaint_counts_withdraws_consent_and_suppresses_the_addr
     second = await until(ready, again, "finished")
     assert second["counts"]["excluded"] == 1  # no more marketing to them
     assert len(sink.messages) == 1
+
+
+async def test_a_draft_is_changed_until_it_starts_and_not_after(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 1)
+    campaign_id = await create(ready, segment_id, template_id)
+    changed = await ready.patch(
+        f"/api/v1/campaigns/{campaign_id}",
+        json={
+            "name": "Renamed",
+            "channel": "email",
+            "rate": 5,
+            "window_from": 600,
+            "window_to": 1080,
+        },
+        headers=marketer(ready),
+    )
+    assert changed.status == 200, await changed.text()
+    assert (await changed.json())["name"] == "Renamed"
+    bad = await ready.patch(
+        f"/api/v1/campaigns/{campaign_id}", json={"window_to": 23 * 60}, headers=marketer(ready)
+    )
+    assert bad.status == 422
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    late = await ready.patch(
+        f"/api/v1/campaigns/{campaign_id}", json={"name": "Too late"}, headers=marketer(ready)
+    )
+    assert late.status == 409
