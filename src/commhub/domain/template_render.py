@@ -148,7 +148,8 @@ class _Environment(ImmutableSandboxedEnvironment):
     code_generator_class = _Generator
 
     def __init__(self, *, html: bool) -> None:
-        super().__init__(autoescape=html, undefined=_Missing)
+        # Block tags ({% if %}, {% set %}) leave no blank lines behind, as authors expect of text.
+        super().__init__(autoescape=html, undefined=_Missing, trim_blocks=True, lstrip_blocks=True)
         self.globals["range"] = self._range
         self.globals["namespace"] = _Namespace
         for name in ("center", "indent", "truncate", "wordwrap"):

@@ -135,7 +135,7 @@ class _Message:
 def _message(campaign: Campaign, recipient: CampaignRecipient, values: dict[str, Any]) -> _Message:
     part = campaign.content.get(recipient.channel) or {}
     return _Message(
-        subject=render_text(part.get("subject") or "", values),
+        subject=" ".join(render_text(part.get("subject") or "", values).split()),
         text=render_text(part.get("text") or "", values),
         html=render_text(part["html"], values, html=True) if part.get("html") else None,
     )

@@ -8,6 +8,7 @@ leaves out, with the reason, a person it cannot be written for.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final
@@ -25,6 +26,12 @@ from commhub.services.database import Database
 from commhub.services.email_sending import EmailRequest, queue_email
 from commhub.services.errors import InvalidInput, NotFound
 from commhub.services.sms_sending import SmsRequest, queue_sms
+from commhub.services.stock_templates import (
+    StockTemplate,
+    StockTemplateError,
+    list_stock_templates,
+    read_stock_template,
+)
 from commhub.store import segments as segment_store
 from commhub.store.template_values import values_for
 
@@ -140,7 +147,7 @@ async def preview(
     text = shown["text"].text
     missing = sorted(set().union(*(r.missing for r in shown.values())))
     return Preview(
-        subject=shown["subject"].text if "subject" in shown else "",
+        subject=" ".join(shown["subject"].text.split()) if "subject" in shown else "",
         text=text,
         html=shown["html"].text if "html" in shown else None,
         sms=measure(text) if draft.channel == "sms" and text else None,
@@ -279,3 +286,35 @@ async def send_test(
         except SmsTextError as exc:
             raise InvalidInput("text", str(exc)) from None
     return row
+
+
+async def stock() -> list[StockTemplate]:
+    """The shipped templates, every language (read from disk in a thread)."""
+    try:
+        return await asyncio.to_thread(list_stock_templates)
+    except StockTemplateError as exc:
+        raise InvalidInput("stock", str(exc)) from None
+
+
+async def copy_stock(
+    db: Database, channel: str, key: str, language: str, *, user_id: int | None
+) -> MessageTemplate:
+    """A user's own template, copied from a shipped one, to edit; commits."""
+    try:
+        found = await asyncio.to_thread(read_stock_template, channel, key, language)
+    except StockTemplateError as exc:
+        raise NotFound("stock template", f"{channel}/{key}/{language}") from exc
+    draft = TemplateDraft(
+        name=found.name,
+        channel=found.channel,
+        language=found.language,
+        subject=found.subject or "",
+        text=found.text,
+        html=found.html,
+    )
+    row = await create(db, draft, user_id=user_id)
+    async with db() as session:
+        saved = await _get(session, row.id)
+        saved.stock_key = f"{channel}/{key}"
+        await session.commit()
+        return saved

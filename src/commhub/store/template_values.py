@@ -1,5 +1,8 @@
 """The values a message template may use, for many contacts at once: a few queries per chunk.
 
+Fields without a value are left out rather than set to "", so ``default()``
+in a template applies to them.
+
 ``contact``, ``company``, ``owner`` and ``deal`` (the contact's latest open
 deal) as plain mappings of strings, which is all a sandboxed template may
 read. A campaign's fill job asks for a chunk of 500 contacts; the editor's
@@ -59,25 +62,36 @@ async def values_for(
         company = companies.get(contact.company_id or 0, "")
         owner = owners.get(contact.owner_id or 0)
         extra = {str(k): str(v) for k, v in (contact.extra or {}).items()}
-        found[contact_id] = {
-            "contact": {
-                **extra,
-                "name": contact.name or "",
-                "first_name": first,
-                "last_name": last.strip(),
-                "company": company,
-                "email": points[contact_id].get("email", ""),
-                "phone": points[contact_id].get("phone", ""),
-                "city": extra.get("city", ""),
-            },
-            "company": {"name": company},
-            "owner": {
-                "name": owner.shown_name if owner else "",
-                "extension": (owner.extension or "") if owner else "",
-            },
-            "deal": deals.get(contact_id, {}),
-        }
+        found[contact_id] = _filled(
+            {
+                "contact": {
+                    **extra,
+                    "name": contact.name or "",
+                    "first_name": first,
+                    "last_name": last.strip(),
+                    "company": company,
+                    "email": points[contact_id].get("email", ""),
+                    "phone": points[contact_id].get("phone", ""),
+                    "city": extra.get("city", ""),
+                },
+                "company": {"name": company},
+                "owner": {
+                    "name": owner.shown_name if owner else "",
+                    "extension": (owner.extension or "") if owner else "",
+                },
+                "deal": deals.get(contact_id, {}),
+            }
+        )
     return found
+
+
+def _filled(values: Values) -> Values:
+    """Empty fields left out: a template's ``default()`` then applies, and the editor names them
+    as missing, as it does for a field the contact has never had."""
+    return {
+        group: {key: value for key, value in fields.items() if value not in ("", None)}
+        for group, fields in values.items()
+    }
 
 
 async def _open_deals(session: AsyncSession, ids: list[int], locale: str) -> dict[int, Values]:

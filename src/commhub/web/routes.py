@@ -149,6 +149,8 @@ def add_routes(app: web.Application) -> None:
             web.post(f"{API}/templates/preview", templates.preview_template),
             web.post(f"{API}/templates/test", templates.test_template),
             web.post(f"{API}/templates/missing", templates.template_gaps),
+            web.get(f"{API}/templates/stock", templates.stock_templates),
+            web.post(f"{API}/templates/copy", templates.copy_stock_template),
             web.get(f"{API}/templates/{{id}}", templates.get_template),
             web.patch(f"{API}/templates/{{id}}", templates.update_template),
             web.delete(f"{API}/templates/{{id}}", templates.remove_template),

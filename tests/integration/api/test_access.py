@@ -123,6 +123,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/templates/preview"): MARKETING,
     ("POST", "/api/v1/templates/test"): MARKETING,
     ("POST", "/api/v1/templates/missing"): MARKETING,
+    ("GET", "/api/v1/templates/stock"): MARKETING,
+    ("POST", "/api/v1/templates/copy"): MARKETING,
     ("GET", "/api/v1/templates/{id}"): MARKETING,
     ("PATCH", "/api/v1/templates/{id}"): MARKETING,
     ("DELETE", "/api/v1/templates/{id}"): MARKETING,

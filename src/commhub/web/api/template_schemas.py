@@ -98,3 +98,23 @@ class TestOut(BaseModel):
     outbox_id: int
     interaction_id: int
     state: str
+
+
+class StockOut(BaseModel):
+    channel: str
+    key: str
+    language: str
+    name: str
+    subject: str | None
+    text: str
+    html: str | None
+
+
+class StockList(BaseModel):
+    items: list[StockOut]
+
+
+class CopyIn(Strict):
+    channel: Literal["email", "sms"]
+    key: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(min_length=2, max_length=10, pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")

@@ -181,3 +181,52 @@ async def test_template(request: web.Request) -> web.StreamResponse:
         schemas.TestOut(outbox_id=row.id, interaction_id=row.interaction_id, state=row.state),
         status=202,
     )
+
+
+@endpoint(
+    "The templates the hub ships (welcome, follow-up, invoice reminder, event invitation…), "
+    "in English and Russian, to copy and edit.",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    response=schemas.StockList,
+)
+async def stock_templates(request: web.Request) -> web.StreamResponse:
+    found = await templates.stock()
+    return json_response(
+        schemas.StockList(
+            items=[
+                schemas.StockOut(
+                    channel=t.channel,
+                    key=t.key,
+                    language=t.language,
+                    name=t.name,
+                    subject=t.subject,
+                    text=t.text,
+                    html=t.html,
+                )
+                for t in found
+            ]
+        )
+    )
+
+
+@endpoint(
+    "Copy a shipped template into one of your own, to edit.",
+    permission=Permission.TEMPLATES,
+    tag="templates",
+    body=schemas.CopyIn,
+    response=schemas.TemplateOut,
+    status=201,
+)
+async def copy_stock_template(request: web.Request) -> web.StreamResponse:
+    body = await read_body(request, schemas.CopyIn)
+    row = await templates.copy_stock(
+        request.app[DATABASE],
+        body.channel,
+        body.key,
+        body.language,
+        user_id=principal(request).user_id,
+    )
+    response = json_response(template_out(row), status=201)
+    response.headers["Location"] = f"/api/v1/templates/{row.id}"
+    return response
