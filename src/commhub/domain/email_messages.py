@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import html2text
 
 from commhub.domain.bounces import Bounce, find_bounce, is_auto_reply
+from commhub.domain.complaints import Complaint, find_complaint
 from commhub.domain.emails import EmailError, normalize_email
 
 MAX_HTML_TO_TEXT: Final = 1_000_000
@@ -107,6 +108,7 @@ class ParsedEmail:
     attachments: tuple[AttachmentInfo, ...]
     auto_reply: bool
     bounce: Bounce | None
+    complaint: Complaint | None = None
     defects: int = 0
 
     @property
@@ -148,6 +150,7 @@ def _read(message: EmailMessage) -> ParsedEmail:
         raise EmailParseError("no header fields")
     senders = _addresses(message, "from")
     text, html, body_parts = _bodies(message)
+    complaint = find_complaint(message)
     return ParsedEmail(
         message_id=first_msgid(_header(message, "message-id")),
         in_reply_to=msgids(_header(message, "in-reply-to")),
@@ -162,7 +165,8 @@ def _read(message: EmailMessage) -> ParsedEmail:
         html=html,
         attachments=tuple(_attachments(message, body_parts)),
         auto_reply=is_auto_reply(message),
-        bounce=find_bounce(message),
+        bounce=None if complaint is not None else find_bounce(message),
+        complaint=complaint,
         defects=len(message.defects),
     )
 
