@@ -24,6 +24,7 @@ from commhub.store import emails as store
 from commhub.store import outbox as claims
 from commhub.store.campaign_rows import campaign_running
 
+
 class EmailDelivery:
     """Dispatching e-mail: three tries, two and four seconds apart, for a server that is away."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -23,7 +23,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import EmailArrived
-from commhub.domain.bounces import Bounce
 from commhub.domain.email_messages import (
     EmailParseError,
     ParsedEmail,
@@ -32,27 +31,30 @@ from commhub.domain.email_messages import (
     parse_email,
 )
 from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
-from commhub.models import Contact, Email, Interaction, Outbox, utcnow
+from commhub.models import Contact, Email, Interaction, utcnow
+from commhub.services import unsubscribes
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
 from commhub.services.deal_rules import open_for_inbound
+from commhub.services.errors import NotFound
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import EMAIL_RECEIVED, LiveFeed
+from commhub.services.mail_reports import apply_bounce, apply_complaint
+from commhub.store import campaign_replies as replies
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
-from commhub.store import suppressions
 
 log = logging.getLogger(__name__)
 
 MAX_EXTERNAL_ID: Final = 255
-OUTBOUND_OPEN: Final = ("queued", "sent", "failed")
-"""Statuses a bounce may replace (a failed send that later bounces is still a bounce)."""
 
 
 class EmailKind(StrEnum):
     MESSAGE = "message"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    """A feedback-loop report (RFC 5965): someone marked our message as spam."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,16 @@ async def _file(
     contact_id: int | None = None
     candidates: list[int] = []
     if kind is EmailKind.BOUNCE and parsed.bounce is not None:
-        contact_id = await _apply_bounce(session, parsed.bounce, key)
+        contact_id = await apply_bounce(session, parsed.bounce, key)
+    elif kind is EmailKind.COMPLAINT and parsed.complaint is not None:
+        contact_id = await apply_complaint(session, parsed.complaint, key, region=region)
+    human = kind is EmailKind.MESSAGE and not ours
+    unsubscribed = await _unsubscribe(session, parsed, key) if human else None
+    campaign_id: int | None = None
+    if unsubscribed is not None:
+        contact_id = unsubscribed.contact_id  # the token says whose, whoever sent it
+    elif human:
+        campaign_id = await replies.campaign_of(session, [p.interaction_id for p in parents])
     if contact_id is None:
         counterpart = _counterpart(parsed, ours)
         contact_id, candidates = await _contact(
@@ -148,8 +159,10 @@ async def _file(
         )
     if contact_id is None and parent is not None and not candidates:
         contact_id = await _contact_of(session, parent)
+    new = _interaction(arrived, parsed, key, kind, ours, contact_id, candidates)
+    extra = {"unsubscribed": unsubscribed.campaign_id} if unsubscribed is not None else {}
     interaction, created = await interaction_store.record(
-        session, _interaction(arrived, parsed, key, kind, ours, contact_id, candidates)
+        session, replace(new, campaign_id=campaign_id, extra={**new.extra, **extra})
     )
     if not created:  # another folder's watcher filed it a moment ago
         return Filed(Outcome.DUPLICATE, interaction_id=interaction.id)
@@ -162,7 +175,7 @@ async def _file(
         email.thread_id = email.id
     elif contact_id is not None:
         await _place_thread(session, email.thread_id, contact_id)
-    if not ours and kind is EmailKind.MESSAGE:
+    if human and unsubscribed is None:
         await open_for_inbound(session, interaction, region=region)
     owner = None
     if contact_id is not None:
@@ -190,6 +203,8 @@ async def _place_thread(session: AsyncSession, thread_id: int, contact_id: int) 
 
 
 def _kind(parsed: ParsedEmail) -> EmailKind:
+    if parsed.complaint is not None:
+        return EmailKind.COMPLAINT
     if parsed.bounce is not None:
         return EmailKind.BOUNCE
     if parsed.auto_reply:
@@ -219,37 +234,25 @@ async def _contact(
     return found.contact_id, list(found.candidates)
 
 
+async def _unsubscribe(
+    session: AsyncSession, parsed: ParsedEmail, key: str
+) -> unsubscribes.Unsubscribed | None:
+    """A ``mailto:`` unsubscribe with a token a campaign gave: withdrawn here, in this
+    transaction. Any other subject, or a token no campaign gave, is an ordinary message."""
+    token = unsubscribes.mailto_token(parsed.subject)
+    if token is None:
+        return None
+    try:
+        return await unsubscribes.unsubscribe(session, token, how="mailto", proof=f"<{key}>")
+    except NotFound:
+        log.info("a mailto unsubscribe with a token no campaign gave; filed as a message")
+        return None
+
+
 async def _contact_of(session: AsyncSession, parent: Email) -> int | None:
     return await session.scalar(
         select(Interaction.contact_id).where(Interaction.id == parent.interaction_id)
     )
-
-
-async def _apply_bounce(session: AsyncSession, bounce: Bounce, key: str) -> int | None:
-    """Mark the message the bounce reports on; suppress addresses that failed for good."""
-    for recipient in bounce.recipients:
-        if recipient.permanent:
-            reason = " ".join(filter(None, (recipient.status, recipient.reason))) or "hard bounce"
-            await suppressions.suppress(
-                session, Medium.EMAIL, recipient.address, reason=reason, source=f"bounce {key}"
-            )
-    if not bounce.original_message_id:
-        return None
-    originals = await store.by_message_ids(session, [bounce.original_message_id])
-    if not originals:
-        return None
-    original = originals[0]
-    row = await session.get(Interaction, original.interaction_id)
-    if row is None or row.direction != Direction.OUTBOUND.value:
-        return None
-    if bounce.permanent and row.status in OUTBOUND_OPEN:
-        row.status = Status.BOUNCED.value
-        row.extra = {**row.extra, "bounce": bounce.reason or "undeliverable", "bounced_by": key}
-        outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == row.id))
-        if outbox is not None:
-            outbox.state = "bounced"
-            outbox.last_error = bounce.reason or "undeliverable"
-    return row.contact_id
 
 
 def _interaction(
@@ -266,6 +269,8 @@ def _interaction(
         extra["candidates"] = candidates
     if arrived.truncated:
         extra["truncated"] = True
+    if parsed.complaint is not None:
+        extra["feedback_type"] = parsed.complaint.feedback_type
     to = parsed.to[0].address if parsed.to else ""
     return NewInteraction(
         channel=Medium.EMAIL,
@@ -327,6 +332,7 @@ def _summary(interaction: Interaction, email: Email, parsed: ParsedEmail) -> dic
         "contact_id": interaction.contact_id,
         "thread_id": email.thread_id,
         "kind": email.kind,
+        "campaign_id": interaction.campaign_id,
         "from": email.sender,
         "subject": parsed.subject,
         "summary": interaction.summary[:200],

@@ -1,8 +1,11 @@
 """Unsubscribing from a campaign's link: one click, no login, recorded with its evidence.
 
-The link's token names one recipient of one campaign; unsubscribing
-withdraws that person's consent for the campaign's channel and purpose
-(the ledger says "unsubscribe link", which campaign and when). Every
+The link's token names one recipient of one campaign. The same token comes
+back in an e-mail to the campaign's mailbox when a mail client follows the
+``mailto:`` of List-Unsubscribe; the filing path then withdraws it in the
+transaction that files that e-mail. Unsubscribing withdraws that person's
+consent for the campaign's channel and purpose (the ledger says
+"unsubscribe link", which campaign, how and when). Every
 message to them not yet handed over is then withheld when its turn comes
 (the claim checks consent), so nothing more goes out, from this campaign or
 any other of that purpose. Doing it twice is harmless.
@@ -10,6 +13,7 @@ any other of that purpose. Doing it twice is harmless.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,6 +28,7 @@ from commhub.store import contacts as contact_store
 
 SOURCE: Final = "unsubscribe link"
 MAX_TOKEN: Final = 64
+_MAILTO_SUBJECT: Final = re.compile(r"unsubscribe\s+(\S{1,64})", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +63,53 @@ async def look_up(db: Database, token: str) -> Subscription:
         )
 
 
-async def unsubscribe(db: Database, token: str, *, how: str) -> Subscription:
-    """Withdraw the consent the link is about; commits. ``how``: what the request was."""
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """Whose consent a token withdrew, for what: the card and the ledger name it."""
+
+    contact_id: int
+    campaign_id: int
+    channel: str
+    purpose: str
+
+
+async def unsubscribe(
+    session: AsyncSession, token: str, *, how: str, proof: str = ""
+) -> Unsubscribed:
+    """Withdraw the consent the token is about, in ``session``; no commit.
+
+    ``how``: what the request was (``mailto``, ``one-click POST``); ``proof``:
+    what carried it (the e-mail's Message-ID), for the ledger's evidence.
+    :class:`NotFound` for a token no campaign gave, before anything is written.
+    """
+    recipient, campaign = await _recipient(session, token)
+    evidence = f"campaign {campaign.id} ({campaign.name}), {how}"
+    await contact_store.record_consents(
+        session,
+        recipient.contact_id,
+        [ConsentChoice(recipient.channel, campaign.purpose, False)],
+        SOURCE,
+        evidence=f"{evidence} {proof}" if proof else evidence,
+    )
+    return Unsubscribed(recipient.contact_id, campaign.id, recipient.channel, campaign.purpose)
+
+
+async def confirm(db: Database, token: str, *, how: str) -> Subscription:
+    """Unsubscribe through the link's page or a one-click POST; commits. What it now says."""
     async with db() as session:
-        recipient, campaign = await _recipient(session, token)
-        await contact_store.record_consents(
-            session,
-            recipient.contact_id,
-            [ConsentChoice(recipient.channel, campaign.purpose, False)],
-            SOURCE,
-            evidence=f"campaign {campaign.id} ({campaign.name}), {how}",
-        )
+        await unsubscribe(session, token, how=how)
         await session.commit()
     return await look_up(db, token)
+
+
+def mailto_token(subject: str) -> str | None:
+    """The token of a ``mailto:`` unsubscribe (subject ``unsubscribe TOKEN``, any case), if any.
+
+    Campaign e-mails name the mailbox and this subject in List-Unsubscribe
+    (RFC 2369 §3.2), so a mail client's "unsubscribe" writes it for the person.
+    """
+    match = _MAILTO_SUBJECT.fullmatch(subject.strip())
+    return match.group(1) if match else None
 
 
 async def _recipient(session: AsyncSession, token: str) -> tuple[CampaignRecipient, Campaign]:
