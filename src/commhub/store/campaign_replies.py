@@ -21,16 +21,12 @@ async def campaign_of(session: AsyncSession, interaction_ids: Sequence[int]) -> 
     """The campaign of the first of these messages (nearest first) that is a campaign's."""
     if not interaction_ids:
         return None
-    found = dict(
-        (
-            await session.execute(
-                select(Interaction.id, Interaction.campaign_id).where(
-                    Interaction.id.in_(list(interaction_ids)),
-                    Interaction.campaign_id.is_not(None),
-                )
-            )
-        ).tuples()
+    rows = await session.execute(
+        select(Interaction.id, Interaction.campaign_id).where(
+            Interaction.id.in_(list(interaction_ids)), Interaction.campaign_id.is_not(None)
+        )
     )
+    found = {interaction_id: campaign_id for interaction_id, campaign_id in rows}
     for interaction_id in interaction_ids:
         campaign_id = found.get(interaction_id)
         if campaign_id is not None:
