@@ -36,7 +36,6 @@ from commhub.services import unsubscribes
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
 from commhub.services.deal_rules import open_for_inbound
-from commhub.services.errors import NotFound
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import EMAIL_RECEIVED, LiveFeed
 from commhub.services.mail_reports import apply_bounce, apply_complaint
@@ -142,7 +141,7 @@ async def _file(
     elif kind is EmailKind.COMPLAINT and parsed.complaint is not None:
         contact_id = await apply_complaint(session, parsed.complaint, key, region=region)
     human = kind is EmailKind.MESSAGE and not ours
-    unsubscribed = await _unsubscribe(session, parsed, key) if human else None
+    unsubscribed = await unsubscribes.by_mail(session, parsed.subject, key) if human else None
     campaign_id: int | None = None
     if unsubscribed is not None:
         contact_id = unsubscribed.contact_id  # the token says whose, whoever sent it
@@ -232,21 +231,6 @@ async def _contact(
     name = parsed.sender.name if parsed.sender else ""
     found = await contact_for(session, address, region=region, name=name, create=create)
     return found.contact_id, list(found.candidates)
-
-
-async def _unsubscribe(
-    session: AsyncSession, parsed: ParsedEmail, key: str
-) -> unsubscribes.Unsubscribed | None:
-    """A ``mailto:`` unsubscribe with a token a campaign gave: withdrawn here, in this
-    transaction. Any other subject, or a token no campaign gave, is an ordinary message."""
-    token = unsubscribes.mailto_token(parsed.subject)
-    if token is None:
-        return None
-    try:
-        return await unsubscribes.unsubscribe(session, token, how="mailto", proof=f"<{key}>")
-    except NotFound:
-        log.info("a mailto unsubscribe with a token no campaign gave; filed as a message")
-        return None
 
 
 async def _contact_of(session: AsyncSession, parent: Email) -> int | None:

@@ -13,6 +13,7 @@ any other of that purpose. Doing it twice is harmless.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -25,6 +26,8 @@ from commhub.models import Campaign, CampaignRecipient, Consent
 from commhub.services.database import Database
 from commhub.services.errors import NotFound
 from commhub.store import contacts as contact_store
+
+log = logging.getLogger(__name__)
 
 SOURCE: Final = "unsubscribe link"
 MAX_TOKEN: Final = 64
@@ -102,14 +105,22 @@ async def confirm(db: Database, token: str, *, how: str) -> Subscription:
     return await look_up(db, token)
 
 
-def mailto_token(subject: str) -> str | None:
-    """The token of a ``mailto:`` unsubscribe (subject ``unsubscribe TOKEN``, any case), if any.
+async def by_mail(session: AsyncSession, subject: str, message_id: str) -> Unsubscribed | None:
+    """Unsubscribe for an e-mail whose subject is ``unsubscribe TOKEN`` (any case); no commit.
 
-    Campaign e-mails name the mailbox and this subject in List-Unsubscribe
-    (RFC 2369 §3.2), so a mail client's "unsubscribe" writes it for the person.
+    Campaign e-mails name their mailbox and this subject in List-Unsubscribe
+    (RFC 2369 §3.2), so a mail client's "unsubscribe" writes it for the
+    person. Any other subject, or a token no campaign gave, does nothing
+    (``None``): the e-mail is then an ordinary message.
     """
     match = _MAILTO_SUBJECT.fullmatch(subject.strip())
-    return match.group(1) if match else None
+    if match is None:
+        return None
+    try:
+        return await unsubscribe(session, match.group(1), how="mailto", proof=f"<{message_id}>")
+    except NotFound:
+        log.info("a mailto unsubscribe with a token no campaign gave: an ordinary message")
+        return None
 
 
 async def _recipient(session: AsyncSession, token: str) -> tuple[CampaignRecipient, Campaign]:
