@@ -16,12 +16,15 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 from test_email_imap import PASSWORD, USER, eventually
 from test_email_imap import hub as imap_hub
 
+from app_fixtures import accounts, client, operator, settings
 from commhub.channels import EmailArrived, SmsReceived
 from commhub.domain.campaigns import CampaignChannel
 from commhub.domain.consent import Purpose
@@ -56,6 +59,8 @@ SENDERS = Senders(
     mailboxes={MAILBOX: (ADDRESS, "Example News")}, sms_gateways={GATEWAY: (OUR_NUMBER,)}
 )
 _uids = itertools.count(1)
+Client = TestClient[Any, Any]
+__all__ = ["accounts", "client", "operator", "settings"]  # the app's fixtures, on both databases
 
 
 def phone(n: int) -> str:
@@ -266,7 +271,7 @@ async def token_of(sessions: SessionFactory, campaign_id: int, contact_id: int) 
 
 
 async def test_a_reply_to_a_campaign_email_is_on_the_card_with_the_campaign(
-    sessions: SessionFactory, hub: Inbound
+    sessions: SessionFactory, hub: Inbound, client: Client, operator: dict[str, str]
 ) -> None:
     first, second = await people(sessions, 2)
     news = await campaign(sessions, [first, second])
@@ -304,6 +309,10 @@ async def test_a_reply_to_a_campaign_email_is_on_the_card_with_the_campaign(
     assert threads[answered.id] == threads[ours.id]
     counts = (await campaigns.progress(sessions, news)).counts
     assert counts["replied"] == 1
+
+    card = await client.get(f"/api/v1/contacts/{first}/timeline", headers=operator)
+    shown = {item["id"]: item["campaign_id"] for item in (await card.json())["items"]}
+    assert shown == {ours.id: news, answered.id: news, again.id: news}
 
 
 async def test_an_sms_from_a_recent_campaigns_number_is_its_reply_and_stop_still_opts_out(
