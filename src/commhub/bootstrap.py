@@ -82,6 +82,7 @@ class Hub:
     """Deletes import files past their retention, now and every hour."""
     campaigns: asyncio.Task[None] | None = None
     """The campaign keeper: starts, feeds and finishes campaigns (``services/campaign_keeper``)."""
+    campaigns_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def sms_gateways(self) -> list[SmsGateway]:
@@ -116,6 +117,10 @@ class Hub:
             window=window,
             lease_s=self.settings.outbox_lease_s,
         )
+
+    def keep_campaigns_now(self) -> None:
+        """A campaign was started or resumed here: the keeper looks now, not at its next tick."""
+        self.campaigns_wake.set()
 
     def dispatch_now(self, source: str) -> None:
         """A row was queued for ``source``: its dispatcher (if it is here) looks at once."""
@@ -214,7 +219,7 @@ async def open_hub(
             await requeue_imports(hub)
             hub.housekeeping = asyncio.create_task(keep_house(hub), name="import retention")
             hub.campaigns = asyncio.create_task(
-                campaign_keeper.run(sessions, jobs), name="campaign keeper"
+                campaign_keeper.run(sessions, jobs, wake=hub.campaigns_wake), name="campaign keeper"
             )
         if settings.listen:
             await hub.listen()

@@ -466,9 +466,9 @@ async def test_a_mailto_unsubscribe_withdraws_consent_and_is_filed_on_the_card(
     assert (event.channel, event.purpose, event.source) == (
         "email",
         "marketing",
-        "unsubscribe link",
+        "unsubscribe e-mail",
     )
-    assert f"campaign {news}" in event.evidence and "mailto" in event.evidence
+    assert f"campaign {news}" in event.evidence
     assert "unsub-1@client.example" in event.evidence
     [filed] = await inbound_card(sessions, first)
     assert filed.subject.strip() == f"UNSUBSCRIBE {token}"
@@ -517,7 +517,7 @@ async def test_a_complaint_and_a_mailto_unsubscribe_read_from_dovecot_stop_what_
         await eventually(both)
     [complaint] = await ledger(sessions, first)
     [unsubscribe] = await ledger(sessions, second)
-    assert complaint.source == "complaint" and unsubscribe.source == "unsubscribe link"
+    assert complaint.source == "complaint" and unsubscribe.source == "unsubscribe e-mail"
     assert (await row_of(sessions, news, first)).state == "complained"
     assert not await claimable(sessions, later, first)
     assert not await claimable(sessions, later, second)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import email
+from email import policy
+from email.message import EmailMessage
+
 import pytest
 
+from commhub.domain.complaints import find_complaint
 from commhub.domain.email_messages import parse_email
 from feedback_reports import feedback_report
 
@@ -20,7 +25,6 @@ def test_an_abuse_report_names_the_original_and_the_recipient(attached: str) -> 
     assert parsed.complaint.original_message_id == "c1@example.com"
     assert parsed.complaint.recipient == RECIPIENT
     assert parsed.complaint.reporter == "ISP-FBL/2.1"
-    assert parsed.complaint.counts
     assert parsed.bounce is None
     assert parsed.message_id == "fbl-1@fbl.isp.example"
 
@@ -42,15 +46,23 @@ def test_a_report_without_the_original_is_still_a_report() -> None:
 
 
 @pytest.mark.parametrize(
-    ("feedback_type", "counts"),
-    [("abuse", True), ("fraud", True), ("virus", True), ("other", True), ("not-spam", False)],
+    ("feedback_type", "complains"),
+    [
+        ("abuse", True),
+        ("fraud", True),
+        ("virus", True),
+        ("other", True),
+        ("not-spam", False),
+        ("auth-failure", False),
+    ],
 )
-def test_which_feedback_types_are_complaints(feedback_type: str, counts: bool) -> None:
+def test_which_feedback_types_are_complaints(feedback_type: str, complains: bool) -> None:
     raw = feedback_report(
         "c4@example.com", sender=SENDER, recipient=RECIPIENT, feedback_type=feedback_type
     )
-    complaint = parse_email(raw).complaint
-    assert complaint is not None and complaint.counts is counts
+    parsed = parse_email(raw)
+    assert (parsed.complaint is not None) is complains
+    assert parsed.bounce is None
 
 
 def test_a_delivery_status_report_is_a_bounce_not_a_complaint() -> None:
@@ -73,3 +85,28 @@ def test_a_report_with_no_feedback_type_is_not_read_as_a_complaint() -> None:
     raw = feedback_report("c5@example.com", sender=SENDER, recipient=RECIPIENT)
     raw = raw.replace(b"Feedback-Type: abuse\r\n", b"")
     assert parse_email(raw).complaint is None
+
+
+def test_a_not_spam_vote_or_an_auth_failure_report_is_no_complaint() -> None:
+    def report(kind: str) -> EmailMessage:
+        raw = (
+            "From: fbl@provider.example\r\nTo: news@example.com\r\nSubject: report\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; "
+            'boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nreport\r\n'
+            f"--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: {kind}\r\n"
+            "Version: 1\r\nOriginal-Rcpt-To: <anna@client.example>\r\n\r\n"
+            "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            "Message-ID: <m-1@example.com>\r\n\r\n--b--\r\n"
+        ).encode()
+        message = email.message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+
+    found = find_complaint(report("abuse"))
+    assert found is not None
+    assert (found.original_message_id, found.recipient) == (
+        "m-1@example.com",
+        "anna@client.example",
+    )
+    assert find_complaint(report("not-spam")) is None
+    assert find_complaint(report("auth-failure")) is None

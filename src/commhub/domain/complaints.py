@@ -25,7 +25,7 @@ REPORT_TYPE: Final = "feedback-report"
 NOT_COMPLAINTS: Final = frozenset({"not-spam", "auth-failure"})
 """Feedback types that object to nothing: a "this is not spam" vote (RFC 6430) and a
 DKIM/SPF failure report (RFC 6591). ``abuse``, ``fraud``, ``virus`` and ``other``
-(RFC 5965 §7.3), and any type registered later, count as complaints."""
+(RFC 5965 §7.3) are complaints."""
 _ADDRESS: Final = re.compile(r"<?\s*([^<>\s;]+@[^<>\s;]+?)\s*>?\s*$")
 
 
@@ -42,14 +42,10 @@ class Complaint:
     reporter: str
     """Who generated it (``User-Agent``, else ``Reporting-MTA``): for the evidence."""
 
-    @property
-    def counts(self) -> bool:
-        """Whether the report objects to our message (a "not spam" vote does not)."""
-        return self.feedback_type not in NOT_COMPLAINTS
-
 
 def find_complaint(message: Message) -> Complaint | None:
-    """The feedback-loop report ``message`` is, or ``None`` when it is not one."""
+    """The complaint ``message`` reports, or ``None`` when it is no complaint (not a
+    feedback report, or one of :data:`NOT_COMPLAINTS`)."""
     if message.get_content_type() != "multipart/report":
         return None
     if str(message.get_param("report-type", "", header="content-type")).lower() != REPORT_TYPE:
@@ -65,8 +61,8 @@ def find_complaint(message: Message) -> Complaint | None:
     if fields is None:
         return None
     feedback_type = " ".join(str(fields.get("feedback-type", "")).split()).lower()
-    if not feedback_type:
-        return None  # required by RFC 5965 §3.1: without it this is no report we can read
+    if not feedback_type or feedback_type in NOT_COMPLAINTS:
+        return None  # Feedback-Type is required (RFC 5965 §3.1): without it, nothing to act on
     reporter = str(fields.get("user-agent") or fields.get("reporting-mta") or "")
     return Complaint(
         feedback_type=feedback_type,

@@ -13,6 +13,7 @@ does what is left — job ids make the work it hands out run once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -55,14 +56,19 @@ class Tick:
     finished: int = 0
 
 
-async def run(db: Database, queue: JobQueue, *, every_s: float = TICK_S) -> None:
-    """Tick forever; a failed tick is logged and the next one tries again."""
+async def run(
+    db: Database, queue: JobQueue, *, every_s: float = TICK_S, wake: asyncio.Event | None = None
+) -> None:
+    """Tick forever (and at once when ``wake`` is set); a failed tick is logged, the next tries."""
+    wake = wake or asyncio.Event()
     while True:
+        wake.clear()
         try:
             await tick(db, queue)
         except Exception:
             log.exception("campaign keeper: a tick failed")
-        await asyncio.sleep(every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), every_s)
 
 
 async def tick(db: Database, queue: JobQueue) -> Tick:

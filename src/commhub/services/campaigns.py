@@ -204,9 +204,9 @@ async def _get(session: AsyncSession, campaign_id: int) -> Campaign:
 
 def _columns(draft: CampaignDraft) -> dict[str, Any]:
     values = {f.name: getattr(draft, f.name) for f in fields(CampaignDraft)}
-    values["channel"] = draft.channel.value
-    values["purpose"] = draft.purpose.value
-    values["schedule"] = draft.schedule.value
+    values["channel"] = CampaignChannel(draft.channel).value
+    values["purpose"] = Purpose(draft.purpose).value
+    values["schedule"] = Schedule(draft.schedule).value
     values["name"] = draft.name.strip()
     return values
 
@@ -248,8 +248,15 @@ async def _check_ready(session: AsyncSession, campaign: Campaign, senders: Sende
             raise InvalidInput("mailbox", "choose a mailbox this hub sends from")
     if channel in (CampaignChannel.SMS, CampaignChannel.BOTH):
         await _check_template(session, campaign.sms_template_id, "sms", "sms_template_id")
-        if campaign.sms_gateway not in senders.sms_gateways:
+        gateway = campaign.sms_gateway
+        if gateway is None or gateway not in senders.sms_gateways:
             raise InvalidInput("sms_gateway", "choose an SMS gateway this hub sends through")
+        numbers = senders.sms_gateways[gateway]
+        if campaign.sms_sender and campaign.sms_sender not in numbers:
+            raise InvalidInput(
+                "sms_sender",
+                f"{gateway} sends from {', '.join(numbers) or 'no number set up'}",
+            )
 
 
 async def _check_template(

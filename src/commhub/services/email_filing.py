@@ -141,12 +141,11 @@ async def _file(
     elif kind is EmailKind.COMPLAINT and parsed.complaint is not None:
         contact_id = await apply_complaint(session, parsed.complaint, key, region=region)
     human = kind is EmailKind.MESSAGE and not ours
-    unsubscribed = await unsubscribes.by_mail(session, parsed.subject, key) if human else None
-    campaign_id: int | None = None
+    unsubscribed, campaign_id = (
+        await _to_a_campaign(session, parsed, parents, key) if human else (None, None)
+    )
     if unsubscribed is not None:
         contact_id = unsubscribed.contact_id  # the token says whose, whoever sent it
-    elif human:
-        campaign_id = await replies.campaign_of(session, [p.interaction_id for p in parents])
     if contact_id is None:
         counterpart = _counterpart(parsed, ours)
         contact_id, candidates = await _contact(
@@ -231,6 +230,18 @@ async def _contact(
     name = parsed.sender.name if parsed.sender else ""
     found = await contact_for(session, address, region=region, name=name, create=create)
     return found.contact_id, list(found.candidates)
+
+
+async def _to_a_campaign(
+    session: AsyncSession, parsed: ParsedEmail, parents: Sequence[Email], key: str
+) -> tuple[unsubscribes.Unsubscribed | None, int | None]:
+    """A person's mail about a campaign: an unsubscribe by e-mail (withdrawn here, in this
+    transaction), else the campaign whose message it answers (nearest in the thread first)."""
+    how = f"an e-mail ({key})"
+    unsubscribed = await unsubscribes.unsubscribe_by_mail(session, parsed.subject, how=how)
+    if unsubscribed is not None:
+        return unsubscribed, None
+    return None, await replies.campaign_of(session, [p.interaction_id for p in parents])
 
 
 async def _contact_of(session: AsyncSession, parent: Email) -> int | None:

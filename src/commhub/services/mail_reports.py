@@ -66,7 +66,7 @@ async def apply_bounce(session: AsyncSession, bounce: Bounce, key: str) -> int |
 async def apply_complaint(
     session: AsyncSession, complaint: Complaint, key: str, *, region: str
 ) -> int | None:
-    """Withdraw, suppress and mark what ``complaint`` is about (when it objects to anything).
+    """Withdraw, suppress and mark what ``complaint`` is about.
 
     The original is found by its Message-ID; a report whose original is
     gone or unknown still acts on the recipient it names, if unredacted.
@@ -88,8 +88,6 @@ async def apply_complaint(
             contact_id = (
                 await contact_for(session, address, region=region, create=False)
             ).contact_id
-    if not complaint.counts:
-        return contact_id
     about = complaint.original_message_id or "not named"
     by = complaint.reporter or "a feedback loop"
     evidence = f"{complaint.feedback_type} report <{key}> from {by} on message <{about}>"

@@ -30,8 +30,9 @@ from commhub.store import contacts as contact_store
 log = logging.getLogger(__name__)
 
 SOURCE: Final = "unsubscribe link"
+MAILTO_SOURCE: Final = "unsubscribe e-mail"
+MAILTO_SUBJECT: Final = re.compile(r"(?i)unsubscribe\s+([A-Za-z0-9_-]{10,64})")
 MAX_TOKEN: Final = 64
-_MAILTO_SUBJECT: Final = re.compile(r"unsubscribe\s+(\S{1,64})", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,50 +77,48 @@ class Unsubscribed:
     purpose: str
 
 
-async def unsubscribe(
-    session: AsyncSession, token: str, *, how: str, proof: str = ""
-) -> Unsubscribed:
-    """Withdraw the consent the token is about, in ``session``; no commit.
-
-    ``how``: what the request was (``mailto``, ``one-click POST``); ``proof``:
-    what carried it (the e-mail's Message-ID), for the ledger's evidence.
-    :class:`NotFound` for a token no campaign gave, before anything is written.
-    """
-    recipient, campaign = await _recipient(session, token)
-    evidence = f"campaign {campaign.id} ({campaign.name}), {how}"
-    await contact_store.record_consents(
-        session,
-        recipient.contact_id,
-        [ConsentChoice(recipient.channel, campaign.purpose, False)],
-        SOURCE,
-        evidence=f"{evidence} {proof}" if proof else evidence,
-    )
-    return Unsubscribed(recipient.contact_id, campaign.id, recipient.channel, campaign.purpose)
-
-
-async def confirm(db: Database, token: str, *, how: str) -> Subscription:
-    """Unsubscribe through the link's page or a one-click POST; commits. What it now says."""
+async def unsubscribe(db: Database, token: str, *, how: str) -> Subscription:
+    """Withdraw the consent the link is about; commits. ``how``: what the request was."""
     async with db() as session:
-        await unsubscribe(session, token, how=how)
+        await withdraw(session, token, how=how, source=SOURCE)
         await session.commit()
     return await look_up(db, token)
 
 
-async def by_mail(session: AsyncSession, subject: str, message_id: str) -> Unsubscribed | None:
-    """Unsubscribe for an e-mail whose subject is ``unsubscribe TOKEN`` (any case); no commit.
+async def withdraw(session: AsyncSession, token: str, *, how: str, source: str) -> Unsubscribed:
+    """Withdraw the consent a token is about, in the caller's transaction; no commit.
+
+    :class:`NotFound` for a token no campaign gave, before anything is written.
+    """
+    recipient, campaign = await _recipient(session, token)
+    await contact_store.record_consents(
+        session,
+        recipient.contact_id,
+        [ConsentChoice(recipient.channel, campaign.purpose, False)],
+        source,
+        evidence=f"campaign {campaign.id} ({campaign.name}), {how}",
+    )
+    return Unsubscribed(recipient.contact_id, campaign.id, recipient.channel, campaign.purpose)
+
+
+async def unsubscribe_by_mail(
+    session: AsyncSession, subject: str, *, how: str
+) -> Unsubscribed | None:
+    """An e-mail whose subject is ``unsubscribe TOKEN`` (the List-Unsubscribe mailto) unsubscribes.
 
     Campaign e-mails name their mailbox and this subject in List-Unsubscribe
     (RFC 2369 §3.2), so a mail client's "unsubscribe" writes it for the
-    person. Any other subject, or a token no campaign gave, does nothing
-    (``None``): the e-mail is then an ordinary message.
+    person. Runs in the filing transaction of that e-mail. Any other subject,
+    or a token no campaign gave, changes nothing (``None``): the e-mail is
+    then an ordinary message.
     """
-    match = _MAILTO_SUBJECT.fullmatch(subject.strip())
+    match = MAILTO_SUBJECT.fullmatch(subject.strip())
     if match is None:
         return None
     try:
-        return await unsubscribe(session, match.group(1), how="mailto", proof=f"<{message_id}>")
+        return await withdraw(session, match.group(1), how=how, source=MAILTO_SOURCE)
     except NotFound:
-        log.info("a mailto unsubscribe with a token no campaign gave: an ordinary message")
+        log.info("an unsubscribe e-mail with a token no campaign gave: an ordinary message")
         return None
 
 

@@ -89,16 +89,18 @@ async def people(session: AsyncSession, ids: Sequence[int], purpose: str) -> lis
             )
         )
         listed = {(channel, address) for channel, address in rows}
+
+    def on_a_list(i: int) -> frozenset[tuple[str, str]]:
+        firsts = [("email", a) for a in emails[i][:1]] + [("sms", a) for a in phones[i][:1]]
+        return frozenset(pair for pair in firsts if pair in listed)
+
     return [
         Person(
             contact_id=i,
             emails=tuple(emails[i]),
             phones=tuple(phones[i]),
             consent=consent[i],
-            suppressed=frozenset(
-                pair for pair in (("email", a) for a in emails[i][:1]) if pair in listed
-            )
-            | frozenset(pair for pair in (("sms", a) for a in phones[i][:1]) if pair in listed),
+            suppressed=on_a_list(i),
         )
         for i in ids
     ]

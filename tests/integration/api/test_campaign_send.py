@@ -21,9 +21,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from commhub.bootstrap import Hub, open_hub
-from commhub.channels import ChannelContext
+from commhub.channels import ChannelContext, EmailArrived
 from commhub.config import Settings
 from commhub.domain.contacts import ConsentChoice, ContactDraft
+from commhub.domain.interactions import Medium
 from commhub.domain.roles import Role
 from commhub.models import (
     CampaignRecipient,
@@ -33,6 +34,8 @@ from commhub.models import (
     SegmentMember,
 )
 from commhub.services import contacts
+from commhub.services.email_filing import OwnAddress, file_email
+from commhub.store import suppressions
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_email import adapter
@@ -477,3 +480,148 @@ async def test_a_mailbox_with_three_connections_sends_on_all_three_each_message_
         f"p{n}@client.example" for n in range(60)
     )
     assert len({m.peer for m in sink.messages}) == 3
+
+
+async def test_a_reply_counts_for_the_campaign_and_a_mailto_unsubscribe_withdraws_consent(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 2)
+    campaign_id = await create(ready, segment_id, template_id)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    await until(ready, campaign_id, "finished")
+    first, second = sorted((parsed(m.data) for m in sink.messages), key=lambda m: str(m["To"]))
+    token = str(second["List-Unsubscribe"]).split("subject=unsubscribe%20")[1].rstrip(">")
+
+    async def arrive(raw: bytes, uid: int) -> None:
+        event = EmailArrived(
+            source="news",
+            folder="INBOX",
+            uidvalidity=1,
+            uid=uid,
+            raw=raw,
+            settled=asyncio.get_running_loop().create_future(),
+        )
+        async with sessions() as session:
+            await file_email(
+                session, event, OwnAddress("news", ADDRESS), region="RU", create_unknown=False
+            )
+            await session.commit()
+
+    reply = (
+        f"From: p0@client.example\r\nTo: {ADDRESS}\r\nSubject: Re: {first['Subject']}\r\n"
+        f"Message-ID: <reply-1@client.example>\r\nIn-Reply-To: {first['Message-ID']}\r\n"
+        "\r\nYes, interested!\r\n"
+    )
+    await arrive(reply.encode(), 1)
+    mailto = (
+        f"From: p1@client.example\r\nTo: {ADDRESS}\r\nSubject: unsubscribe {token}\r\n"
+        "Message-ID: <unsub-1@client.example>\r\n\r\n\r\n"
+    )
+    await arrive(mailto.encode(), 2)
+
+    done = await shown(ready, campaign_id)
+    assert done["counts"]["replied"] == 1
+    async with sessions() as session:
+        [event] = (await session.scalars(select(ConsentEvent).where(~ConsentEvent.granted))).all()
+    assert event.source == "unsubscribe e-mail"
+    assert f"campaign {campaign_id}" in event.evidence
+
+
+def feedback_report(original: EmailMessage) -> bytes:
+    """A spam complaint as a mailbox provider's feedback loop sends it (RFC 5965 section 3)."""
+    to = original["To"].addresses[0].addr_spec
+    return (
+        "From: <fbl@provider.example>\r\n"
+        f"To: <{ADDRESS}>\r\n"
+        "Subject: FW: complaint\r\n"
+        "Message-ID: <fbl-1@provider.example>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="part"\r\n'
+        "\r\n--part\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "This is an email abuse report for an email message received from IP 192.0.2.1\r\n"
+        "\r\n--part\r\n"
+        "Content-Type: message/feedback-report\r\n\r\n"
+        "Feedback-Type: abuse\r\n"
+        "User-Agent: SomeGenerator/1.0\r\n"
+        "Version: 1\r\n"
+        f"Original-Mail-From: <{ADDRESS}>\r\n"
+        f"Original-Rcpt-To: <{to}>\r\n"
+        "Arrival-Date: Thu, 8 Mar 2026 14:00:00 EDT\r\n"
+        "\r\n--part\r\n"
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {original['From']}\r\n"
+        f"To: <{to}>\r\n"
+        f"Subject: {original['Subject']}\r\n"
+        f"Message-ID: {original['Message-ID']}\r\n"
+        "\r\n--part--\r\n"
+    ).encode()
+
+
+async def test_a_spam_complaint_counts_withdraws_consent_and_suppresses_the_address(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 1)
+    campaign_id = await create(ready, segment_id, template_id)
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    await until(ready, campaign_id, "finished")
+    original = parsed(sink.messages[0].data)
+    event = EmailArrived(
+        source="news",
+        folder="INBOX",
+        uidvalidity=1,
+        uid=1,
+        raw=feedback_report(original),
+        settled=asyncio.get_running_loop().create_future(),
+    )
+    async with sessions() as session:
+        await file_email(
+            session, event, OwnAddress("news", ADDRESS), region="RU", create_unknown=False
+        )
+        await session.commit()
+
+    done = await shown(ready, campaign_id)
+    assert done["counts"]["complained"] == 1
+    async with sessions() as session:
+        [withdrawn] = (
+            await session.scalars(select(ConsentEvent).where(~ConsentEvent.granted))
+        ).all()
+        listed = await suppressions.suppressed(session, Medium.EMAIL, ["p0@client.example"])
+    assert withdrawn.source == "complaint"
+    assert "abuse" in withdrawn.evidence
+    assert "p0@client.example" in listed
+
+    again = await create(ready, segment_id, template_id)
+    await ready.post(f"/api/v1/campaigns/{again}/start", headers=marketer(ready))
+    second = await until(ready, again, "finished")
+    assert second["counts"]["excluded"] == 1  # no more marketing to them
+    assert len(sink.messages) == 1
+
+
+async def test_a_draft_is_changed_until_it_starts_and_not_after(
+    ready: Client, sink: SmtpSink, sessions: SessionFactory
+) -> None:
+    segment_id, [template_id] = await people(sessions, 1)
+    campaign_id = await create(ready, segment_id, template_id)
+    changed = await ready.patch(
+        f"/api/v1/campaigns/{campaign_id}",
+        json={
+            "name": "Renamed",
+            "channel": "email",
+            "rate": 5,
+            "window_from": 600,
+            "window_to": 1080,
+        },
+        headers=marketer(ready),
+    )
+    assert changed.status == 200, await changed.text()
+    assert (await changed.json())["name"] == "Renamed"
+    bad = await ready.patch(
+        f"/api/v1/campaigns/{campaign_id}", json={"window_to": 23 * 60}, headers=marketer(ready)
+    )
+    assert bad.status == 422
+    await ready.post(f"/api/v1/campaigns/{campaign_id}/start", headers=marketer(ready))
+    late = await ready.patch(
+        f"/api/v1/campaigns/{campaign_id}", json={"name": "Too late"}, headers=marketer(ready)
+    )
+    assert late.status == 409

@@ -198,6 +198,28 @@ async def state_of(
         raise AssertionError(f"not {state}: {seen}") from None
 
 
+async def inbound(public: str, api: TwilioApi, sender: str, text: str) -> int:
+    """An SMS from ``sender`` through the hub's own Twilio webhook, signed as Twilio signs it."""
+    sid = new_sid("SM")
+    fields = {
+        "AccountSid": api.account_sid,
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "From": sender,
+        "To": OUR_NUMBER,
+        "Body": text,
+        "NumSegments": "1",
+    }
+    url = f"{public}/hooks/twilio/inbound"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url, data=fields, headers={"X-Twilio-Signature": sign(api.auth_token, url, fields)}
+        ) as reply,
+    ):
+        return reply.status
+
+
 async def test_both_sends_email_where_it_can_and_sms_to_the_others_once_each(
     hub: tuple[Client, dict[str, str], str],
     api: TwilioApi,
@@ -216,12 +238,30 @@ async def test_both_sends_email_where_it_can_and_sms_to_the_others_once_each(
     )
     done = await state_of(client, auth, campaign_id, "finished")
     assert done["counts"]["sent"] == 9
+    wrong = await client.post(
+        "/api/v1/campaigns",
+        json={"name": "X", "channel": "sms", "segment_id": segment_id, "sms_template_id": text_id,
+              "sms_gateway": "twilio", "sms_sender": "+70000000000"},
+        headers=auth,
+    )  # fmt: skip
+    refused = await client.post(
+        f"/api/v1/campaigns/{(await wrong.json())['id']}/start", headers=auth
+    )
+    assert refused.status == 422
+    assert OUR_NUMBER in await refused.text()
     assert sorted(m.rcpt_tos[0] for m in sink.messages) == [
         f"c{n}@client.example" for n in range(4)
     ]
     texts = sorted((m["to"], m["body"]) for m in api.messages.values())
     assert [to for to, _ in texts] == [phone(n) for n in range(4, 9)]
     assert texts[0][1] == "Клиент, скидка 10% до пятницы"
+
+    # A text back from someone the campaign texted is its reply.
+    _, _, public = hub
+    status = await inbound(public, api, phone(5), "Интересно, расскажите подробнее")
+    assert status in (200, 204)
+    response = await client.get(f"/api/v1/campaigns/{campaign_id}", headers=auth)
+    assert (await response.json())["counts"]["replied"] == 1
 
 
 async def test_a_stop_reply_stops_the_rest_of_that_persons_messages(
@@ -241,24 +281,7 @@ async def test_a_stop_reply_stops_the_rest_of_that_persons_messages(
 
     await asyncio.wait_for(first(), 15)
     stopper = phone(11)  # the last in the list: not sent yet at 3 a second
-    sid = new_sid("SM")
-    fields = {
-        "AccountSid": api.account_sid,
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "From": stopper,
-        "To": OUR_NUMBER,
-        "Body": "STOP",
-        "NumSegments": "1",
-    }
-    url = f"{public}/hooks/twilio/inbound"
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url, data=fields, headers={"X-Twilio-Signature": sign(api.auth_token, url, fields)}
-        ) as reply,
-    ):
-        assert reply.status in (200, 204), await reply.text()
+    assert await inbound(public, api, stopper, "STOP") in (200, 204)
 
     done = await state_of(client, auth, campaign_id, "finished")
     assert stopper not in {m["to"] for m in api.messages.values()}

@@ -13,7 +13,7 @@ from commhub.services import campaigns
 from commhub.services.campaigns import CampaignDraft, Senders
 from commhub.web.api import campaign_schemas as schemas
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
-from commhub.web.keys import CHANNELS, DATABASE, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, principal
 
 
 def senders(request: web.Request) -> Senders:
@@ -123,6 +123,7 @@ async def update_campaign(request: web.Request) -> web.StreamResponse:
 )
 async def start_campaign(request: web.Request) -> web.StreamResponse:
     row = await campaigns.start(request.app[DATABASE], path_id(request), senders(request))
+    request.app[HUB].keep_campaigns_now()
     return await _shown(request, row.id)
 
 
@@ -147,6 +148,7 @@ async def pause_campaign(request: web.Request) -> web.StreamResponse:
 )
 async def resume_campaign(request: web.Request) -> web.StreamResponse:
     row = await campaigns.resume(request.app[DATABASE], path_id(request))
+    request.app[HUB].keep_campaigns_now()
     return await _shown(request, row.id)
 
 

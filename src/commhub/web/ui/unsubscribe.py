@@ -41,7 +41,7 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     how = "one-click POST" if form.get("List-Unsubscribe") == "One-Click" else "the page's button"
     try:
-        done = await unsubscribes.confirm(
+        done = await unsubscribes.unsubscribe(
             request.app[DATABASE], request.match_info["token"], how=how
         )
     except NotFound:
