@@ -49,6 +49,10 @@ class Senders:
     """Name → its numbers, the first being its default sender."""
 
 
+NOT_NULL = ("name", "channel", "purpose", "schedule", "bounce_limit", "complaint_limit")
+"""Draft fields an edit may change but not clear."""
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignDraft:
     """What a marketer sets; every field but ``name`` may be left for later, until the start."""
@@ -88,6 +92,9 @@ async def update_draft(db: Database, campaign_id: int, changes: dict[str, Any]) 
         campaign = await _get(session, campaign_id)
         if campaign.state not in EDITABLE:
             raise Conflict("state", f"a {campaign.state} campaign can no longer be changed")
+        for name in NOT_NULL:
+            if name in changes and changes[name] is None:
+                raise InvalidInput(name, "give a value (it cannot be null)")
         current = {f.name: getattr(campaign, f.name) for f in fields(CampaignDraft)}
         current.update(changes)
         draft = CampaignDraft(**current)

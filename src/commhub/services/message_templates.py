@@ -81,6 +81,7 @@ async def create(db: Database, draft: TemplateDraft, *, user_id: int | None) -> 
 async def update(db: Database, template_id: int, changes: dict[str, Any]) -> MessageTemplate:
     async with db() as session:
         row = await _get(session, template_id)
+        _no_nulls(changes, ("name", "language", "subject", "text"))
         current = {f.name: getattr(row, f.name) for f in fields(TemplateDraft)}
         current.update(changes)
         draft = TemplateDraft(**current)
@@ -207,6 +208,12 @@ def _columns(draft: TemplateDraft) -> dict[str, Any]:
     return {f.name: getattr(draft, f.name) for f in fields(TemplateDraft)} | {
         "name": draft.name.strip()
     }
+
+
+def _no_nulls(changes: dict[str, Any], names: Sequence[str]) -> None:
+    for name in names:
+        if name in changes and changes[name] is None:
+            raise InvalidInput(name, "give a value (it cannot be null)")
 
 
 def _check(draft: TemplateDraft) -> None:

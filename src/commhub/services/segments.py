@@ -69,6 +69,8 @@ async def create(
 async def update(db: Database, segment_id: int, changes: dict[str, Any]) -> Segment:
     async with db() as session:
         row = await _get(session, segment_id)
+        if changes.get("description", "") is None:
+            raise InvalidInput("description", "give a value (it cannot be null)")
         if "name" in changes:
             _check(changes["name"], row.kind)
             row.name = changes["name"].strip()
