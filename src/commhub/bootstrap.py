@@ -13,6 +13,7 @@ import secrets
 import tomllib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,7 @@ async def open_hub(
             create_unknown=settings.create_unknown_callers,
             create_unknown_senders=settings.create_unknown_senders,
             sms_keywords=sms_keywords(settings),
+            campaign_reply_window=timedelta(days=settings.campaign_reply_window_days),
         )
         for channel in channels:
             if isinstance(channel, Mailbox):

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         default_factory=lambda: list(START_WORDS),
         description="An SMS consisting of one of these words opts its sender back in.",
     )
+    campaign_reply_window_days: int = Field(
+        default=7,
+        ge=0,
+        le=365,
+        description="An SMS from a number that got a campaign's SMS within this many days "
+        "is that campaign's reply (the latest such campaign); 0: SMS replies are not threaded.",
+    )
     create_unknown_senders: bool = Field(
         default=False, description="Create a contact for an e-mail sender on no card."
     )

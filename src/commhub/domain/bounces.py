@@ -100,7 +100,7 @@ def _delivery_status(message: Message) -> Bounce | None:
             found_report = True
             recipients += _recipients(part)
         elif content_type in ("text/rfc822-headers", "message/rfc822", "message/global"):
-            original = original or _original_id(part)
+            original = original or original_id(part)
     if not found_report:
         return None
     if not recipients:
@@ -144,7 +144,8 @@ def _address(value: str) -> str:
     return address.lower() if "@" in address else ""
 
 
-def _original_id(part: Message) -> str:
+def original_id(part: Message) -> str:
+    """The Message-ID in an attached original (``message/rfc822``) or its header alone."""
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         headers: Message = payload[0]

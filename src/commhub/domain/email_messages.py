@@ -150,6 +150,7 @@ def _read(message: EmailMessage) -> ParsedEmail:
         raise EmailParseError("no header fields")
     senders = _addresses(message, "from")
     text, html, body_parts = _bodies(message)
+    complaint = find_complaint(message)
     return ParsedEmail(
         message_id=first_msgid(_header(message, "message-id")),
         in_reply_to=msgids(_header(message, "in-reply-to")),
@@ -164,8 +165,8 @@ def _read(message: EmailMessage) -> ParsedEmail:
         html=html,
         attachments=tuple(_attachments(message, body_parts)),
         auto_reply=is_auto_reply(message),
-        bounce=find_bounce(message),
-        complaint=find_complaint(message),
+        bounce=None if complaint is not None else find_bounce(message),
+        complaint=complaint,
         defects=len(message.defects),
     )
 

@@ -125,6 +125,8 @@ class NewInteraction:
     summary: str = ""
     recording_ref: str | None = None
     queue: str | None = None
+    campaign_id: int | None = None
+    """The campaign it answers (a reply), or is a message of."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -23,10 +23,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import EmailArrived
-from commhub.domain.bounces import Bounce
-from commhub.domain.complaints import Complaint
-from commhub.domain.consent import Purpose
-from commhub.domain.contacts import ConsentChoice
 from commhub.domain.email_messages import (
     EmailParseError,
     ParsedEmail,
@@ -35,24 +31,21 @@ from commhub.domain.email_messages import (
     parse_email,
 )
 from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
-from commhub.models import Campaign, Contact, Email, Interaction, Outbox, utcnow
+from commhub.models import Contact, Email, Interaction, utcnow
+from commhub.services import unsubscribes
 from commhub.services.counterparts import contact_for
 from commhub.services.database import Database
 from commhub.services.deal_rules import open_for_inbound
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import EMAIL_RECEIVED, LiveFeed
-from commhub.services.unsubscribes import unsubscribe_by_mail
-from commhub.store import contacts as contact_store
+from commhub.services.mail_reports import apply_bounce, apply_complaint
+from commhub.store import campaign_replies as replies
 from commhub.store import emails as store
 from commhub.store import interactions as interaction_store
-from commhub.store import suppressions
-from commhub.store.campaign_rows import COMPLAINED
 
 log = logging.getLogger(__name__)
 
 MAX_EXTERNAL_ID: Final = 255
-OUTBOUND_OPEN: Final = ("queued", "sent", "failed")
-"""Statuses a bounce may replace (a failed send that later bounces is still a bounce)."""
 
 
 class EmailKind(StrEnum):
@@ -60,6 +53,7 @@ class EmailKind(StrEnum):
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
+    """A feedback-loop report (RFC 5965): someone marked our message as spam."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +137,15 @@ async def _file(
     contact_id: int | None = None
     candidates: list[int] = []
     if kind is EmailKind.BOUNCE and parsed.bounce is not None:
-        contact_id = await _apply_bounce(session, parsed.bounce, key)
-    if kind is EmailKind.COMPLAINT and parsed.complaint is not None:
-        contact_id = await _apply_complaint(session, parsed.complaint, key)
+        contact_id = await apply_bounce(session, parsed.bounce, key)
+    elif kind is EmailKind.COMPLAINT and parsed.complaint is not None:
+        contact_id = await apply_complaint(session, parsed.complaint, key, region=region)
+    human = kind is EmailKind.MESSAGE and not ours
+    unsubscribed, campaign_id = (
+        await _to_a_campaign(session, parsed, parents, key) if human else (None, None)
+    )
+    if unsubscribed is not None:
+        contact_id = unsubscribed.contact_id  # the token says whose, whoever sent it
     if contact_id is None:
         counterpart = _counterpart(parsed, ours)
         contact_id, candidates = await _contact(
@@ -157,8 +157,10 @@ async def _file(
         )
     if contact_id is None and parent is not None and not candidates:
         contact_id = await _contact_of(session, parent)
+    new = _interaction(arrived, parsed, key, kind, ours, contact_id, candidates)
+    extra = {"unsubscribed": unsubscribed.campaign_id} if unsubscribed is not None else {}
     interaction, created = await interaction_store.record(
-        session, _interaction(arrived, parsed, key, kind, ours, contact_id, candidates)
+        session, replace(new, campaign_id=campaign_id, extra={**new.extra, **extra})
     )
     if not created:  # another folder's watcher filed it a moment ago
         return Filed(Outcome.DUPLICATE, interaction_id=interaction.id)
@@ -171,10 +173,7 @@ async def _file(
         email.thread_id = email.id
     elif contact_id is not None:
         await _place_thread(session, email.thread_id, contact_id)
-    if not ours and kind is EmailKind.MESSAGE:
-        if parent is not None:
-            interaction.campaign_id = await _campaign_of(session, parent)
-        await unsubscribe_by_mail(session, parsed.subject, how=f"an e-mail ({key})")
+    if human and unsubscribed is None:
         await open_for_inbound(session, interaction, region=region)
     owner = None
     if contact_id is not None:
@@ -185,59 +184,6 @@ async def _file(
         contact_id=contact_id,
         owner_id=owner,
         summary=_summary(interaction, email, parsed),
-    )
-
-
-async def _apply_complaint(session: AsyncSession, complaint: Complaint, key: str) -> int | None:
-    """Someone reported our message as spam: no more marketing e-mail to them, and it counts.
-
-    The message is found by its Message-ID; its outbox row becomes
-    ``complained`` (campaign results and the auto-pause count it), the person's
-    e-mail consent for the campaign's purpose (marketing for any other message)
-    is withdrawn with the report as evidence, and the address is suppressed.
-    """
-    originals = await store.by_message_ids(session, [complaint.original_message_id])
-    row = await session.get(Interaction, originals[0].interaction_id) if originals else None
-    if row is None or row.direction != Direction.OUTBOUND.value:
-        address = complaint.recipient
-        contact_id = None
-        purpose = Purpose.MARKETING.value
-    else:
-        address = complaint.recipient or row.to_address
-        contact_id = row.contact_id
-        outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == row.id))
-        if outbox is not None and outbox.state in ("sent", "dismissed"):
-            outbox.state = COMPLAINED
-        purpose = Purpose.MARKETING.value
-        if row.campaign_id is not None:
-            purpose = (
-                await session.scalar(select(Campaign.purpose).where(Campaign.id == row.campaign_id))
-                or purpose
-            )
-    if address:
-        await suppressions.suppress(
-            session,
-            Medium.EMAIL,
-            address,
-            reason=f"complaint ({complaint.feedback_type})",
-            source=f"feedback report {key}",
-        )
-    if contact_id is not None:
-        await contact_store.record_consents(
-            session,
-            contact_id,
-            [ConsentChoice("email", purpose, False)],
-            "complaint",
-            evidence=f"feedback report {key} ({complaint.feedback_type}) on message "
-            f"{complaint.original_message_id}",
-        )
-    return contact_id
-
-
-async def _campaign_of(session: AsyncSession, parent: Email) -> int | None:
-    """The campaign whose message a reply answers, if it answers one: shown in its results."""
-    return await session.scalar(
-        select(Interaction.campaign_id).where(Interaction.id == parent.interaction_id)
     )
 
 
@@ -286,37 +232,22 @@ async def _contact(
     return found.contact_id, list(found.candidates)
 
 
+async def _to_a_campaign(
+    session: AsyncSession, parsed: ParsedEmail, parents: Sequence[Email], key: str
+) -> tuple[unsubscribes.Unsubscribed | None, int | None]:
+    """A person's mail about a campaign: an unsubscribe by e-mail (withdrawn here, in this
+    transaction), else the campaign whose message it answers (nearest in the thread first)."""
+    how = f"an e-mail ({key})"
+    unsubscribed = await unsubscribes.unsubscribe_by_mail(session, parsed.subject, how=how)
+    if unsubscribed is not None:
+        return unsubscribed, None
+    return None, await replies.campaign_of(session, [p.interaction_id for p in parents])
+
+
 async def _contact_of(session: AsyncSession, parent: Email) -> int | None:
     return await session.scalar(
         select(Interaction.contact_id).where(Interaction.id == parent.interaction_id)
     )
-
-
-async def _apply_bounce(session: AsyncSession, bounce: Bounce, key: str) -> int | None:
-    """Mark the message the bounce reports on; suppress addresses that failed for good."""
-    for recipient in bounce.recipients:
-        if recipient.permanent:
-            reason = " ".join(filter(None, (recipient.status, recipient.reason))) or "hard bounce"
-            await suppressions.suppress(
-                session, Medium.EMAIL, recipient.address, reason=reason, source=f"bounce {key}"
-            )
-    if not bounce.original_message_id:
-        return None
-    originals = await store.by_message_ids(session, [bounce.original_message_id])
-    if not originals:
-        return None
-    original = originals[0]
-    row = await session.get(Interaction, original.interaction_id)
-    if row is None or row.direction != Direction.OUTBOUND.value:
-        return None
-    if bounce.permanent and row.status in OUTBOUND_OPEN:
-        row.status = Status.BOUNCED.value
-        row.extra = {**row.extra, "bounce": bounce.reason or "undeliverable", "bounced_by": key}
-        outbox = await session.scalar(select(Outbox).where(Outbox.interaction_id == row.id))
-        if outbox is not None:
-            outbox.state = "bounced"
-            outbox.last_error = bounce.reason or "undeliverable"
-    return row.contact_id
 
 
 def _interaction(
@@ -333,6 +264,8 @@ def _interaction(
         extra["candidates"] = candidates
     if arrived.truncated:
         extra["truncated"] = True
+    if parsed.complaint is not None:
+        extra["feedback_type"] = parsed.complaint.feedback_type
     to = parsed.to[0].address if parsed.to else ""
     return NewInteraction(
         channel=Medium.EMAIL,
@@ -394,6 +327,7 @@ def _summary(interaction: Interaction, email: Email, parsed: ParsedEmail) -> dic
         "contact_id": interaction.contact_id,
         "thread_id": email.thread_id,
         "kind": email.kind,
+        "campaign_id": interaction.campaign_id,
         "from": email.sender,
         "subject": parsed.subject,
         "summary": interaction.summary[:200],

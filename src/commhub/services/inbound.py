@@ -8,6 +8,7 @@ path itself).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from commhub.channels import (
     CallOffered,
@@ -25,7 +26,7 @@ from commhub.services.email_filing import EmailStep
 from commhub.services.filing import Filing
 from commhub.services.live import LiveFeed
 from commhub.services.pop_workers import PopWorkers
-from commhub.services.sms_filing import SmsStep
+from commhub.services.sms_filing import REPLY_WINDOW, SmsStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class Inbound:
         create_unknown: bool = False,
         create_unknown_senders: bool = False,
         sms_keywords: Keywords | None = None,
+        campaign_reply_window: timedelta = REPLY_WINDOW,
     ) -> None:
         self.pops = PopWorkers(db, feed, region=region, create_unknown=create_unknown)
         self.calls = CallStep(
@@ -69,6 +71,7 @@ class Inbound:
             keywords=sms_keywords,
             create_unknown=create_unknown,
             resubmit=self.sink,
+            reply_window=campaign_reply_window,
         )
         self.filing = Filing(
             db,

@@ -4,7 +4,10 @@ A received message is keyed by its gateway and the gateway's id, so a
 webhook delivered five times or a deliver_sm the SMSC repeats is one
 interaction. Its sender is identified like a caller (one phone identity, a
 number in any format). A message whose whole text is an opt-out word puts
-the number on the SMS suppression list; an opt-in word lifts it.
+the number on the SMS suppression list; an opt-in word lifts it. A message
+from a number that got a campaign's SMS within the reply window is that
+campaign's reply (the latest such campaign), STOP included: an SMS names
+nothing it answers, so time and number are all there is to go by.
 
 A delivery report names one part of a message we sent. Reports arrive more
 than once and out of order, so a part's state and its message's status
@@ -32,12 +35,13 @@ from commhub.domain import phones
 from commhub.domain.interactions import Direction, Medium, NewInteraction, Status
 from commhub.domain.opt_outs import Instruction, Keywords
 from commhub.domain.sms_text import measure
-from commhub.models import Contact, Interaction, Outbox, SmsMessage, utcnow
+from commhub.models import Contact, Interaction, Outbox, SmsMessage
 from commhub.services import live
-from commhub.services.counterparts import contact_for
+from commhub.services.counterparts import Counterpart, contact_for
 from commhub.services.database import Database
 from commhub.services.filing import Filed, Outcome
 from commhub.services.live import LiveFeed
+from commhub.store import campaign_replies as replies
 from commhub.store import interactions as interaction_store
 from commhub.store import outbox as claims
 from commhub.store import sms as store
@@ -45,31 +49,13 @@ from commhub.store import suppressions
 
 log = logging.getLogger(__name__)
 
+REPLY_WINDOW: Final = timedelta(days=7)
+"""How long after a campaign's SMS a text from its recipient counts as a reply to it."""
+
 
 def external_id(source: str, gateway_id: str) -> str:
     """Gateways number their messages each on their own: the key names the gateway."""
     return f"{source}:{gateway_id}"
-
-
-REPLY_WINDOW: Final = timedelta(days=7)
-"""An SMS from a number that got a campaign's SMS this recently answers that campaign."""
-
-
-async def _answered_campaign(session: AsyncSession, contact_id: int, address: str) -> int | None:
-    """The latest campaign that texted this person at this number within the window, if any."""
-    return await session.scalar(
-        select(Interaction.campaign_id)
-        .where(
-            Interaction.contact_id == contact_id,
-            Interaction.occurred_at >= utcnow() - REPLY_WINDOW,
-            Interaction.channel == Medium.SMS.value,
-            Interaction.direction == Direction.OUTBOUND.value,
-            Interaction.campaign_id.is_not(None),
-            Interaction.to_address == address,
-        )
-        .order_by(Interaction.occurred_at.desc())
-        .limit(1)
-    )
 
 
 async def file_received(
@@ -79,12 +65,15 @@ async def file_received(
     region: str,
     keywords: Keywords,
     create_unknown: bool,
+    reply_window: timedelta = REPLY_WINDOW,
 ) -> Filed:
-    """Store ``event`` on its sender's card (once) and act on STOP/START; the caller commits."""
+    """Store ``event`` on its sender's card (once), threaded to the campaign it answers, and
+    act on STOP/START; the caller commits."""
     key = external_id(event.source, event.external_id)
     found = await contact_for(session, event.sender, region=region, create=create_unknown)
     contact_id = found.contact_id
     address = phones.read_number(event.sender, region).e164 or event.sender.strip()
+    campaign_id = await _campaign_answered(session, found, address, event, reply_window)
     shape = measure(event.text)
     interaction, created = await interaction_store.record(
         session,
@@ -97,6 +86,7 @@ async def file_received(
             from_address=address,
             to_address=event.recipient,
             contact_id=contact_id,
+            campaign_id=campaign_id,
             summary=" ".join(event.text.split())[:500],
             extra={"gateway": event.source, "parts": event.parts},
         ),
@@ -113,8 +103,6 @@ async def file_received(
         segments=max(shape.segments, event.parts),
     )
     session.add(message)
-    if contact_id is not None:
-        interaction.campaign_id = await _answered_campaign(session, contact_id, address)
     instruction = keywords.instruction(event.text)
     if instruction is Instruction.STOP:
         await suppressions.suppress(
@@ -136,8 +124,25 @@ async def file_received(
         "to": event.recipient,
         "text": event.text[:500],
         "opt": instruction.value if instruction else None,
+        "campaign_id": campaign_id,
     }
     return Filed(Outcome.NEW, interaction.id, contact_id, owner, summary)
+
+
+async def _campaign_answered(
+    session: AsyncSession,
+    found: Counterpart,
+    address: str,
+    event: SmsReceived,
+    window: timedelta,
+) -> int | None:
+    """The campaign whose SMS this number got last within ``window`` before ``event``."""
+    if window <= timedelta(0):
+        return None
+    owners = [found.contact_id] if found.contact_id is not None else list(found.candidates)
+    return await replies.latest_sms_campaign(
+        session, owners, address, since=event.received_at - window, until=event.received_at
+    )
 
 
 async def apply_report(session: AsyncSession, report: SmsReport) -> Filed:
@@ -267,6 +272,7 @@ class SmsStep:
         create_unknown: bool,
         resubmit: Callable[[SmsEvent], None],
         unmatched_retries: Sequence[float] = UNMATCHED_RETRIES_S,
+        reply_window: timedelta = REPLY_WINDOW,
     ) -> None:
         self._feed = feed
         self._region = region
@@ -274,6 +280,7 @@ class SmsStep:
         self._create_unknown = create_unknown
         self._resubmit = resubmit
         self._unmatched_retries = tuple(unmatched_retries)
+        self._reply_window = reply_window
         self._tries: dict[int, int] = {}
         self._parked: set[asyncio.Task[None]] = set()
         self.received = 0
@@ -301,6 +308,7 @@ class SmsStep:
                         region=self._region,
                         keywords=self._keywords,
                         create_unknown=self._create_unknown,
+                        reply_window=self._reply_window,
                     )
                 )
         return results

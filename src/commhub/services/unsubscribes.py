@@ -1,8 +1,11 @@
 """Unsubscribing from a campaign's link: one click, no login, recorded with its evidence.
 
-The link's token names one recipient of one campaign; unsubscribing
-withdraws that person's consent for the campaign's channel and purpose
-(the ledger says "unsubscribe link", which campaign and when). Every
+The link's token names one recipient of one campaign. The same token comes
+back in an e-mail to the campaign's mailbox when a mail client follows the
+``mailto:`` of List-Unsubscribe; the filing path then withdraws it in the
+transaction that files that e-mail. Unsubscribing withdraws that person's
+consent for the campaign's channel and purpose (the ledger says
+"unsubscribe link", which campaign, how and when). Every
 message to them not yet handed over is then withheld when its turn comes
 (the claim checks consent), so nothing more goes out, from this campaign or
 any other of that purpose. Doing it twice is harmless.
@@ -10,6 +13,7 @@ any other of that purpose. Doing it twice is harmless.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -22,6 +26,8 @@ from commhub.models import Campaign, CampaignRecipient, Consent
 from commhub.services.database import Database
 from commhub.services.errors import NotFound
 from commhub.store import contacts as contact_store
+
+log = logging.getLogger(__name__)
 
 SOURCE: Final = "unsubscribe link"
 MAILTO_SOURCE: Final = "unsubscribe e-mail"
@@ -61,6 +67,16 @@ async def look_up(db: Database, token: str) -> Subscription:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """Whose consent a token withdrew, for what: the card and the ledger name it."""
+
+    contact_id: int
+    campaign_id: int
+    channel: str
+    purpose: str
+
+
 async def unsubscribe(db: Database, token: str, *, how: str) -> Subscription:
     """Withdraw the consent the link is about; commits. ``how``: what the request was."""
     async with db() as session:
@@ -69,8 +85,11 @@ async def unsubscribe(db: Database, token: str, *, how: str) -> Subscription:
     return await look_up(db, token)
 
 
-async def withdraw(session: AsyncSession, token: str, *, how: str, source: str) -> None:
-    """Withdraw the consent a token is about, in the caller's transaction; NotFound if unknown."""
+async def withdraw(session: AsyncSession, token: str, *, how: str, source: str) -> Unsubscribed:
+    """Withdraw the consent a token is about, in the caller's transaction; no commit.
+
+    :class:`NotFound` for a token no campaign gave, before anything is written.
+    """
     recipient, campaign = await _recipient(session, token)
     await contact_store.record_consents(
         session,
@@ -79,22 +98,28 @@ async def withdraw(session: AsyncSession, token: str, *, how: str, source: str) 
         source,
         evidence=f"campaign {campaign.id} ({campaign.name}), {how}",
     )
+    return Unsubscribed(recipient.contact_id, campaign.id, recipient.channel, campaign.purpose)
 
 
-async def unsubscribe_by_mail(session: AsyncSession, subject: str, *, how: str) -> bool:
+async def unsubscribe_by_mail(
+    session: AsyncSession, subject: str, *, how: str
+) -> Unsubscribed | None:
     """An e-mail whose subject is ``unsubscribe TOKEN`` (the List-Unsubscribe mailto) unsubscribes.
 
-    Runs in the filing transaction of that e-mail; a subject that is not such a
-    request, or names no token we gave, changes nothing. Whether it unsubscribed.
+    Campaign e-mails name their mailbox and this subject in List-Unsubscribe
+    (RFC 2369 §3.2), so a mail client's "unsubscribe" writes it for the
+    person. Runs in the filing transaction of that e-mail. Any other subject,
+    or a token no campaign gave, changes nothing (``None``): the e-mail is
+    then an ordinary message.
     """
     match = MAILTO_SUBJECT.fullmatch(subject.strip())
     if match is None:
-        return False
+        return None
     try:
-        await withdraw(session, match.group(1), how=how, source=MAILTO_SOURCE)
+        return await withdraw(session, match.group(1), how=how, source=MAILTO_SOURCE)
     except NotFound:
-        return False
-    return True
+        log.info("an unsubscribe e-mail with a token no campaign gave: an ordinary message")
+        return None
 
 
 async def _recipient(session: AsyncSession, token: str) -> tuple[CampaignRecipient, Campaign]:

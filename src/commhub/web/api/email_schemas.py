@@ -78,7 +78,9 @@ class EmailOut(BaseModel):
     contact_id: int | None
     direction: str
     status: str
-    kind: str = Field(description="message, auto_reply or bounce")
+    kind: str = Field(
+        description="message, auto_reply, bounce or complaint (a feedback-loop report)"
+    )
     mailbox: str
     message_id: str
     in_reply_to: str

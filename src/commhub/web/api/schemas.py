@@ -236,6 +236,9 @@ class InteractionOut(BaseModel):
     summary: str
     recording_ref: str | None
     queue: str | None
+    campaign_id: int | None = Field(
+        default=None, description="The campaign it is a message of, or answers (a reply)."
+    )
     extra: dict[str, Any]
 
 
