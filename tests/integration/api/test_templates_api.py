@@ -126,7 +126,7 @@ async def test_the_virtual_client_fills_every_variable_and_a_real_one_shows_what
     real = await client.post(
         "/api/v1/templates/preview", json={**fields, "contact_id": view.id}, headers=auth
     )
-    assert (await real.json())["missing"] == ["amount", "title"]
+    assert (await real.json())["missing"] == ["amount", "company", "name", "title"]
 
     segment = await client.post(
         "/api/v1/segments",
@@ -141,5 +141,5 @@ async def test_the_virtual_client_fills_every_variable_and_a_real_one_shows_what
     found = await gaps.json()
     assert found["count"] == 1
     assert found["people"] == [
-        {"contact_id": view.id, "name": "Олег", "missing": ["amount", "title"]}
+        {"contact_id": view.id, "name": "Олег", "missing": ["amount", "company", "name", "title"]}
     ]
