@@ -27,22 +27,18 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import insert, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audience import load_people
 
 from commhub.domain.campaigns import CampaignChannel
 from commhub.jobs.arq_queue import ArqJobs
 from commhub.models import (
     Campaign,
-    Consent,
-    Contact,
-    ContactPoint,
     MessageTemplate,
     Outbox,
-    Segment,
-    SegmentMember,
     utcnow,
 )
 from commhub.services import campaign_keeper, campaigns
@@ -69,60 +65,6 @@ def kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} for {pid}")
 
 
-async def load(engine: AsyncEngine, people: int) -> int:
-    """``people`` contacts with a phone and SMS marketing consent, on one static list."""
-    now = utcnow()
-    async with engine.begin() as connection:
-        segment = (
-            await connection.execute(
-                insert(Segment).values(name="Everyone", kind="static").returning(Segment.id)
-            )
-        ).scalar_one()
-    for start in range(0, people, CHUNK):
-        numbers = range(start, min(people, start + CHUNK))
-        async with engine.begin() as connection:
-            ids = (
-                (
-                    await connection.execute(
-                        insert(Contact).returning(Contact.id),
-                        [{"name": f"Клиент {n}", "name_key": f"клиент {n}"} for n in numbers],
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            await connection.execute(
-                insert(ContactPoint),
-                [
-                    {
-                        "contact_id": i,
-                        "kind": "phone",
-                        "value": f"+7916{n:07d}",
-                        "match_key": f"916{n:07d}",
-                    }
-                    for i, n in zip(ids, numbers, strict=True)
-                ],
-            )
-            await connection.execute(
-                insert(Consent),
-                [
-                    {
-                        "contact_id": i,
-                        "channel": "sms",
-                        "purpose": "marketing",
-                        "granted": True,
-                        "source": "bench",
-                        "recorded_at": now,
-                    }
-                    for i in ids
-                ],
-            )
-            await connection.execute(
-                insert(SegmentMember), [{"segment_id": segment, "contact_id": i} for i in ids]
-            )
-    return int(segment)
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, default=1_000_000)
@@ -134,7 +76,9 @@ async def main() -> None:
     engine = open_engine(database.url)
     await upgrade(engine)
     began = time.perf_counter()
-    segment_id = await load(engine, args.people)
+    segment_id = await load_people(
+        engine, args.people, channel="sms", address=lambda n: f"+7916{n:07d}"
+    )
     print(f"loaded {args.people:,} people in {time.perf_counter() - began:.0f} s ({database.url})")
     db = session_factory(engine)
     async with db() as session:

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "smtp_send"))
 
 import aiosmtplib
+from audience import load_people
 from run import Sink  # bench/smtp_send/run.py
 from sqlalchemy import insert
 
@@ -46,13 +47,7 @@ from commhub.channels import ChannelContext
 from commhub.config import Settings
 from commhub.domain.campaign_mail import Letterhead, letter
 from commhub.models import (
-    Consent,
-    Contact,
-    ContactPoint,
     MessageTemplate,
-    Segment,
-    SegmentMember,
-    utcnow,
 )
 from commhub.services import campaigns
 from commhub.services.campaigns import CampaignDraft, Senders
@@ -83,14 +78,11 @@ def midday_zone() -> str:
 async def load(url: str, people: int) -> tuple[int, int]:
     engine = open_engine(url)
     await upgrade(engine)
-    now = utcnow()
     try:
+        segment = await load_people(
+            engine, people, channel="email", address=lambda n: f"c{n}@client.example"
+        )
         async with engine.begin() as connection:
-            segment = (
-                await connection.execute(
-                    insert(Segment).values(name="All", kind="static").returning(Segment.id)
-                )
-            ).scalar_one()
             template = (
                 await connection.execute(
                     insert(MessageTemplate)
@@ -105,49 +97,7 @@ async def load(url: str, people: int) -> tuple[int, int]:
                     .returning(MessageTemplate.id)
                 )
             ).scalar_one()
-        for start in range(0, people, 20_000):
-            numbers = range(start, min(people, start + 20_000))
-            async with engine.begin() as connection:
-                ids = (
-                    (
-                        await connection.execute(
-                            insert(Contact).returning(Contact.id),
-                            [{"name": f"Клиент {n}", "name_key": f"клиент {n}"} for n in numbers],
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                await connection.execute(
-                    insert(ContactPoint),
-                    [
-                        {
-                            "contact_id": i,
-                            "kind": "email",
-                            "value": f"c{n}@client.example",
-                            "match_key": f"c{n}@client.example",
-                        }
-                        for i, n in zip(ids, numbers, strict=True)
-                    ],
-                )
-                await connection.execute(
-                    insert(Consent),
-                    [
-                        {
-                            "contact_id": i,
-                            "channel": "email",
-                            "purpose": "marketing",
-                            "granted": True,
-                            "source": "bench",
-                            "recorded_at": now,
-                        }
-                        for i in ids
-                    ],
-                )
-                await connection.execute(
-                    insert(SegmentMember), [{"segment_id": segment, "contact_id": i} for i in ids]
-                )
-        return int(segment), int(template)
+        return segment, int(template)
     finally:
         await engine.dispose()
 

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import insert
+
+from audience import load_people
 
 import commhub_twilio
 from commhub.bootstrap import open_hub
@@ -41,13 +43,7 @@ from commhub.channels import ChannelContext
 from commhub.config import Settings
 from commhub.domain.campaigns import CampaignChannel
 from commhub.models import (
-    Consent,
-    Contact,
-    ContactPoint,
     MessageTemplate,
-    Segment,
-    SegmentMember,
-    utcnow,
 )
 from commhub.services import campaigns
 from commhub.services.campaigns import CampaignDraft, Senders
@@ -103,7 +99,7 @@ async def one_run(
     try:
         numbers = [f"+7916{n:07d}" for n in range(count)]
         if campaign:
-            segment_id, template_id = await people(hub.sessions, numbers)
+            segment_id, template_id = await people(hub, numbers)
             row = await campaigns.create(
                 hub.sessions,
                 CampaignDraft(
@@ -153,54 +149,17 @@ def midday_zone() -> str:
     return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
 
 
-async def people(db: Any, numbers: list[str]) -> tuple[int, int]:
-    now = utcnow()
-    async with db() as session:
-        segment = Segment(name="All", kind="static")
+async def people(hub: Any, numbers: list[str]) -> tuple[int, int]:
+    segment = await load_people(
+        hub.engine, len(numbers), channel="sms", address=numbers.__getitem__
+    )
+    async with hub.sessions() as session:
         template = MessageTemplate(
             name="Sale", channel="sms", text="{{ contact.first_name }}, скидка 10%"
         )
-        session.add_all([segment, template])
-        await session.flush()
-        ids = (
-            (
-                await session.execute(
-                    insert(Contact).returning(Contact.id),
-                    [
-                        {"name": f"Клиент {n}", "name_key": f"клиент {n}"}
-                        for n in range(len(numbers))
-                    ],
-                )
-            )
-            .scalars()
-            .all()
-        )
-        await session.execute(
-            insert(ContactPoint),
-            [
-                {"contact_id": i, "kind": "phone", "value": v, "match_key": v[-10:]}
-                for i, v in zip(ids, numbers, strict=True)
-            ],
-        )
-        await session.execute(
-            insert(Consent),
-            [
-                {
-                    "contact_id": i,
-                    "channel": "sms",
-                    "purpose": "marketing",
-                    "granted": True,
-                    "source": "bench",
-                    "recorded_at": now,
-                }
-                for i in ids
-            ],
-        )
-        await session.execute(
-            insert(SegmentMember), [{"segment_id": segment.id, "contact_id": i} for i in ids]
-        )
+        session.add(template)
         await session.commit()
-        return segment.id, template.id
+        return segment, template.id
 
 
 async def main() -> None:
