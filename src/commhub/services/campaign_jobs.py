@@ -13,7 +13,6 @@ rather than a second message.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any, Final
 
@@ -31,8 +30,6 @@ from commhub.models import Campaign, CampaignRecipient, Contact, utcnow
 from commhub.services import campaign_messages
 from commhub.services.database import Database
 from commhub.store import campaign_lists as lists
-
-log = logging.getLogger(__name__)
 
 FREEZE_JOB: Final = "campaign_freeze"
 FILL_JOB: Final = "campaign_fill"
@@ -66,7 +63,6 @@ async def campaign_fill(ctx: dict[str, Any], campaign_id: int, chunk: int) -> in
         ctx["sessions"],
         campaign_id,
         chunk,
-        region=ctx["settings"].phone_region,
         public_url=ctx["settings"].public_url,
         zone=ctx["settings"].time_zone,
     )
@@ -130,9 +126,7 @@ async def _running(session: AsyncSession, campaign_id: int) -> None:
     await session.commit()
 
 
-async def fill(
-    db: Database, campaign_id: int, chunk: int, *, region: str, public_url: str, zone: str
-) -> int:
+async def fill(db: Database, campaign_id: int, chunk: int, *, public_url: str, zone: str) -> int:
     """Write the outbox rows of the pending recipients in ``chunk``; one transaction."""
     async with db() as session:
         campaign = await session.get(Campaign, campaign_id)
@@ -165,7 +159,6 @@ async def fill(
             pace=pace,
             public_url=public_url,
             zone=zone,
-            region=region,
         )
         await session.execute(
             update(Campaign)

@@ -59,7 +59,6 @@ async def write(
     pace: Pace,
     public_url: str,
     zone: str,
-    region: str,
 ) -> int:
     """Write the messages of ``pending``; how many were written (the rest failed or left)."""
     window = Window.of(campaign.window_from, campaign.window_to)
