@@ -68,7 +68,9 @@ async def write(
     sender = campaign.content.get("from") or {}
     head = Letterhead.of(sender["address"], sender.get("name", "")) if sender else None
     known = await values_for(session, [r.contact_id for r in pending], locale=language)
-    base = public_url.rstrip("/")
+    # The address the hub answered at when the campaign started, else this process's setting:
+    # a worker with no COMMHUB_PUBLIC_URL still writes links people can open.
+    base = str(campaign.content.get("public_url") or public_url).rstrip("/")
     written: list[Written] = []
     for recipient in pending:
         contact = contacts.get(recipient.contact_id)

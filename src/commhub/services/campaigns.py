@@ -116,18 +116,25 @@ async def listing(db: Database, *, limit: int = 100) -> list[Campaign]:
         return list(rows)
 
 
-async def start(db: Database, campaign_id: int, senders: Senders) -> Campaign:
+async def start(
+    db: Database, campaign_id: int, senders: Senders, *, public_url: str = ""
+) -> Campaign:
     """Check everything it needs and start it (or schedule it); commits.
 
-    The templates are copied into the campaign now. Raises
-    :class:`InvalidInput` naming what is missing or wrong.
+    The templates are copied into the campaign now, with ``public_url``, the
+    address its unsubscribe links point at. Raises :class:`InvalidInput`
+    naming what is missing or wrong.
     """
     async with db() as session:
         campaign = await _get(session, campaign_id)
         if campaign.state not in EDITABLE:
             raise Conflict("state", f"a {campaign.state} campaign cannot be started")
         await _check_ready(session, campaign, senders)
-        campaign.content = {**await _content(session, campaign), **_sender(campaign, senders)}
+        campaign.content = {
+            **await _content(session, campaign),
+            **_sender(campaign, senders),
+            "public_url": public_url,
+        }
         scheduled = campaign.schedule == Schedule.AT.value and (
             campaign.start_at is not None and campaign.start_at > utcnow()
         )

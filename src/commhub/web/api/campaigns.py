@@ -13,7 +13,7 @@ from commhub.services import campaigns
 from commhub.services.campaigns import CampaignDraft, Senders
 from commhub.web.api import campaign_schemas as schemas
 from commhub.web.endpoints import endpoint, json_response, path_id, read_body, read_query
-from commhub.web.keys import CHANNELS, DATABASE, HUB, principal
+from commhub.web.keys import CHANNELS, DATABASE, HUB, SETTINGS, principal
 
 
 def senders(request: web.Request) -> Senders:
@@ -122,7 +122,12 @@ async def update_campaign(request: web.Request) -> web.StreamResponse:
     response=schemas.CampaignOut,
 )
 async def start_campaign(request: web.Request) -> web.StreamResponse:
-    row = await campaigns.start(request.app[DATABASE], path_id(request), senders(request))
+    row = await campaigns.start(
+        request.app[DATABASE],
+        path_id(request),
+        senders(request),
+        public_url=request.app[SETTINGS].public_url or str(request.url.origin()),
+    )
     request.app[HUB].keep_campaigns_now()
     return await _shown(request, row.id)
 
