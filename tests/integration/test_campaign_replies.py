@@ -143,7 +143,7 @@ async def campaign(
     await campaigns.start(sessions, created.id, SENDERS)
     assert await campaign_jobs.freeze(sessions, created.id) == len(members)
     written = await campaign_jobs.fill(
-        sessions, created.id, 0, region="RU", public_url="https://hub.example", zone="UTC"
+        sessions, created.id, 0, public_url="https://hub.example", zone="UTC"
     )
     assert written == len(members)
     return created.id
