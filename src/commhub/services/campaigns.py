@@ -79,6 +79,7 @@ async def create(db: Database, draft: CampaignDraft, *, user_id: int | None) -> 
     """Save a new draft; commits."""
     _check_draft(draft)
     async with db() as session:
+        await _check_chosen(session, draft)
         campaign = Campaign(**_columns(draft), state=CampaignState.DRAFT.value)
         campaign.created_by_id = user_id
         session.add(campaign)
@@ -99,6 +100,7 @@ async def update_draft(db: Database, campaign_id: int, changes: dict[str, Any]) 
         current.update(changes)
         draft = CampaignDraft(**current)
         _check_draft(draft)
+        await _check_chosen(session, draft)
         for name, value in _columns(draft).items():
             setattr(campaign, name, value)
         await session.commit()
@@ -244,6 +246,19 @@ def _check_draft(draft: CampaignDraft) -> None:
             checked_moment(draft.start_at)
         except MomentError as exc:
             raise InvalidInput("start_at", str(exc)) from None
+
+
+async def _check_chosen(session: AsyncSession, draft: CampaignDraft) -> None:
+    """The segment and templates a draft names exist (else 422 naming the field, not a 500)."""
+    for field, model, ident in (
+        ("segment_id", Segment, draft.segment_id),
+        ("email_template_id", MessageTemplate, draft.email_template_id),
+        ("sms_template_id", MessageTemplate, draft.sms_template_id),
+    ):
+        if ident is not None and await session.get(model, ident) is None:
+            raise InvalidInput(
+                field, f"there is no {field.removesuffix('_id').replace('_', ' ')} {ident}"
+            )
 
 
 async def _check_ready(session: AsyncSession, campaign: Campaign, senders: Senders) -> None:

@@ -625,3 +625,14 @@ async def test_a_draft_is_changed_until_it_starts_and_not_after(
         f"/api/v1/campaigns/{campaign_id}", json={"name": "Too late"}, headers=marketer(ready)
     )
     assert late.status == 409
+
+
+async def test_a_draft_naming_a_segment_or_template_that_does_not_exist_is_refused(
+    ready: Client,
+) -> None:
+    for field in ("segment_id", "email_template_id", "sms_template_id"):
+        response = await ready.post(
+            "/api/v1/campaigns", json={"name": "Ghost", field: 999_999}, headers=marketer(ready)
+        )
+        assert response.status == 422, (field, await response.text())
+        assert field in await response.text()
