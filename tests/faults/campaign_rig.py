@@ -36,6 +36,7 @@ from commhub.models import (
     SegmentMember,
     utcnow,
 )
+from daylight import midday_zone
 from faults.harness import free_port
 from faults.hub_process import HubProcess, RigError
 from smtp_sink import SmtpSink
@@ -140,6 +141,7 @@ class CampaignRig:
             "COMMHUB_ADMIN_PASSWORD": "the admin's own password",
             "COMMHUB_PHONE_REGION": "RU",
             "COMMHUB_OUTBOX_LEASE_S": str(LEASE_S),
+            "COMMHUB_TIME_ZONE": midday_zone(),  # everyone's sending hours are now
         }
 
     async def open(self, *, people: int, workers: int) -> int:

@@ -48,6 +48,7 @@ from commhub.services.inbound import Inbound
 from commhub.services.live import LiveFeed
 from commhub.store import outbox as claims
 from commhub.store.engine import SessionFactory
+from daylight import midday_zone
 from dovecot import DovecotServer
 from feedback_reports import feedback_report
 
@@ -143,7 +144,7 @@ async def campaign(
     await campaigns.start(sessions, created.id, SENDERS)
     assert await campaign_jobs.freeze(sessions, created.id) == len(members)
     written = await campaign_jobs.fill(
-        sessions, created.id, 0, public_url="https://hub.example", zone="UTC"
+        sessions, created.id, 0, public_url="https://hub.example", zone=midday_zone()
     )
     assert written == len(members)
     return created.id

@@ -39,6 +39,7 @@ from commhub.store import suppressions
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_email import adapter
+from daylight import midday_zone
 from smtp_sink import SmtpSink
 
 Client = TestClient[Any, Any]
@@ -80,7 +81,9 @@ def hub_client(
 
         async def opener() -> Hub:
             hub = await open_hub(
-                settings.model_copy(update={"public_url": "https://hub.example"}),
+                settings.model_copy(
+                    update={"public_url": "https://hub.example", "time_zone": midday_zone()}
+                ),
                 channels=[channel],
             )
             opened.append(hub)
