@@ -60,8 +60,6 @@ MOVES: Final[dict[CampaignState, frozenset[CampaignState]]] = {
 }
 EDITABLE: Final = frozenset({CampaignState.DRAFT, CampaignState.SCHEDULED})
 """States in which what is sent and to whom may still change."""
-SENDING: Final = frozenset({CampaignState.RUNNING})
-"""The only state whose messages a dispatcher may take."""
 
 
 class CampaignError(ValueError):
@@ -107,7 +105,6 @@ EXCLUSION_TEXT: Final[dict[Exclusion, str]] = {
 }
 
 
-DAY_MINUTES: Final = 24 * 60
 DEFAULT_WINDOW: Final = (9 * 60, 21 * 60)
 EARLIEST_MINUTE: Final = 8 * 60
 """No window opens before 08:00 or closes after 22:00 in the recipient's zone: never at night."""

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final
+
+from commhub.domain.money import MAX_AMOUNT
 
 MAX_DEPTH: Final = 10
 MAX_NODES: Final = 200
@@ -293,8 +296,15 @@ def _deal(op: str, value: Any, where: str) -> Condition:
     pipeline = found.get("pipeline_id")
     stage = found.get("stage_id")
     amount = found.get("amount_at_least", "")
-    if amount and (not isinstance(amount, str) or not amount.replace(".", "", 1).isdigit()):
-        raise SegmentError(f"{where}.amount_at_least", 'an amount as a string, e.g. "1500.00"')
+    if amount and (
+        not isinstance(amount, str)
+        or not amount.isascii()
+        or not amount.replace(".", "", 1).isdigit()
+        or Decimal(amount) > MAX_AMOUNT
+    ):
+        raise SegmentError(
+            f"{where}.amount_at_least", f'an amount as a string up to {MAX_AMOUNT}, e.g. "1500.00"'
+        )
     return Condition(
         Field.DEAL,
         op,

@@ -333,12 +333,3 @@ def check_source(source: str, *, html: bool = False) -> None:
         (_HTML if html else _TEXT).parse(source)
     except TemplateError as exc:
         raise RenderError(_said(exc)) from None
-
-
-def used_names(source: str) -> set[str]:
-    """The top-level variables a template reads (``contact``, ``deal``…)."""
-    try:
-        tree = _TEXT.parse(source)
-    except TemplateError:
-        return set()
-    return {node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}

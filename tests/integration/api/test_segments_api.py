@@ -240,6 +240,9 @@ async def test_a_bad_rule_is_refused_with_its_path(client: Client, base: dict[st
         deep = {"not": deep}
     response = await client.post("/api/v1/segments/preview", json={"rules": deep}, headers=AUTH)
     assert response.status == 422
+    huge = {"field": "deal", "op": "open", "value": {"amount_at_least": "9" * 30}}
+    response = await client.post("/api/v1/segments/preview", json={"rules": huge}, headers=AUTH)
+    assert response.status == 422
     date = {"field": "created", "op": "after", "value": "yesterday"}
     response = await client.post("/api/v1/segments/preview", json={"rules": date}, headers=AUTH)
     assert response.status == 422
