@@ -49,6 +49,9 @@ class Senders:
     """Name → its numbers, the first being its default sender."""
 
 
+RECIPIENT_STATES = ("pending", "excluded", *results.OUTBOX_STATES)
+"""What a recipient's row may say: still on the list, left out, or its message's state."""
+
 NOT_NULL = ("name", "channel", "purpose", "schedule", "bounce_limit", "complaint_limit")
 """Draft fields an edit may change but not clear."""
 
@@ -116,6 +119,38 @@ async def listing(db: Database, *, limit: int = 100) -> list[Campaign]:
     async with db() as session:
         rows = await session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit))
         return list(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A campaign as the console's list shows it."""
+
+    campaign: Campaign
+    segment: str | None
+    sent: int
+
+
+async def console_listing(db: Database, *, state: str | None, limit: int = 200) -> list[Listed]:
+    """Campaigns newest first (only those in ``state`` if given), with segment names and sends."""
+    async with db() as session:
+        query = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(Campaign.state == state)
+        rows = list(await session.scalars(query))
+        segment_ids = {r.segment_id for r in rows if r.segment_id is not None}
+        names: dict[int, str] = {}
+        if segment_ids:
+            found = await session.execute(
+                select(Segment.id, Segment.name).where(Segment.id.in_(segment_ids))
+            )
+            names = {int(ident): str(name) for ident, name in found}
+        sent = await results.sent_by_campaign(session, [r.id for r in rows])
+        return [
+            Listed(
+                r, names.get(r.segment_id) if r.segment_id is not None else None, sent.get(r.id, 0)
+            )
+            for r in rows
+        ]
 
 
 async def start(
@@ -350,4 +385,33 @@ async def recipients(
         await _get(session, campaign_id)
         return list(
             await results.recipients(session, campaign_id, state=state, after=after, limit=limit)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """What the console's campaign page shows and refreshes while it runs."""
+
+    campaign: Campaign
+    segment: str | None
+    counts: dict[str, int]
+    excluded: dict[str, int]
+    """Recipients left out, by reason."""
+    retrying: int
+    """Messages waiting for another try after a temporary refusal (soft bounces)."""
+    per_minute: list[tuple[datetime, int]]
+
+
+async def watch(db: Database, campaign_id: int, *, minutes: int = 30) -> Watch:
+    """The campaign, its counts, why people were left out, and its last minutes of sending."""
+    async with db() as session:
+        campaign = await _get(session, campaign_id)
+        segment = await session.get(Segment, campaign.segment_id) if campaign.segment_id else None
+        return Watch(
+            campaign=campaign,
+            segment=segment.name if segment is not None else None,
+            counts=await results.counts(session, campaign_id),
+            excluded=await results.exclusions(session, campaign_id),
+            retrying=await results.retrying(session, campaign_id),
+            per_minute=await results.sent_per_minute(session, campaign_id, minutes=minutes),
         )

@@ -8,6 +8,7 @@ crash are the figures.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -106,3 +107,82 @@ async def recipients(
     if state is not None:
         query = query.where(func.coalesce(Outbox.state, CampaignRecipient.state) == state)
     return (await session.execute(query)).all()
+
+
+async def exclusions(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    """Recipients left out, by reason (``render_failed: …`` counts as ``render_failed``)."""
+    found: dict[str, int] = {}
+    for reason, count in await session.execute(
+        select(CampaignRecipient.reason, func.count())
+        .where(
+            CampaignRecipient.campaign_id == campaign_id,
+            CampaignRecipient.state == lists.EXCLUDED,
+        )
+        .group_by(CampaignRecipient.reason)
+    ):
+        key = str(reason or "").partition(":")[0].strip() or "unknown"
+        found[key] = found.get(key, 0) + int(count)
+    return found
+
+
+async def retrying(session: AsyncSession, campaign_id: int) -> int:
+    """Messages waiting for another try after a temporary refusal (a soft bounce, a 4xx)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Outbox)
+        .where(
+            Outbox.campaign_id == campaign_id,
+            Outbox.state == "queued",
+            Outbox.attempts > 0,
+        )
+    )
+    return int(count or 0)
+
+
+async def sent_per_minute(
+    session: AsyncSession, campaign_id: int, *, minutes: int
+) -> list[tuple[datetime, int]]:
+    """Messages handed over in each of the last ``minutes`` minutes it sent in, oldest first.
+
+    Counted by the database, a minute per group: PostgreSQL truncates with
+    ``date_trunc``, SQLite (which keeps times as ISO text) with ``strftime``.
+    """
+    latest = await session.scalar(
+        select(func.max(Outbox.sent_at)).where(
+            Outbox.campaign_id == campaign_id, Outbox.sent_at.is_not(None)
+        )
+    )
+    if latest is None:
+        return []
+    since = latest.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    if session.get_bind().dialect.name == "postgresql":
+        minute: Any = func.date_trunc("minute", Outbox.sent_at)
+    else:
+        minute = func.strftime("%Y-%m-%d %H:%M", Outbox.sent_at)
+    counted: dict[datetime, int] = {}
+    for started, count in await session.execute(
+        select(minute, func.count())
+        .where(Outbox.campaign_id == campaign_id, Outbox.sent_at >= since)
+        .group_by(minute)
+    ):
+        if isinstance(started, str):
+            started = datetime.fromisoformat(started)
+        counted[started.replace(tzinfo=UTC)] = int(count)
+    first = since
+    return [
+        (first + timedelta(minutes=n), counted.get(first + timedelta(minutes=n), 0))
+        for n in range(minutes)
+    ]
+
+
+async def sent_by_campaign(session: AsyncSession, campaign_ids: Sequence[int]) -> dict[int, int]:
+    """Messages handed over (sent, and what came of them since) per campaign."""
+    if not campaign_ids:
+        return {}
+    handed_over = ("sent", "bounced", "complained", "uncertain")
+    rows = await session.execute(
+        select(Outbox.campaign_id, func.count())
+        .where(Outbox.campaign_id.in_(campaign_ids), Outbox.state.in_(handed_over))
+        .group_by(Outbox.campaign_id)
+    )
+    return {int(key): int(count) for key, count in rows if key is not None}
