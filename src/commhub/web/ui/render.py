@@ -62,6 +62,7 @@ NAVIGATION: Final = (
     NavItem("/receivables", N_("Receivables"), "receivables"),
     NavItem("/live", N_("Live calls"), "live"),
     NavItem("/imports", N_("Imports"), "imports"),
+    NavItem("/campaigns", N_("Campaigns"), "campaigns"),
     NavItem("/admin/users", N_("Users"), "admin-users"),
     NavItem("/admin/channels", N_("Channels"), "admin-channels"),
     NavItem("/admin/outbox", N_("In doubt"), "admin-outbox"),
@@ -80,6 +81,7 @@ NAV_PERMISSION: Final = {
     "admin-channels": Permission.CHANNELS_VIEW,
     "admin-outbox": Permission.OUTBOX_SETTLE,
     "imports": Permission.CONTACTS_IMPORT,
+    "campaigns": Permission.CAMPAIGN_RESULTS,
     "admin-pipelines": Permission.PIPELINES,
 }
 
