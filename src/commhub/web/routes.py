@@ -35,6 +35,8 @@ from commhub.web.ui import (
     admin_pipelines,
     admin_users,
     assets,
+    campaign_pages,
+    campaign_watch,
     card_actions,
     cards,
     dashboard,
@@ -231,5 +233,18 @@ def add_routes(app: web.Application) -> None:
             web.get("/reports/funnel.xlsx", funnel_page.funnel_xlsx),
             web.get("/receivables", receivables_page.receivables),
             web.get("/reports/emails-waiting/{id}", waiting_page.emails_waiting),
+            # Campaigns in the console (marketer): list, form, page with live progress.
+            web.get("/campaigns", campaign_pages.campaigns_page),
+            web.get("/campaigns/new", campaign_pages.new_campaign_form),
+            web.post("/campaigns/new", campaign_pages.create_campaign),
+            web.get("/campaigns/{id}", campaign_watch.campaign_page),
+            web.get("/campaigns/{id}/edit", campaign_pages.edit_campaign_form),
+            web.post("/campaigns/{id}/edit", campaign_pages.save_campaign),
+            web.post("/campaigns/{id}/start", campaign_pages.start_campaign),
+            web.post("/campaigns/{id}/pause", campaign_pages.pause_campaign),
+            web.post("/campaigns/{id}/resume", campaign_pages.resume_campaign),
+            web.post("/campaigns/{id}/cancel", campaign_pages.cancel_campaign),
+            web.get("/campaigns/{id}/progress", campaign_watch.campaign_progress),
+            web.get("/campaigns/{id}/recipients.csv", campaign_watch.recipients_csv),
         ]
     )

@@ -196,6 +196,19 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/deals/{id}/stage"): WRITERS,
     ("POST", "/deals/{id}/invoices"): WRITERS,
     ("POST", "/deals/{id}/payments"): WRITERS,
+    # Campaigns in the console: marketers run them, managers read the results.
+    ("GET", "/campaigns"): RESULTS,
+    ("GET", "/campaigns/new"): MARKETING,
+    ("POST", "/campaigns/new"): MARKETING,
+    ("GET", "/campaigns/{id}"): RESULTS,
+    ("GET", "/campaigns/{id}/edit"): MARKETING,
+    ("POST", "/campaigns/{id}/edit"): MARKETING,
+    ("POST", "/campaigns/{id}/start"): MARKETING,
+    ("POST", "/campaigns/{id}/pause"): MARKETING,
+    ("POST", "/campaigns/{id}/resume"): MARKETING,
+    ("POST", "/campaigns/{id}/cancel"): MARKETING,
+    ("GET", "/campaigns/{id}/progress"): RESULTS,
+    ("GET", "/campaigns/{id}/recipients.csv"): RESULTS,
 }
 
 
