@@ -14,7 +14,7 @@ from typing import Final
 
 from aiohttp import web
 
-from commhub.domain.campaigns import EDITABLE, CampaignState
+from commhub.domain.campaigns import EDITABLE, CampaignError, CampaignState
 from commhub.domain.roles import Permission
 from commhub.services import campaigns, message_templates, segments
 from commhub.services.errors import Conflict, InvalidInput
@@ -174,6 +174,9 @@ async def _act(
         await action()
     except (InvalidInput, Conflict) as exc:
         _field, reason = refusal(me.language, exc.field, str(exc))
+        raise flash.redirect(back, "Not done: %(reason)s", kind="error", reason=reason) from None
+    except CampaignError as exc:
+        _field, reason = refusal(me.language, exc.field, exc.reason)
         raise flash.redirect(back, "Not done: %(reason)s", kind="error", reason=reason) from None
     raise flash.redirect(back, done)
 

@@ -1,5 +1,6 @@
-// A campaign's page: while it runs, ask for its figures every two seconds and show them
-// without a reload; stop asking once it has finished or been cancelled.
+// A campaign's page: while it is under way, ask for its figures every two seconds and show
+// them (counters, bar, chart, the buttons its state allows) without a reload; stop asking
+// once it has finished or been cancelled.
 (function () {
   "use strict";
   var panel = document.getElementById("campaign-progress");
@@ -37,8 +38,11 @@
     text("campaign-percent", String(figures.percent));
     var chart = document.getElementById("campaign-chart");
     if (chart) { chart.innerHTML = figures.chart_html; }
+    panel.querySelectorAll("[data-when]").forEach(function (button) {
+      button.hidden = button.getAttribute("data-when").split(" ").indexOf(figures.state) < 0;
+    });
     if (figures.ended) {
-      panel.setAttribute("data-ended", "yes");
+      panel.setAttribute("data-live", "no");
       var actions = document.getElementById("campaign-actions");
       if (actions) { actions.hidden = true; }
       stop();
@@ -59,7 +63,8 @@
   document.querySelectorAll("#campaign-state-names [data-state]").forEach(function (item) {
     stateNames[item.getAttribute("data-state")] = item.textContent;
   });
-  if (panel.getAttribute("data-ended") !== "yes") {
+  // A draft changes only by a form on this page, which reloads it: nothing to watch.
+  if (panel.getAttribute("data-live") === "yes") {
     timer = window.setInterval(poll, 2000);
   }
 })();
