@@ -62,6 +62,8 @@ NAVIGATION: Final = (
     NavItem("/receivables", N_("Receivables"), "receivables"),
     NavItem("/live", N_("Live calls"), "live"),
     NavItem("/imports", N_("Imports"), "imports"),
+    NavItem("/segments", N_("Segments"), "segments"),
+    NavItem("/templates", N_("Templates"), "templates"),
     NavItem("/admin/users", N_("Users"), "admin-users"),
     NavItem("/admin/channels", N_("Channels"), "admin-channels"),
     NavItem("/admin/outbox", N_("In doubt"), "admin-outbox"),
@@ -80,6 +82,8 @@ NAV_PERMISSION: Final = {
     "admin-channels": Permission.CHANNELS_VIEW,
     "admin-outbox": Permission.OUTBOX_SETTLE,
     "imports": Permission.CONTACTS_IMPORT,
+    "segments": Permission.SEGMENTS,
+    "templates": Permission.TEMPLATES,
     "admin-pipelines": Permission.PIPELINES,
 }
 
