@@ -51,7 +51,9 @@
   }
 
   function entry(part, label, type, value) {
-    return make("input", { "data-part": part, "aria-label": label, type: type, value: value ?? "" });
+    return make("input", {
+      "data-part": part, "aria-label": label, placeholder: label, title: label, type: type, value: value ?? "",
+    });
   }
 
   function named(list) {

@@ -19,6 +19,7 @@
   const chosen = $("preview-contact");
   const results = $("contact-results");
   const jsonHeaders = { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf };
+  const ENCODINGS = { gsm7: "GSM-7", ucs2: "UCS-2" };
   let timer = null;
   let asked = 0;
 
@@ -105,7 +106,8 @@
       frame.hidden = true;
     }
     const sms = $("preview-sms");
-    sms.textContent = shown.sms ? fill(L.sms_shape, shown.sms) : "";
+    const encoding = shown.sms ? ENCODINGS[shown.sms.encoding] || shown.sms.encoding : "";
+    sms.textContent = shown.sms ? fill(L.sms_shape, Object.assign({}, shown.sms, { encoding: encoding })) : "";
     sms.dataset.encoding = shown.sms ? shown.sms.encoding : "";
     sms.dataset.segments = shown.sms ? String(shown.sms.segments) : "";
     missing.hidden = !shown.missing.length;
