@@ -35,6 +35,8 @@ async def test_an_or_group_inside_an_and_counts_live_and_saves(
     draft = DealDraft(title="Chairs", currency="RUB", contact_id=boris)
     await deals.create_deal(console.app[DATABASE], draft, SYSTEM)
 
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(str(error)))
     await log_in(page, "marketer")
     await page.click("nav a[href='/segments']")
     await page.click("#new-segment")
@@ -62,6 +64,17 @@ async def test_an_or_group_inside_an_and_counts_live_and_saves(
     await expect(page.locator("#live-sample li")).to_have_count(2)
     await expect(page.locator("#live-sample")).to_contain_text("Boris Moscow Deal")
 
+    # Choosing the pipeline offers its stages; Boris's deal is in its first one.
+    await second.locator("[data-part=pipeline]").select_option(index=1)
+    stage = second.locator("[data-part=stage]")
+    await expect(stage.locator("option")).to_have_count(6)  # any stage + the five shipped
+    await stage.select_option(index=1)
+    await expect(count).to_have_text("2")
+    await stage.select_option(index=2)
+    await expect(count).to_have_text("1")
+    await stage.select_option(index=0)
+    await expect(count).to_have_text("2")
+
     # A bad value is shown on its own node, and the count says it cannot count.
     await first.locator("[data-part=value]").fill(" ")
     await expect(first.locator(".node-error")).to_contain_text("rules.all[1].any[0].value")
@@ -81,3 +94,4 @@ async def test_an_or_group_inside_an_and_counts_live_and_saves(
     await expect(
         page.locator("#builder > .seg-group > .seg-children > .seg-group .seg-cond")
     ).to_have_count(2)
+    assert failures == []

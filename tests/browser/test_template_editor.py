@@ -11,6 +11,8 @@ from playwright.async_api import Page, expect
 async def test_typing_updates_the_preview_for_the_virtual_client_and_a_contact(
     page: Page, console: Console
 ) -> None:
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(str(error)))
     await log_in(page, "marketer")
     await page.goto("/templates")
     await page.click("#new-sms-template")
@@ -40,6 +42,8 @@ async def test_typing_updates_the_preview_for_the_virtual_client_and_a_contact(
     await page.fill("#template-text", "Hello {{ contact.first_name }}")
     await page.click("#template-save")
     await expect(page.locator(".notice-ok")).to_contain_text("Template Greeting saved.")
+    await expect(text).to_have_text("Hello Alex")  # the saved editor previews again
+    assert failures == []
 
 
 async def test_an_email_preview_shows_html_in_a_frame_that_runs_no_script(

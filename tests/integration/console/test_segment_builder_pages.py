@@ -157,6 +157,16 @@ async def test_a_refused_rule_keeps_what_was_typed_and_names_the_node(client: Cl
     )
     assert unreadable.status == 422
     assert "not readable JSON" in await unreadable.text()
+    for raw in (
+        "[" * 5000 + "]" * 5000,
+        '{"all": [{"field": "owner", "op": "equals", "value": NaN}]}',
+    ):
+        hostile = await client.post(
+            "/segments/new",
+            data={"csrf_token": csrf, "name": "Hostile", "kind": "dynamic", "rules": raw},
+        )
+        assert hostile.status == 422
+        assert 'id="rules-error"' in await hostile.text()
     nameless = await client.post(
         "/segments/new",
         data={"csrf_token": csrf, "name": " ", "kind": "dynamic", "rules": json.dumps(rules)},

@@ -22,12 +22,13 @@ from commhub.models import Segment
 from commhub.services import accounts, campaigns, pipelines, segments
 from commhub.services.errors import InvalidInput
 from commhub.web.endpoints import endpoint, path_id
+from commhub.web.json_values import JsonValueError, parse_json
 from commhub.web.keys import DATABASE, principal
 from commhub.web.ui import flash
-from commhub.web.ui.forms import Form, read_form
+from commhub.web.ui.forms import Form, read_form, refusals_shown_at
 from commhub.web.ui.i18n import translations
 from commhub.web.ui.render import page, viewer
-from commhub.web.ui.stage_names import pipeline_name
+from commhub.web.ui.stage_names import pipeline_name, stage_name
 
 SECTION: Final = "segments"
 HOME: Final = "/segments"
@@ -125,14 +126,17 @@ async def remove_members(request: web.Request) -> web.StreamResponse:
     location = f"{HOME}/{segment_id}"
     if not ids:
         raise flash.redirect(location, "Choose at least one person.", kind="error")
-    left = await segments.remove_members(request.app[DATABASE], segment_id, ids)
+    async with refusals_shown_at(location):
+        left = await segments.remove_members(request.app[DATABASE], segment_id, ids)
     raise flash.redirect(location, "Removed; the list holds %(count)s.", count=left)
 
 
 def _rules(form: Form) -> Any:
-    raw = form.get("rules", "")
+    """The posted tree, read as the API reads a body (no NaN, no runaway nesting)."""
     try:
-        return json.loads(raw)
+        return parse_json(form.get("rules", "").encode())
+    except JsonValueError as exc:
+        raise InvalidInput("rules", exc.message) from None
     except ValueError:
         raise InvalidInput("rules", "the rules are not readable JSON") from None
 
@@ -173,7 +177,12 @@ async def _options(request: web.Request, row: Segment | None) -> dict[str, Any]:
         "ops": {field.value: list(ops) for field, ops in OPS.items()},
         "owners": [{"id": u.id, "name": u.shown_name} for u in users],
         "pipelines": [
-            {"id": p.pipeline.id, "name": pipeline_name(p.pipeline, translate)} for p in found
+            {
+                "id": p.pipeline.id,
+                "name": pipeline_name(p.pipeline, translate),
+                "stages": [{"id": s.id, "name": stage_name(s, translate)} for s in p.stages],
+            }
+            for p in found
         ],
         "lists": [{"id": s.id, "name": s.name} for s in lists if row is None or s.id != row.id],
         "campaigns": [{"id": c.id, "name": c.name} for c in sent],

@@ -50,7 +50,13 @@
     return box;
   }
 
+  function monthAgo() {
+    const day = new Date(Date.now() - 30 * 86400000);
+    return day.toISOString().slice(0, 10);
+  }
+
   function entry(part, label, type, value) {
+    if (type === "date" && !value) value = monthAgo(); // a month back: a count to start from
     return make("input", {
       "data-part": part, "aria-label": label, placeholder: label, title: label, type: type, value: value ?? "",
     });
@@ -90,6 +96,11 @@
     } else if (field === "deal") {
       const pipelines = [["", L.any_pipeline]].concat(options.pipelines.map((p) => [p.id, p.name]));
       parts.push(picker("pipeline", L.pipeline, pipelines, v.pipeline_id));
+      const pipeline = options.pipelines.find((p) => String(p.id) === String(v.pipeline_id ?? ""));
+      if (pipeline) {
+        const stages = [["", L.any_stage]].concat(pipeline.stages.map((stage) => [stage.id, stage.name]));
+        parts.push(picker("stage", L.stage, stages, v.stage_id));
+      }
       if (op.endsWith("_after")) parts.push(entry("date", L.date, "date", (v.date || "").slice(0, 10)));
       parts.push(entry("amount", L.amount, "text", v.amount_at_least || ""));
     } else if (field === "campaign") {
@@ -126,6 +137,13 @@
     fillOps(data.op);
     fillInputs(data.value, data.key);
     fieldBox.addEventListener("change", () => { fillOps(""); fillInputs(undefined, ""); });
+    holder.addEventListener("change", (event) => {
+      // Another pipeline has other stages: offer its own.
+      if (event.target.dataset.part !== "pipeline") return;
+      const value = conditionValue(fieldBox.value, opBox.value, holder);
+      delete value.stage_id;
+      fillInputs(value, "");
+    });
     opBox.addEventListener("change", () => fillInputs(undefined, partValue(holder, "key")));
     remove.addEventListener("click", () => { node.remove(); changed(); });
     node.append(fieldBox, opBox, holder, remove, error);
@@ -204,6 +222,7 @@
     if (field === "deal") {
       const found = {};
       if (part("pipeline")) found.pipeline_id = whole(part("pipeline"));
+      if (part("stage")) found.stage_id = whole(part("stage"));
       if (op.endsWith("_after")) found.date = part("date");
       if (part("amount").trim()) found.amount_at_least = part("amount").trim();
       return found;
