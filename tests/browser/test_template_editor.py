@@ -7,6 +7,9 @@ from __future__ import annotations
 from browsing import Console, log_in, screenshot
 from playwright.async_api import Page, expect
 
+from commhub.services import segments
+from commhub.web.keys import DATABASE
+
 
 async def test_typing_updates_the_preview_for_the_virtual_client_and_a_contact(
     page: Page, console: Console
@@ -70,3 +73,28 @@ async def test_an_email_preview_shows_html_in_a_frame_that_runs_no_script(
     assert await page.title() != "owned"
     body = await page.frame_locator("#preview-html").locator("body").inner_text()
     assert "ran" not in body
+
+
+async def test_who_lacks_a_value_and_a_test_without_a_mailbox_are_answered_on_the_page(
+    page: Page, console: Console
+) -> None:
+    listed = await segments.create(
+        console.app[DATABASE], name="Just Ivan", kind="static", user_id=None
+    )
+    await segments.add_members(console.app[DATABASE], listed.id, [console.ivan])
+    await log_in(page, "marketer")
+    await page.goto("/templates/new")
+    await page.fill("#template-subject", "Hi")
+    await page.fill(
+        "#template-text", "Hi {{ contact.first_name }}, we write to {{ contact.email }}"
+    )
+    await page.select_option("#gaps-segment", label="Just Ivan")
+    await page.click("#gaps-check")
+    await expect(page.locator("#gaps-result")).to_have_text(
+        "1 of the first 1 members (1 in all) lack a value"
+    )
+    await expect(page.locator("#gaps-people")).to_contain_text("Ivan Petrov")
+    await expect(page.locator("#gaps-people")).to_contain_text("— email")
+    await page.fill("#test-to", "me@example.com")
+    await page.click("#test-send")
+    await expect(page.locator("#test-result")).to_contain_text("Not sent: mailbox:")

@@ -140,3 +140,17 @@ async def test_a_hostile_template_in_the_preview_gets_a_clear_message(
     assert problem["errors"][0]["field"] == "text"
     assert said in problem["detail"]
     assert "Traceback" not in problem["detail"]
+
+
+async def test_the_pages_speak_russian(client: Client) -> None:
+    await log_in(client, "marketer")
+    russian = {"Accept": "text/html", "Accept-Language": "ru"}
+    for path, heading in (
+        ("/segments", "Сегменты"),
+        ("/segments/new", "Новый сегмент"),
+        ("/templates", "Шаблоны"),
+        ("/templates/new", "Новый шаблон"),
+    ):
+        shown = await client.get(path, headers=russian)
+        assert shown.status == 200
+        assert f"<h1>{heading}</h1>" in await shown.text()
