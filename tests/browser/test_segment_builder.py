@@ -94,4 +94,7 @@ async def test_an_or_group_inside_an_and_counts_live_and_saves(
     await expect(
         page.locator("#builder > .seg-group > .seg-children > .seg-group .seg-cond")
     ).to_have_count(2)
+    await page.click("nav a[href='/segments']")
+    await page.click(f".count-now[data-segment='{segment_id}']")
+    await expect(page.locator(f".segment-count[data-segment='{segment_id}']")).to_have_text("2")
     assert failures == []
