@@ -41,6 +41,10 @@ async def test_an_or_group_inside_an_and_counts_live_and_saves(
     await page.click("nav a[href='/segments']")
     await page.click("#new-segment")
     await expect(page).to_have_url(re.compile(r"/segments/new$"))
+    await page.select_option("#segment-kind", "static")
+    await expect(page.locator("#builder")).to_be_hidden()
+    await page.select_option("#segment-kind", "dynamic")
+    await expect(page.locator("#builder")).to_be_visible()
     root = page.locator("#builder > .seg-group")
     count = page.locator("#live-count")
 

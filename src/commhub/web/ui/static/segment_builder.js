@@ -337,6 +337,18 @@
     timer = setTimeout(count, 400);
   }
 
+  // A new static list has members, not rules: the builder steps aside while it is chosen.
+  const kind = document.getElementById("segment-kind");
+  function showKind() {
+    const ruled = kind.value !== "static";
+    for (const id of ["builder", "rules-heading", "live"]) {
+      const node = document.getElementById(id);
+      if (node) node.hidden = !ruled;
+    }
+  }
+  kind.addEventListener("change", showKind);
+  showKind();
+
   root.addEventListener("input", changed);
   root.addEventListener("change", changed);
   document.getElementById("segment-form").addEventListener("submit", serialise);
