@@ -52,6 +52,8 @@ from commhub.web.ui import (
     login,
     profile,
     receivables_page,
+    segments_page,
+    template_editor,
     unsubscribe,
     waiting_page,
 )
@@ -246,5 +248,20 @@ def add_routes(app: web.Application) -> None:
             web.post("/campaigns/{id}/cancel", campaign_pages.cancel_campaign),
             web.get("/campaigns/{id}/progress", campaign_watch.campaign_progress),
             web.get("/campaigns/{id}/recipients.csv", campaign_watch.recipients_csv),
+            # Segments and templates in the console: the builder and the editor.
+            web.get("/segments", segments_page.segments_list),
+            web.get("/segments/new", segments_page.new_segment_form),
+            web.post("/segments/new", segments_page.create_segment),
+            web.get("/segments/{id}", segments_page.segment_page),
+            web.post("/segments/{id}", segments_page.update_segment),
+            web.post("/segments/{id}/delete", segments_page.delete_segment),
+            web.post("/segments/{id}/members/remove", segments_page.remove_members),
+            web.get("/templates", template_editor.templates_list),
+            web.post("/templates/copy", template_editor.copy_stock),
+            web.get("/templates/new", template_editor.new_template_form),
+            web.post("/templates/new", template_editor.create_template),
+            web.get("/templates/{id}", template_editor.template_page),
+            web.post("/templates/{id}", template_editor.update_template),
+            web.post("/templates/{id}/delete", template_editor.delete_template),
         ]
     )

@@ -209,6 +209,21 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/campaigns/{id}/cancel"): MARKETING,
     ("GET", "/campaigns/{id}/progress"): RESULTS,
     ("GET", "/campaigns/{id}/recipients.csv"): RESULTS,
+    # Segments and templates in the console.
+    ("GET", "/segments"): SEGMENTS,
+    ("GET", "/segments/new"): SEGMENTS,
+    ("POST", "/segments/new"): SEGMENTS,
+    ("GET", "/segments/{id}"): SEGMENTS,
+    ("POST", "/segments/{id}"): SEGMENTS,
+    ("POST", "/segments/{id}/delete"): SEGMENTS,
+    ("POST", "/segments/{id}/members/remove"): SEGMENTS,
+    ("GET", "/templates"): MARKETING,
+    ("POST", "/templates/copy"): MARKETING,
+    ("GET", "/templates/new"): MARKETING,
+    ("POST", "/templates/new"): MARKETING,
+    ("GET", "/templates/{id}"): MARKETING,
+    ("POST", "/templates/{id}"): MARKETING,
+    ("POST", "/templates/{id}/delete"): MARKETING,
 }
 
 

@@ -63,6 +63,8 @@ NAVIGATION: Final = (
     NavItem("/live", N_("Live calls"), "live"),
     NavItem("/imports", N_("Imports"), "imports"),
     NavItem("/campaigns", N_("Campaigns"), "campaigns"),
+    NavItem("/segments", N_("Segments"), "segments"),
+    NavItem("/templates", N_("Templates"), "templates"),
     NavItem("/admin/users", N_("Users"), "admin-users"),
     NavItem("/admin/channels", N_("Channels"), "admin-channels"),
     NavItem("/admin/outbox", N_("In doubt"), "admin-outbox"),
@@ -82,6 +84,8 @@ NAV_PERMISSION: Final = {
     "admin-outbox": Permission.OUTBOX_SETTLE,
     "imports": Permission.CONTACTS_IMPORT,
     "campaigns": Permission.CAMPAIGN_RESULTS,
+    "segments": Permission.SEGMENTS,
+    "templates": Permission.TEMPLATES,
     "admin-pipelines": Permission.PIPELINES,
 }
 
