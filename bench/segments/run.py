@@ -171,6 +171,11 @@ async def explain(session: AsyncSession, case: Case, backend: str) -> None:
 async def ensure_loaded(database: BenchDatabase, shape: Shape, rebuild: bool) -> None:
     if is_built(database) and not rebuild:
         print(f"  reusing {database.url} ({database.marker.read_text().strip()})")
+        engine = open_engine(database.url)
+        try:
+            await upgrade(engine)  # a migration added since the build (an index) applies now
+        finally:
+            await engine.dispose()
         return
     await recreate(database)
     engine = open_engine(database.url)

@@ -1,9 +1,12 @@
 """A segment's rule tree as SQL: one condition on ``contacts`` per node, the same on both databases.
 
-Every condition on another table is an ``EXISTS`` correlated on the contact,
-answered by that table's index on ``contact_id`` (the card's index for
-interactions), so a tree of any shape stays one statement the database can
-plan. Merged-away contacts are never members.
+A condition on another table is the set of contacts it holds —
+``contacts.id IN (SELECT contact_id FROM … WHERE …)`` — which the database
+reads once per count from that table's index (the interactions' segment index
+for interaction conditions), instead of one correlated lookup per contact; an
+``any`` group's sets become one ``IN`` over their ``UNION ALL``. The sets never
+hold NULL, so ``NOT`` and ``NOT IN`` mean "not in the set". A tree of any
+shape stays one statement. Merged-away contacts are never members.
 """
 
 from __future__ import annotations
@@ -12,7 +15,19 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.segments import Condition, Field, Group, Node, read_rules
@@ -88,11 +103,28 @@ async def sample(session: AsyncSession, chosen: Select[Any], limit: int) -> list
 
 def condition(node: Node) -> ColumnElement[bool]:
     if isinstance(node, Group):
-        parts = [condition(child) for child in node.children]
         if node.kind == "not":
-            return not_(parts[0])
-        return and_(true(), *parts) if node.kind == "all" else or_(false(), *parts)
-    found: ColumnElement[bool] = _CONDITIONS[node.field](node)
+            return not_(condition(node.children[0]))
+        if node.kind == "all":
+            return and_(true(), *(condition(child) for child in node.children))
+        # Siblings that are sets of contacts become one set: one IN, not one test per set.
+        sets = [found for child in node.children if (found := contacts_in(child)) is not None]
+        tests = [condition(child) for child in node.children if contacts_in(child) is None]
+        if sets:
+            tests.append(Contact.id.in_(sets[0] if len(sets) == 1 else union_all(*sets)))
+        return or_(false(), *tests)
+    found = contacts_in(node)
+    if found is not None:
+        return Contact.id.in_(found)
+    test: ColumnElement[bool] = _TESTS[node.field](node)
+    return test
+
+
+def contacts_in(node: Node) -> Select[Any] | None:
+    """The ids of the contacts a condition on another table holds (never NULL), if it is one."""
+    if isinstance(node, Group) or node.field not in _SETS:
+        return None
+    found: Select[Any] | None = _SETS[node.field](node)
     return found
 
 
@@ -148,27 +180,34 @@ def _created(node: Condition) -> ColumnElement[bool]:
     )
 
 
-def _tag(node: Condition) -> ColumnElement[bool]:
-    return exists(
-        select(ContactTag.tag_id)
+def _tag(node: Condition) -> Select[Any]:
+    return (
+        select(ContactTag.contact_id)
         .join(Tag, Tag.id == ContactTag.tag_id)
-        .where(ContactTag.contact_id == Contact.id, Tag.name == node.text)
+        .where(Tag.name == node.text)
     )
 
 
-def _consent(node: Condition) -> ColumnElement[bool]:
-    answer = select(Consent.id).where(
-        Consent.contact_id == Contact.id,
+def _consent(node: Condition) -> Select[Any] | None:
+    if node.op == "none":
+        return None
+    return select(Consent.contact_id).where(
         Consent.channel == node.channel,
         Consent.purpose == node.purpose,
+        Consent.granted.is_(node.op == "granted"),
     )
-    if node.op == "none":
-        return not_(exists(answer))
-    return exists(answer.where(Consent.granted.is_(node.op == "granted")))
+
+
+def _no_consent(node: Condition) -> ColumnElement[bool]:
+    answered = select(Consent.contact_id).where(
+        Consent.channel == node.channel, Consent.purpose == node.purpose
+    )
+    return Contact.id.not_in(answered)
 
 
 def _interactions(node: Condition) -> Select[Any]:
-    query = select(Interaction.id).where(Interaction.contact_id == Contact.id)
+    """The contacts' interactions the condition looks at, by the segments' covering index."""
+    query = select(Interaction.contact_id).where(Interaction.contact_id.is_not(None))
     if node.channel:
         query = query.where(Interaction.channel == node.channel)
     else:
@@ -178,38 +217,55 @@ def _interactions(node: Condition) -> Select[Any]:
     return query
 
 
-def _interaction(node: Condition) -> ColumnElement[bool]:
-    query = _interactions(node)
-    if node.op in ("count_at_least", "count_at_most"):
-        assert node.since is not None and node.number is not None
-        counted = (
-            query.where(Interaction.occurred_at >= node.since)
-            .with_only_columns(func.count(Interaction.id))
-            .correlate(Contact)
-            .scalar_subquery()
-        )
-        return counted >= node.number if node.op == "count_at_least" else counted <= node.number
-    assert node.moment is not None
-    after = exists(query.where(Interaction.occurred_at >= node.moment))
-    if node.op == "any_after":
-        return after
-    if node.op == "none_after":
-        return not_(after)
-    # last_before: something before the date, nothing since
-    return and_(exists(query.where(Interaction.occurred_at < node.moment)), not_(after))
-
-
-def _missed(node: Condition) -> ColumnElement[bool]:
-    assert node.moment is not None
-    return exists(
-        select(MissedCall.id).where(
-            MissedCall.contact_id == Contact.id, MissedCall.occurred_at >= node.moment
-        )
+def _counted(node: Condition, more_than: int) -> Select[Any]:
+    """Contacts with more than ``more_than`` of the interactions since ``node.since``."""
+    assert node.since is not None
+    return (
+        _interactions(node)
+        .where(Interaction.occurred_at >= node.since)
+        .group_by(Interaction.contact_id)
+        .having(func.count(Interaction.id) > more_than)
     )
 
 
-def _deal(node: Condition) -> ColumnElement[bool]:
-    query = select(Deal.id).where(Deal.contact_id == Contact.id)
+def _interaction(node: Condition) -> Select[Any] | None:
+    """The positive forms as a set of contacts; the others are :func:`_interaction_test`."""
+    if node.op == "count_at_least":
+        assert node.number is not None
+        return _counted(node, node.number - 1) if node.number > 0 else None
+    if node.op == "any_after":
+        return _interactions(node).where(Interaction.occurred_at >= node.moment)
+    return None
+
+
+def _interaction_test(node: Condition) -> ColumnElement[bool]:
+    found = _interaction(node)
+    if found is not None:
+        return Contact.id.in_(found)
+    if node.op == "count_at_least":
+        return true()  # at least none
+    if node.op == "count_at_most":
+        assert node.number is not None
+        return Contact.id.not_in(_counted(node, node.number))
+    assert node.moment is not None
+    after = Contact.id.not_in(_interactions(node).where(Interaction.occurred_at >= node.moment))
+    if node.op == "none_after":
+        return after
+    # last_before: something before the date, nothing since
+    return and_(
+        Contact.id.in_(_interactions(node).where(Interaction.occurred_at < node.moment)), after
+    )
+
+
+def _missed(node: Condition) -> Select[Any]:
+    assert node.moment is not None
+    return select(MissedCall.contact_id).where(
+        MissedCall.contact_id.is_not(None), MissedCall.occurred_at >= node.moment
+    )
+
+
+def _deal(node: Condition) -> Select[Any]:
+    query = select(Deal.contact_id).where(Deal.contact_id.is_not(None))
     if node.pipeline_id is not None:
         query = query.where(Deal.pipeline_id == node.pipeline_id)
     if node.stage_id is not None:
@@ -223,41 +279,44 @@ def _deal(node: Condition) -> ColumnElement[bool]:
         query = query.join(Stage, Stage.id == Deal.stage_id).where(
             Stage.kind == kind, Deal.closed_at >= node.moment
         )
-    return exists(query)
+    return query
 
 
 def _import(node: Condition) -> ColumnElement[bool]:
     return Contact.import_id == node.number
 
 
-def _campaign(node: Condition) -> ColumnElement[bool]:
+def _campaign(node: Condition) -> Select[Any]:
     if node.op == "replied":
-        return exists(
-            select(Interaction.id).where(
-                Interaction.campaign_id == node.number,
-                Interaction.contact_id == Contact.id,
-                Interaction.direction == "in",
-            )
+        return select(Interaction.contact_id).where(
+            Interaction.campaign_id == node.number,
+            Interaction.contact_id.is_not(None),
+            Interaction.direction == "in",
         )
     states = ("sent", "dismissed") if node.op == "received" else ("bounced", "failed")
-    return exists(
-        select(Outbox.id).where(
-            Outbox.campaign_id == node.number,
-            Outbox.contact_id == Contact.id,
-            Outbox.state.in_(states),
-        )
+    return select(Outbox.contact_id).where(
+        Outbox.campaign_id == node.number,
+        Outbox.contact_id.is_not(None),
+        Outbox.state.in_(states),
     )
 
 
-def _list(node: Condition) -> ColumnElement[bool]:
-    return exists(
-        select(SegmentMember.contact_id).where(
-            SegmentMember.segment_id == node.number, SegmentMember.contact_id == Contact.id
-        )
-    )
+def _list(node: Condition) -> Select[Any]:
+    return select(SegmentMember.contact_id).where(SegmentMember.segment_id == node.number)
 
 
-_CONDITIONS: dict[Field, Any] = {
+_SETS: dict[Field, Any] = {
+    Field.TAG: _tag,
+    Field.CONSENT: _consent,
+    Field.INTERACTION: _interaction,
+    Field.MISSED_CALL: _missed,
+    Field.DEAL: _deal,
+    Field.CAMPAIGN: _campaign,
+    Field.LIST: _list,
+}
+"""Conditions on another table, as the set of contacts they hold (``None``: a negative form)."""
+
+_TESTS: dict[Field, Any] = {
     Field.NAME: _name,
     Field.COMPANY: _company,
     Field.CITY: _city,
@@ -265,12 +324,8 @@ _CONDITIONS: dict[Field, Any] = {
     Field.TIME_ZONE: _time_zone,
     Field.OWNER: _owner,
     Field.CREATED: _created,
-    Field.TAG: _tag,
-    Field.CONSENT: _consent,
-    Field.INTERACTION: _interaction,
-    Field.MISSED_CALL: _missed,
-    Field.DEAL: _deal,
     Field.IMPORT: _import,
-    Field.CAMPAIGN: _campaign,
-    Field.LIST: _list,
+    Field.CONSENT: _no_consent,
+    Field.INTERACTION: _interaction_test,
 }
+"""Conditions on the contact's own row, and the negative forms of the sets."""
