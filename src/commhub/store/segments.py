@@ -26,9 +26,10 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    union_all,
+    union,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CompoundSelect, FromClause, Subquery
 
 from commhub.domain.segments import Condition, Field, Group, Node, read_rules
 from commhub.models import (
@@ -52,7 +53,12 @@ from commhub.store.dialect import contains_text, unicode_lower
 
 def members(rules: Node) -> Select[Any]:
     """The ids of the contacts the tree holds now (not merged away)."""
-    return select(Contact.id).where(Contact.merged_into_id.is_(None), condition(rules))
+    tree = _Tree()
+    test = tree.condition(rules, top=True)
+    source: FromClause = Contact.__table__
+    for found in tree.joined:
+        source = source.outerjoin(found, found.c[0] == Contact.id)
+    return select(Contact.id).select_from(source).where(Contact.merged_into_id.is_(None), test)
 
 
 def listed(segment_id: int) -> Select[Any]:
@@ -101,23 +107,64 @@ async def sample(session: AsyncSession, chosen: Select[Any], limit: int) -> list
     return list(rows)
 
 
-def condition(node: Node) -> ColumnElement[bool]:
-    if isinstance(node, Group):
-        if node.kind == "not":
-            return not_(condition(node.children[0]))
-        if node.kind == "all":
-            return and_(true(), *(condition(child) for child in node.children))
-        # Siblings that are sets of contacts become one set: one IN, not one test per set.
-        sets = [found for child in node.children if (found := contacts_in(child)) is not None]
-        tests = [condition(child) for child in node.children if contacts_in(child) is None]
-        if sets:
-            tests.append(Contact.id.in_(sets[0] if len(sets) == 1 else union_all(*sets)))
-        return or_(false(), *tests)
-    found = contacts_in(node)
-    if found is not None:
-        return Contact.id.in_(found)
-    test: ColumnElement[bool] = _TESTS[node.field](node)
-    return test
+class _Tree:
+    """One tree's SQL: its conditions, and the sets it joins to ``contacts``.
+
+    A set on the path of ``all`` groups from the root (``top``) is ``contacts.id
+    IN (set)``: both databases start from the set or probe it. Anywhere else —
+    under ``any`` or ``not``, and every "not in" — the set is LEFT JOINed once
+    (distinct contact ids) and tested for NULL, because PostgreSQL runs an ``IN``
+    there as a subplan that, when the set is larger than its hash memory, rereads
+    the whole set for every contact; a join is hashed (or an anti-join) at any size.
+    """
+
+    def __init__(self) -> None:
+        self.joined: list[Subquery] = []
+
+    def condition(self, node: Node, *, top: bool) -> ColumnElement[bool]:
+        if isinstance(node, Group):
+            if node.kind == "not":
+                return not_(self.condition(node.children[0], top=False))
+            if node.kind == "all":
+                return and_(true(), *(self.condition(c, top=top) for c in node.children))
+            if len(node.children) == 1:
+                return self.condition(node.children[0], top=top)
+            # Siblings that are sets of contacts become one set: one test, not one per set.
+            sets = [found for child in node.children if (found := contacts_in(child)) is not None]
+            tests = [
+                self.condition(child, top=False)
+                for child in node.children
+                if contacts_in(child) is None
+            ]
+            if len(sets) == 1:
+                tests.append(self.within(sets[0], top=False))
+            elif sets:
+                tests.append(self.within(union(*sets), top=False))
+            return or_(false(), *tests)
+        found = contacts_in(node)
+        if found is not None:
+            return self.within(found, top=top)
+        if node.field in _NOT_SETS:
+            negative: ColumnElement[bool] = _NOT_SETS[node.field](node, self)
+            return negative
+        test: ColumnElement[bool] = _TESTS[node.field](node)
+        return test
+
+    def within(self, found: Select[Any] | CompoundSelect[Any], *, top: bool) -> ColumnElement[bool]:
+        if top:
+            return Contact.id.in_(found)
+        return self.join(found).is_not(None)
+
+    def outside(self, found: Select[Any]) -> ColumnElement[bool]:
+        return self.join(found).is_(None)
+
+    def join(self, found: Select[Any] | CompoundSelect[Any]) -> ColumnElement[Any]:
+        if isinstance(found, Select):
+            found = found.distinct()
+        joined = found.subquery(f"in_set_{len(self.joined) + 1}")
+        self.joined.append(joined)
+        column: ColumnElement[Any] = joined.c[0]
+        return column
 
 
 def contacts_in(node: Node) -> Select[Any] | None:
@@ -198,11 +245,11 @@ def _consent(node: Condition) -> Select[Any] | None:
     )
 
 
-def _no_consent(node: Condition) -> ColumnElement[bool]:
+def _no_consent(node: Condition, tree: _Tree) -> ColumnElement[bool]:
     answered = select(Consent.contact_id).where(
         Consent.channel == node.channel, Consent.purpose == node.purpose
     )
-    return Contact.id.not_in(answered)
+    return tree.outside(answered)
 
 
 def _interactions(node: Condition) -> Select[Any]:
@@ -224,7 +271,7 @@ def _counted(node: Condition, more_than: int) -> Select[Any]:
         _interactions(node)
         .where(Interaction.occurred_at >= node.since)
         .group_by(Interaction.contact_id)
-        .having(func.count(Interaction.id) > more_than)
+        .having(func.count() > more_than)
     )
 
 
@@ -238,23 +285,20 @@ def _interaction(node: Condition) -> Select[Any] | None:
     return None
 
 
-def _interaction_test(node: Condition) -> ColumnElement[bool]:
-    found = _interaction(node)
-    if found is not None:
-        return Contact.id.in_(found)
+def _interaction_test(node: Condition, tree: _Tree) -> ColumnElement[bool]:
+    """The forms that are not a plain set (:func:`_interaction` is ``None`` for them)."""
     if node.op == "count_at_least":
         return true()  # at least none
     if node.op == "count_at_most":
         assert node.number is not None
-        return Contact.id.not_in(_counted(node, node.number))
+        return tree.outside(_counted(node, node.number))
     assert node.moment is not None
-    after = Contact.id.not_in(_interactions(node).where(Interaction.occurred_at >= node.moment))
+    after = tree.outside(_interactions(node).where(Interaction.occurred_at >= node.moment))
     if node.op == "none_after":
         return after
     # last_before: something before the date, nothing since
-    return and_(
-        Contact.id.in_(_interactions(node).where(Interaction.occurred_at < node.moment)), after
-    )
+    before = _interactions(node).where(Interaction.occurred_at < node.moment)
+    return and_(tree.within(before, top=False), after)
 
 
 def _missed(node: Condition) -> Select[Any]:
@@ -325,7 +369,11 @@ _TESTS: dict[Field, Any] = {
     Field.OWNER: _owner,
     Field.CREATED: _created,
     Field.IMPORT: _import,
+}
+"""Conditions on the contact's own row."""
+
+_NOT_SETS: dict[Field, Any] = {
     Field.CONSENT: _no_consent,
     Field.INTERACTION: _interaction_test,
 }
-"""Conditions on the contact's own row, and the negative forms of the sets."""
+"""The forms of conditions on another table that are not a set of contacts ("none since")."""
