@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from load import END_UNIX, Shape, fill_postgres, fill_sqlite
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from commhub.domain.segments import read_rules
 from commhub.models import UTCDateTime
@@ -148,21 +150,27 @@ async def raw_count(session: AsyncSession, case: Case, backend: str) -> int:
     return int(found or 0)
 
 
-async def explain(session: AsyncSession, case: Case, backend: str) -> None:
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN [QUERY PLAN]`` of a statement, its parameters bound as the statement's own."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+
+
+@compiles(Explain)
+def _explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    prefix = "EXPLAIN QUERY PLAN " if compiler.dialect.name == "sqlite" else "EXPLAIN "
+    return prefix + str(compiler.process(element.statement, **kw))
+
+
+async def explain(session: AsyncSession, case: Case) -> None:
     """The plan of the compiled count, so a slow rule shows its cause."""
-    connection = await session.connection()
-    dialect = connection.dialect
     statement = select(func.count()).select_from(
         segments.members(read_rules(case.rules)).subquery()
     )
-    compiled = statement.compile(dialect=dialect)
-    values = []
-    for name in compiled.positiontup or ():
-        processor = compiled.binds[name].type._cached_bind_processor(dialect)
-        value = compiled.params[name]
-        values.append(processor(value) if processor else value)
-    prefix = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
-    rows = (await connection.exec_driver_sql(prefix + str(compiled), tuple(values))).all()
+    rows = (await session.execute(Explain(statement))).all()
     print(f"  plan of {case.label}:")
     for row in rows:
         print(f"    {row[-1]}")
@@ -203,7 +211,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> list[Comparison
         async with session_factory(engine)() as session:
             for case in CASES:
                 if args.explain:
-                    await explain(session, case, backend)
+                    await explain(session, case)
                 hub, raw = await hub_count(session, case), await raw_count(session, case, backend)
                 agreement = "same" if hub == raw else "DIFFERENT"
                 print(f"  {case.label}: hub counts {hub}, raw SQL {raw} ({agreement})")

@@ -136,10 +136,10 @@ class _Tree:
                 for child in node.children
                 if contacts_in(child) is None
             ]
-            if len(sets) == 1:
-                tests.append(self.within(sets[0], top=False))
-            elif sets:
-                tests.append(self.within(union(*sets), top=False))
+            if sets:
+                # Only sets: the group is one set, as good as a condition where it stands.
+                merged = sets[0] if len(sets) == 1 else union(*sets)
+                tests.append(self.within(merged, top=top and not tests))
             return or_(false(), *tests)
         found = contacts_in(node)
         if found is not None:
