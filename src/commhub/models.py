@@ -264,6 +264,16 @@ class Interaction(Base):
         Index("ix_interactions_card", "contact_id", "occurred_at", "id"),
         Index("ix_interactions_occurred_at", "occurred_at", "id"),
         Index("ix_interactions_operator", "operator_id", "occurred_at"),
+        # A segment's interaction conditions: the contacts with such interactions since a
+        # date, one range per channel, from the index alone.
+        Index(
+            "ix_interactions_segments",
+            "channel",
+            "occurred_at",
+            "direction",
+            "status",
+            "contact_id",
+        ),
         # A campaign's results (replies) and a segment's "received campaign X": campaign rows only.
         Index(
             "ix_interactions_campaign",

@@ -1,9 +1,12 @@
 """A segment's rule tree as SQL: one condition on ``contacts`` per node, the same on both databases.
 
-Every condition on another table is an ``EXISTS`` correlated on the contact,
-answered by that table's index on ``contact_id`` (the card's index for
-interactions), so a tree of any shape stays one statement the database can
-plan. Merged-away contacts are never members.
+A condition on another table is the set of contacts it holds —
+``contacts.id IN (SELECT contact_id FROM … WHERE …)`` — which the database
+reads once per count from that table's index (the interactions' segment index
+for interaction conditions), instead of one correlated lookup per contact; an
+``any`` group's sets become one ``IN`` over their ``UNION ALL``. The sets never
+hold NULL, so ``NOT`` and ``NOT IN`` mean "not in the set". A tree of any
+shape stays one statement. Merged-away contacts are never members.
 """
 
 from __future__ import annotations
@@ -12,8 +15,21 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CompoundSelect, FromClause, Subquery
 
 from commhub.domain.segments import Condition, Field, Group, Node, read_rules
 from commhub.models import (
@@ -37,7 +53,12 @@ from commhub.store.dialect import contains_text, unicode_lower
 
 def members(rules: Node) -> Select[Any]:
     """The ids of the contacts the tree holds now (not merged away)."""
-    return select(Contact.id).where(Contact.merged_into_id.is_(None), condition(rules))
+    tree = _Tree()
+    test = tree.condition(rules, top=True)
+    source: FromClause = Contact.__table__
+    for found in tree.joined:
+        source = source.outerjoin(found, found.c[0] == Contact.id)
+    return select(Contact.id).select_from(source).where(Contact.merged_into_id.is_(None), test)
 
 
 def listed(segment_id: int) -> Select[Any]:
@@ -86,13 +107,71 @@ async def sample(session: AsyncSession, chosen: Select[Any], limit: int) -> list
     return list(rows)
 
 
-def condition(node: Node) -> ColumnElement[bool]:
-    if isinstance(node, Group):
-        parts = [condition(child) for child in node.children]
-        if node.kind == "not":
-            return not_(parts[0])
-        return and_(true(), *parts) if node.kind == "all" else or_(false(), *parts)
-    found: ColumnElement[bool] = _CONDITIONS[node.field](node)
+class _Tree:
+    """One tree's SQL: its conditions, and the sets it joins to ``contacts``.
+
+    A set on the path of ``all`` groups from the root (``top``) is ``contacts.id
+    IN (set)``: both databases start from the set or probe it. Anywhere else —
+    under ``any`` or ``not``, and every "not in" — the set is LEFT JOINed once
+    (distinct contact ids) and tested for NULL, because PostgreSQL runs an ``IN``
+    there as a subplan that, when the set is larger than its hash memory, rereads
+    the whole set for every contact; a join is hashed (or an anti-join) at any size.
+    """
+
+    def __init__(self) -> None:
+        self.joined: list[Subquery] = []
+
+    def condition(self, node: Node, *, top: bool) -> ColumnElement[bool]:
+        if isinstance(node, Group):
+            if node.kind == "not":
+                return not_(self.condition(node.children[0], top=False))
+            if node.kind == "all":
+                return and_(true(), *(self.condition(c, top=top) for c in node.children))
+            if len(node.children) == 1:
+                return self.condition(node.children[0], top=top)
+            # Siblings that are sets of contacts become one set: one test, not one per set.
+            sets = [found for child in node.children if (found := contacts_in(child)) is not None]
+            tests = [
+                self.condition(child, top=False)
+                for child in node.children
+                if contacts_in(child) is None
+            ]
+            if sets:
+                # Only sets: the group is one set, as good as a condition where it stands.
+                merged = sets[0] if len(sets) == 1 else union(*sets)
+                tests.append(self.within(merged, top=top and not tests))
+            return or_(false(), *tests)
+        found = contacts_in(node)
+        if found is not None:
+            return self.within(found, top=top)
+        if node.field in _NOT_SETS:
+            negative: ColumnElement[bool] = _NOT_SETS[node.field](node, self)
+            return negative
+        test: ColumnElement[bool] = _TESTS[node.field](node)
+        return test
+
+    def within(self, found: Select[Any] | CompoundSelect[Any], *, top: bool) -> ColumnElement[bool]:
+        if top:
+            return Contact.id.in_(found)
+        return self.join(found).is_not(None)
+
+    def outside(self, found: Select[Any]) -> ColumnElement[bool]:
+        return self.join(found).is_(None)
+
+    def join(self, found: Select[Any] | CompoundSelect[Any]) -> ColumnElement[Any]:
+        if isinstance(found, Select):
+            found = found.distinct()
+        joined = found.subquery(f"in_set_{len(self.joined) + 1}")
+        self.joined.append(joined)
+        column: ColumnElement[Any] = joined.c[0]
+        return column
+
+
+def contacts_in(node: Node) -> Select[Any] | None:
+    """The ids of the contacts a condition on another table holds (never NULL), if it is one."""
+    if isinstance(node, Group) or node.field not in _SETS:
+        return None
+    found: Select[Any] | None = _SETS[node.field](node)
     return found
 
 
@@ -148,27 +227,34 @@ def _created(node: Condition) -> ColumnElement[bool]:
     )
 
 
-def _tag(node: Condition) -> ColumnElement[bool]:
-    return exists(
-        select(ContactTag.tag_id)
+def _tag(node: Condition) -> Select[Any]:
+    return (
+        select(ContactTag.contact_id)
         .join(Tag, Tag.id == ContactTag.tag_id)
-        .where(ContactTag.contact_id == Contact.id, Tag.name == node.text)
+        .where(Tag.name == node.text)
     )
 
 
-def _consent(node: Condition) -> ColumnElement[bool]:
-    answer = select(Consent.id).where(
-        Consent.contact_id == Contact.id,
+def _consent(node: Condition) -> Select[Any] | None:
+    if node.op == "none":
+        return None
+    return select(Consent.contact_id).where(
         Consent.channel == node.channel,
         Consent.purpose == node.purpose,
+        Consent.granted.is_(node.op == "granted"),
     )
-    if node.op == "none":
-        return not_(exists(answer))
-    return exists(answer.where(Consent.granted.is_(node.op == "granted")))
+
+
+def _no_consent(node: Condition, tree: _Tree) -> ColumnElement[bool]:
+    answered = select(Consent.contact_id).where(
+        Consent.channel == node.channel, Consent.purpose == node.purpose
+    )
+    return tree.outside(answered)
 
 
 def _interactions(node: Condition) -> Select[Any]:
-    query = select(Interaction.id).where(Interaction.contact_id == Contact.id)
+    """The contacts' interactions the condition looks at, by the segments' covering index."""
+    query = select(Interaction.contact_id).where(Interaction.contact_id.is_not(None))
     if node.channel:
         query = query.where(Interaction.channel == node.channel)
     else:
@@ -178,38 +264,52 @@ def _interactions(node: Condition) -> Select[Any]:
     return query
 
 
-def _interaction(node: Condition) -> ColumnElement[bool]:
-    query = _interactions(node)
-    if node.op in ("count_at_least", "count_at_most"):
-        assert node.since is not None and node.number is not None
-        counted = (
-            query.where(Interaction.occurred_at >= node.since)
-            .with_only_columns(func.count(Interaction.id))
-            .correlate(Contact)
-            .scalar_subquery()
-        )
-        return counted >= node.number if node.op == "count_at_least" else counted <= node.number
-    assert node.moment is not None
-    after = exists(query.where(Interaction.occurred_at >= node.moment))
-    if node.op == "any_after":
-        return after
-    if node.op == "none_after":
-        return not_(after)
-    # last_before: something before the date, nothing since
-    return and_(exists(query.where(Interaction.occurred_at < node.moment)), not_(after))
-
-
-def _missed(node: Condition) -> ColumnElement[bool]:
-    assert node.moment is not None
-    return exists(
-        select(MissedCall.id).where(
-            MissedCall.contact_id == Contact.id, MissedCall.occurred_at >= node.moment
-        )
+def _counted(node: Condition, more_than: int) -> Select[Any]:
+    """Contacts with more than ``more_than`` of the interactions since ``node.since``."""
+    assert node.since is not None
+    return (
+        _interactions(node)
+        .where(Interaction.occurred_at >= node.since)
+        .group_by(Interaction.contact_id)
+        .having(func.count() > more_than)
     )
 
 
-def _deal(node: Condition) -> ColumnElement[bool]:
-    query = select(Deal.id).where(Deal.contact_id == Contact.id)
+def _interaction(node: Condition) -> Select[Any] | None:
+    """The positive forms as a set of contacts; the others are :func:`_interaction_test`."""
+    if node.op == "count_at_least":
+        assert node.number is not None
+        return _counted(node, node.number - 1) if node.number > 0 else None
+    if node.op == "any_after":
+        return _interactions(node).where(Interaction.occurred_at >= node.moment)
+    return None
+
+
+def _interaction_test(node: Condition, tree: _Tree) -> ColumnElement[bool]:
+    """The forms that are not a plain set (:func:`_interaction` is ``None`` for them)."""
+    if node.op == "count_at_least":
+        return true()  # at least none
+    if node.op == "count_at_most":
+        assert node.number is not None
+        return tree.outside(_counted(node, node.number))
+    assert node.moment is not None
+    after = tree.outside(_interactions(node).where(Interaction.occurred_at >= node.moment))
+    if node.op == "none_after":
+        return after
+    # last_before: something before the date, nothing since
+    before = _interactions(node).where(Interaction.occurred_at < node.moment)
+    return and_(tree.within(before, top=False), after)
+
+
+def _missed(node: Condition) -> Select[Any]:
+    assert node.moment is not None
+    return select(MissedCall.contact_id).where(
+        MissedCall.contact_id.is_not(None), MissedCall.occurred_at >= node.moment
+    )
+
+
+def _deal(node: Condition) -> Select[Any]:
+    query = select(Deal.contact_id).where(Deal.contact_id.is_not(None))
     if node.pipeline_id is not None:
         query = query.where(Deal.pipeline_id == node.pipeline_id)
     if node.stage_id is not None:
@@ -223,41 +323,44 @@ def _deal(node: Condition) -> ColumnElement[bool]:
         query = query.join(Stage, Stage.id == Deal.stage_id).where(
             Stage.kind == kind, Deal.closed_at >= node.moment
         )
-    return exists(query)
+    return query
 
 
 def _import(node: Condition) -> ColumnElement[bool]:
     return Contact.import_id == node.number
 
 
-def _campaign(node: Condition) -> ColumnElement[bool]:
+def _campaign(node: Condition) -> Select[Any]:
     if node.op == "replied":
-        return exists(
-            select(Interaction.id).where(
-                Interaction.campaign_id == node.number,
-                Interaction.contact_id == Contact.id,
-                Interaction.direction == "in",
-            )
+        return select(Interaction.contact_id).where(
+            Interaction.campaign_id == node.number,
+            Interaction.contact_id.is_not(None),
+            Interaction.direction == "in",
         )
     states = ("sent", "dismissed") if node.op == "received" else ("bounced", "failed")
-    return exists(
-        select(Outbox.id).where(
-            Outbox.campaign_id == node.number,
-            Outbox.contact_id == Contact.id,
-            Outbox.state.in_(states),
-        )
+    return select(Outbox.contact_id).where(
+        Outbox.campaign_id == node.number,
+        Outbox.contact_id.is_not(None),
+        Outbox.state.in_(states),
     )
 
 
-def _list(node: Condition) -> ColumnElement[bool]:
-    return exists(
-        select(SegmentMember.contact_id).where(
-            SegmentMember.segment_id == node.number, SegmentMember.contact_id == Contact.id
-        )
-    )
+def _list(node: Condition) -> Select[Any]:
+    return select(SegmentMember.contact_id).where(SegmentMember.segment_id == node.number)
 
 
-_CONDITIONS: dict[Field, Any] = {
+_SETS: dict[Field, Any] = {
+    Field.TAG: _tag,
+    Field.CONSENT: _consent,
+    Field.INTERACTION: _interaction,
+    Field.MISSED_CALL: _missed,
+    Field.DEAL: _deal,
+    Field.CAMPAIGN: _campaign,
+    Field.LIST: _list,
+}
+"""Conditions on another table, as the set of contacts they hold (``None``: a negative form)."""
+
+_TESTS: dict[Field, Any] = {
     Field.NAME: _name,
     Field.COMPANY: _company,
     Field.CITY: _city,
@@ -265,12 +368,12 @@ _CONDITIONS: dict[Field, Any] = {
     Field.TIME_ZONE: _time_zone,
     Field.OWNER: _owner,
     Field.CREATED: _created,
-    Field.TAG: _tag,
-    Field.CONSENT: _consent,
-    Field.INTERACTION: _interaction,
-    Field.MISSED_CALL: _missed,
-    Field.DEAL: _deal,
     Field.IMPORT: _import,
-    Field.CAMPAIGN: _campaign,
-    Field.LIST: _list,
 }
+"""Conditions on the contact's own row."""
+
+_NOT_SETS: dict[Field, Any] = {
+    Field.CONSENT: _no_consent,
+    Field.INTERACTION: _interaction_test,
+}
+"""The forms of conditions on another table that are not a set of contacts ("none since")."""
