@@ -94,6 +94,29 @@ def _lower_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> s
     return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
 
 
+class not_indexed(FunctionElement[str]):
+    """A column that SQLite must not pick an index for: a term beside ``id IN (…)``.
+
+    Without statistics SQLite's planner may take ``state = 'queued'`` through
+    the state index over the id list, reading every queued row per claim (a
+    campaign's backlog: thousands per four messages). SQLite's unary ``+``
+    takes the term out of index choice; other databases plan by statistics.
+    """
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(not_indexed)
+def _plain(element: not_indexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(not_indexed, "sqlite")
+def _plus(element: not_indexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
 def python_lower(text: str | None) -> str | None:
     """The function registered on SQLite connections as ``SQLITE_LOWER``."""
     return None if text is None else text.lower()

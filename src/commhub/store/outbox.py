@@ -33,6 +33,7 @@ from commhub.store.campaign_rows import (
     campaign_running,
     consent_holds,
 )
+from commhub.store.dialect import not_indexed
 
 QUEUED: Final = "queued"
 SENDING: Final = "sending"
@@ -87,7 +88,7 @@ async def claim(
     await withhold(session, ids)
     rows = await session.execute(
         update(Outbox)
-        .where(Outbox.id.in_(list(ids)), Outbox.state == QUEUED, campaign_running())
+        .where(Outbox.id.in_(list(ids)), not_indexed(Outbox.state) == QUEUED, campaign_running())
         .values(
             state=SENDING,
             claimed_by=holder,
@@ -112,7 +113,7 @@ async def withhold(session: AsyncSession, ids: Sequence[int]) -> list[int]:
             update(Outbox)
             .where(
                 Outbox.id.in_(list(ids)),
-                Outbox.state == QUEUED,
+                not_indexed(Outbox.state) == QUEUED,
                 Outbox.campaign_id.is_not(None),
                 not_(consent_holds()),
             )
@@ -137,7 +138,11 @@ async def renew(
         return 0
     result = await session.execute(
         update(Outbox)
-        .where(Outbox.id.in_(list(ids)), Outbox.state == SENDING, Outbox.claimed_by == holder)
+        .where(
+            Outbox.id.in_(list(ids)),
+            not_indexed(Outbox.state) == SENDING,
+            Outbox.claimed_by == holder,
+        )
         .values(lease_until=utcnow() + timedelta(seconds=lease_s))
     )
     await session.commit()
