@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.channels import Mailbox, OutboundEmail, SendResult
 from commhub.domain.interactions import Medium, Status
 from commhub.models import Email, Interaction, Outbox, utcnow
 from commhub.services.dispatch import Claimed, Due, RetryPolicy, StatusChange
-from commhub.store import emails as store
 from commhub.store import outbox as claims
 from commhub.store.campaign_rows import campaign_running
+from commhub.store.dialect import not_indexed
 
 
 class EmailDelivery:
@@ -68,30 +68,57 @@ class EmailDelivery:
     async def record_sent(
         self, session: AsyncSession, source: str, batch: Sequence[tuple[Claimed, Any]]
     ) -> list[StatusChange]:
-        for item, accepted in batch:
-            result = cast(SendResult, accepted)
-            refused = "; ".join(f"{a}: {why}" for a, why in result.refused.items())
-            done = await session.execute(
-                update(Outbox)
-                .where(claims.held_by(item.holder, item.outbox_id))
-                .values(
-                    state=claims.SENT,
-                    sent_at=result.accepted_at,
-                    reply=result.reply,
-                    last_error=refused or None,
-                    lease_until=None,
-                )
-                .returning(Outbox.interaction_id)
+        """Three statements per batch, whatever its size: one row at a time capped a campaign.
+
+        Each row is written only while its claimer still holds it; the card
+        entries move to "sent" only for the rows this batch settled.
+        """
+        if not batch:
+            return []
+        settled = [
+            {
+                "oid": item.outbox_id,
+                "holder": item.holder,
+                "at": result.accepted_at,
+                "answer": result.reply,
+                "error": "; ".join(f"{a}: {why}" for a, why in result.refused.items()) or None,
+            }
+            for item, result in ((i, cast(SendResult, a)) for i, a in batch)
+        ]
+        connection = await session.connection()
+        await connection.execute(
+            update(Outbox)
+            .where(
+                Outbox.id == bindparam("oid"),
+                # Spelled out: an IN list cannot be bound once per row of an executemany.
+                or_(Outbox.state == claims.SENDING, Outbox.state == claims.UNCERTAIN),
+                Outbox.claimed_by == bindparam("holder"),
             )
-            interaction_id = done.scalar()
-            if interaction_id is None:
-                continue  # settled meanwhile by someone who knew
-            await store.set_status(
-                session,
-                interaction_id,
-                Status.SENT.value,
-                only_from=[Status.QUEUED.value, Status.UNCERTAIN.value],
+            .values(
+                state=claims.SENT,
+                sent_at=bindparam("at"),
+                reply=bindparam("answer"),
+                last_error=bindparam("error"),
+                lease_until=None,
+            ),
+            settled,
+        )
+        ids = [item.outbox_id for item, _ in batch]
+        await session.execute(
+            update(Interaction)
+            .where(
+                Interaction.id.in_(
+                    select(Outbox.interaction_id).where(
+                        Outbox.id.in_(ids),
+                        not_indexed(Outbox.state) == claims.SENT,
+                        Outbox.claimed_by.in_({item.holder for item, _ in batch}),
+                    )
+                ),
+                Interaction.status.in_((Status.QUEUED.value, Status.UNCERTAIN.value)),
             )
+            .values(status=Status.SENT.value)
+            .execution_options(synchronize_session=False)
+        )
         await session.commit()
         return []
 
