@@ -13,10 +13,12 @@ rather than a second message.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commhub.domain.campaigns import (
@@ -30,6 +32,8 @@ from commhub.models import Campaign, CampaignRecipient, Contact, utcnow
 from commhub.services import campaign_messages
 from commhub.services.database import Database
 from commhub.store import campaign_lists as lists
+
+log = logging.getLogger(__name__)
 
 FREEZE_JOB: Final = "campaign_freeze"
 FILL_JOB: Final = "campaign_fill"
@@ -127,7 +131,23 @@ async def _running(session: AsyncSession, campaign_id: int) -> None:
 
 
 async def fill(db: Database, campaign_id: int, chunk: int, *, public_url: str, zone: str) -> int:
-    """Write the outbox rows of the pending recipients in ``chunk``; one transaction."""
+    """Write the outbox rows of the pending recipients in ``chunk``; one transaction.
+
+    On SQLite (no row locks) a second job on the chunk, started while the first
+    was still writing, meets the unique key when the first commits: if nothing
+    of the chunk is pending any more, the work was done and this job did none.
+    """
+    try:
+        return await _fill(db, campaign_id, chunk, public_url=public_url, zone=zone)
+    except IntegrityError:
+        async with db() as session:
+            if await _pending(session, campaign_id, chunk):
+                raise
+        log.info("campaign %d: chunk %d was written by another job", campaign_id, chunk)
+        return 0
+
+
+async def _fill(db: Database, campaign_id: int, chunk: int, *, public_url: str, zone: str) -> int:
     async with db() as session:
         campaign = await session.get(Campaign, campaign_id)
         if (
