@@ -11,7 +11,7 @@ the peer's work is not the hub's):
 - **campaign**: a campaign to a static list of ``rate × seconds`` people, the
   whole path — the keeper, fill jobs writing the messages, the one dispatcher;
 - **baseline**: the same number of one-off SMS queued through the API's service
-  (``queue_sms``) before the clock starts, sent by the same dispatcher.
+  (``queue_sms``) before the gateway's dispatcher starts, then sent by the same dispatcher.
 
 The peer stamps each message's arrival; achieved rate = (n - 1) / (last - first).
 Printed: both rates, their ratio, the configured rate, and how many arrived of
@@ -95,9 +95,26 @@ async def one_run(
         },
         context=ChannelContext(phone_region="RU", public_url="http://127.0.0.1:9"),
     )
-    hub = await open_hub(settings.model_copy(update={"migrate_on_start": True}), channels=[gateway])
+    settings = settings.model_copy(update={"migrate_on_start": True})
+    numbers = [f"+7916{n:07d}" for n in range(count)]
+    if not campaign:
+        # Queued whole before the gateway's dispatcher starts: queued while it ran, the one-off
+        # messages would reach it only as fast as they were queued (~150/s, one commit each).
+        queuing = await open_hub(settings, channels=[])
+        try:
+            async with queuing.sessions() as session:
+                for number in numbers:
+                    await queue_sms(
+                        session,
+                        [gateway],
+                        SmsRequest(text="Скидка 10% до пятницы", to=number),
+                        user_id=None,
+                        region="RU",
+                    )
+        finally:
+            await queuing.close()
+    hub = await open_hub(settings, channels=[gateway])
     try:
-        numbers = [f"+7916{n:07d}" for n in range(count)]
         if campaign:
             segment_id, template_id = await people(hub, numbers)
             row = await campaigns.create(
@@ -117,15 +134,6 @@ async def one_run(
                 hub.sessions, row.id, Senders(mailboxes={}, sms_gateways={"twilio": (NUMBER,)})
             )
         else:
-            async with hub.sessions() as session:
-                for number in numbers:
-                    await queue_sms(
-                        session,
-                        [gateway],
-                        SmsRequest(text="Скидка 10% до пятницы", to=number),
-                        user_id=None,
-                        region="RU",
-                    )
             hub.dispatch_now("twilio")
         stamps: list[tuple[float, str]] = []
         deadline = time.monotonic() + seconds * 3 + 60
