@@ -60,7 +60,7 @@ async def test_an_email_preview_shows_html_in_a_frame_that_runs_no_script(
     await page.fill("#template-text", "Hi {{ contact.first_name }}")
     await page.fill(
         "#template-html",
-        "<p id='hello'>Hi {{ contact.first_name }}</p>"
+        "<p id='hello' style='color: rgb(200, 0, 0)'>Hi {{ contact.first_name }}</p>"
         "<script>parent.document.title = 'owned'; document.body.append('ran')</script>"
         "<img src=x onerror=\"parent.document.title='owned'\">",
     )
@@ -68,6 +68,10 @@ async def test_an_email_preview_shows_html_in_a_frame_that_runs_no_script(
     await expect(frame).to_be_visible()
     await expect(frame).to_have_attribute("sandbox", "")
     await expect(page.frame_locator("#preview-html").locator("#hello")).to_have_text("Hi Alex")
+    # Its styles show, as the e-mail will look (the frame has a received e-mail's policy).
+    hello = page.frame_locator("#preview-html").locator("#hello")
+    color = await hello.evaluate("node => getComputedStyle(node).color")
+    assert color == "rgb(200, 0, 0)"
     await expect(page.locator("#preview-subject")).to_have_text("Hi Alex")
     await page.wait_for_timeout(300)
     assert await page.title() != "owned"

@@ -258,6 +258,7 @@ def add_routes(app: web.Application) -> None:
             web.post("/segments/{id}/members/remove", segments_page.remove_members),
             web.get("/templates", template_editor.templates_list),
             web.post("/templates/copy", template_editor.copy_stock),
+            web.post("/templates/preview-frame", template_editor.preview_frame),
             web.get("/templates/new", template_editor.new_template_form),
             web.post("/templates/new", template_editor.create_template),
             web.get("/templates/{id}", template_editor.template_page),

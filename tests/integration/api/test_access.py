@@ -221,6 +221,7 @@ EXPECTED: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/templates/copy"): MARKETING,
     ("GET", "/templates/new"): MARKETING,
     ("POST", "/templates/new"): MARKETING,
+    ("POST", "/templates/preview-frame"): MARKETING,
     ("GET", "/templates/{id}"): MARKETING,
     ("POST", "/templates/{id}"): MARKETING,
     ("POST", "/templates/{id}/delete"): MARKETING,

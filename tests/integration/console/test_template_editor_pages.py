@@ -154,3 +154,29 @@ async def test_the_pages_speak_russian(client: Client) -> None:
         shown = await client.get(path, headers=russian)
         assert shown.status == 200
         assert f"<h1>{heading}</h1>" in await shown.text()
+
+
+async def test_the_preview_frame_shows_the_html_with_a_received_emails_policy(
+    client: Client,
+) -> None:
+    """The editor's frame: its styles allowed, nothing else; too large or forged is refused."""
+    csrf = await log_in(client, "marketer")
+    html = "<p style='color: red'>Hi Alex</p><script>alert(1)</script>"
+    shown = await client.post(
+        "/templates/preview-frame", data={"csrf_token": csrf, "html": html}, headers=HTML
+    )
+    assert shown.status == 200
+    assert await shown.text() == html
+    policy = shown.headers["Content-Security-Policy"]
+    assert policy.startswith("sandbox;")  # a unique origin where no script runs
+    assert "style-src 'unsafe-inline'" in policy
+    assert "script-src" not in policy and "default-src 'none'" in policy
+    assert shown.headers["X-Frame-Options"] == "SAMEORIGIN"
+    huge = await client.post(
+        "/templates/preview-frame",
+        data={"csrf_token": csrf, "html": "x" * (700 * 1024)},
+        headers=HTML,
+    )
+    assert huge.status in (413, 422), huge.status
+    forged = await client.post("/templates/preview-frame", data={"html": html}, headers=HTML)
+    assert forged.status == 403

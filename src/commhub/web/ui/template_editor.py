@@ -5,7 +5,8 @@ line, shows the page again with everything typed kept); its script
 (``static/template_editor.js``) previews the unsaved text as the user types
 through ``/api/v1/templates/preview``, for a chosen contact or the made-up
 client, and asks the same API who in a segment lacks a value and to send a
-test. An e-mail's HTML is shown in a sandboxed frame that runs no script.
+test. An e-mail's HTML is shown in a sandboxed frame that runs no script, served
+(``preview_frame``) with the policy of a received e-mail's frame, so its styles show.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from commhub.web.api.template_schemas import TEXT
 from commhub.web.endpoints import endpoint, path_id
 from commhub.web.keys import DATABASE, principal
 from commhub.web.ui import flash
+from commhub.web.ui.cards import MAIL_HTML_POLICY
 from commhub.web.ui.forms import Form, read_form
 from commhub.web.ui.render import page, viewer
 from commhub.web.ui.segments_page import Refusal
@@ -54,6 +56,36 @@ async def copy_stock(request: web.Request) -> web.StreamResponse:
         user_id=principal(request).user_id,
     )
     raise flash.redirect(f"{HOME}/{row.id}", "Copied: %(name)s.", name=row.name)
+
+
+PREVIEW_BYTES: Final = 600 * 1024
+"""A rendered template's HTML is capped at 512 KiB; this leaves room for the form's encoding."""
+
+
+@endpoint(
+    "The editor's rendered e-mail HTML, shown back in its sandboxed frame with its styles.",
+    permission=Permission.TEMPLATES,
+    tag="pages",
+)
+async def preview_frame(request: web.Request) -> web.StreamResponse:
+    # The console's own policy allows no inline style; a frame loaded by srcdoc inherits it, so
+    # the editor posts what the preview rendered here and the frame gets a received e-mail's
+    # policy instead: a unique origin, no script, no request out, inline styles only.
+    form = await read_form(request)
+    html = form.get("html", "")
+    if len(html.encode()) > PREVIEW_BYTES:
+        raise InvalidInput("html", "the preview is larger than a template may render")
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": MAIL_HTML_POLICY,
+            "X-Frame-Options": "SAMEORIGIN",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @endpoint("The editor for a new template.", permission=Permission.TEMPLATES, tag="pages")

@@ -1,8 +1,10 @@
 // The template editor's preview: the unsaved template written out (debounced) as the
 // user types, for the made-up client or a chosen contact, through
 // /api/v1/templates/preview. A template is hostile input: its HTML goes only into an
-// iframe with an empty sandbox (no script, no same origin) via srcdoc, and every
-// other piece of it into textContent. Errors (a syntax error and its line, the
+// iframe with an empty sandbox (no script, no same origin), loaded from
+// /templates/preview-frame with a received e-mail's policy (its styles show; srcdoc
+// would inherit the console's, which allows none), and every other piece of it
+// into textContent. Errors (a syntax error and its line, the
 // sandbox, a time or size limit) come back from the hub as messages and are shown.
 "use strict";
 
@@ -99,10 +101,11 @@
     $("preview-subject").textContent = shown.subject;
     $("preview-text").textContent = shown.text;
     if (shown.html !== null && channel() === "email") {
-      frame.srcdoc = shown.html;
+      const shipping = $("preview-frame-form");
+      shipping.elements.html.value = shown.html;
+      shipping.submit();
       frame.hidden = false;
     } else {
-      frame.removeAttribute("srcdoc");
       frame.hidden = true;
     }
     const sms = $("preview-sms");
