@@ -1,10 +1,11 @@
 """The e-mail part of dispatching: which rows a mailbox sends, and what the server's answer writes.
 
 A mailbox sends over its SMTP connections (``connections``, one by default),
-so its dispatcher has one message in flight per connection (``Mailbox.window``):
-one more claimed would wait for a connection and, after a crash, be "in doubt"
-though it never reached the server. SMTP keeps no list to ask,
-so a message in doubt stays for a person (resend or dismiss).
+so its dispatcher has one message in flight per connection (``Mailbox.window``).
+It claims a few tens ahead (``dispatch.claim_group``): after a crash those it had
+not handed over yet are "in doubt" with those in flight, though they never
+reached the server. SMTP keeps no list to ask, so a message in doubt stays
+for a person (resend or dismiss).
 """
 
 from __future__ import annotations

@@ -149,6 +149,29 @@ async def renew(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def give_back(session: AsyncSession, *, holder: str, ids: Sequence[int]) -> int:
+    """Rows this holder claimed and never handed over: queued as before the claim; commits."""
+    if not ids:
+        return 0
+    result = await session.execute(
+        update(Outbox)
+        .where(
+            Outbox.id.in_(list(ids)),
+            not_indexed(Outbox.state) == SENDING,
+            Outbox.claimed_by == holder,
+        )
+        .values(
+            state=QUEUED,
+            claimed_by=None,
+            claimed_at=None,
+            lease_until=None,
+            attempts=Outbox.attempts - 1,
+        )
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def held_by(holder: str, outbox_id: Any) -> Any:
     """The condition under which a holder may still write its row's outcome.
 
