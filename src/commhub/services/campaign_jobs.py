@@ -13,6 +13,7 @@ rather than a second message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any, Final
@@ -137,6 +138,29 @@ async def fill(db: Database, campaign_id: int, chunk: int, *, public_url: str, z
     was still writing, meets the unique key when the first commits: if nothing
     of the chunk is pending any more, the work was done and this job did none.
     """
+    # One fill per chunk at a time in this process: the keeper hands a chunk out again after
+    # RETRY_AFTER_S, and the in-process runner may start it beside a first try still writing.
+    key = (campaign_id, chunk)
+    lock, users = _CHUNK_LOCKS.get(key, (asyncio.Lock(), 0))
+    _CHUNK_LOCKS[key] = (lock, users + 1)
+    try:
+        async with lock:
+            return await _fill_once(db, campaign_id, chunk, public_url=public_url, zone=zone)
+    finally:
+        lock, users = _CHUNK_LOCKS[key]
+        if users == 1:
+            del _CHUNK_LOCKS[key]
+        else:
+            _CHUNK_LOCKS[key] = (lock, users - 1)
+
+
+_CHUNK_LOCKS: dict[tuple[int, int], tuple[asyncio.Lock, int]] = {}
+"""A lock per chunk being filled here, with how many jobs hold or wait for it."""
+
+
+async def _fill_once(
+    db: Database, campaign_id: int, chunk: int, *, public_url: str, zone: str
+) -> int:
     try:
         return await _fill(db, campaign_id, chunk, public_url=public_url, zone=zone)
     except IntegrityError:
