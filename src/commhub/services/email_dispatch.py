@@ -112,7 +112,7 @@ class EmailDelivery:
                     select(Outbox.interaction_id).where(
                         Outbox.id.in_(ids),
                         not_indexed(Outbox.state) == claims.SENT,
-                        Outbox.claimed_by.in_({item.holder for item, _ in batch}),
+                        Outbox.claimed_by.in_(sorted({item.holder for item, _ in batch})),
                     )
                 ),
                 Interaction.status.in_((Status.QUEUED.value, Status.UNCERTAIN.value)),
