@@ -18,11 +18,12 @@ from playwright.async_api import Page, expect
 
 from commhub.config import Settings
 from commhub.domain.contacts import ConsentChoice, ContactDraft
-from commhub.models import MessageTemplate, Segment, SegmentMember
+from commhub.models import MessageTemplate
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
 from daylight import midday_zone
 from smtp_sink import SmtpSink
+from static_lists import static_list
 
 PEOPLE = 3
 
@@ -66,18 +67,13 @@ async def _audience(sessions: SessionFactory) -> None:
             source="test",
         )
         ids.append(view.id)
-    async with sessions() as session:
-        segment = Segment(name="Newsletter readers", kind="static")
-        template = MessageTemplate(
-            name="December letter",
-            channel="email",
-            subject="News for {{ contact.first_name }}",
-            text="Hello!\nUnsubscribe: {{ unsubscribe_url }}\n",
-        )
-        session.add_all([segment, template])
-        await session.flush()
-        session.add_all(SegmentMember(segment_id=segment.id, contact_id=i) for i in ids)
-        await session.commit()
+    letter = MessageTemplate(
+        name="December letter",
+        channel="email",
+        subject="News for {{ contact.first_name }}",
+        text="Hello!\nUnsubscribe: {{ unsubscribe_url }}\n",
+    )
+    await static_list(sessions, "Newsletter readers", ids, letter)
 
 
 async def test_marketer_starts_a_campaign_and_its_page_shows_it_finish_without_reloading(

@@ -37,8 +37,6 @@ from commhub.models import (
     Interaction,
     MessageTemplate,
     Outbox,
-    Segment,
-    SegmentMember,
     Suppression,
     utcnow,
 )
@@ -51,6 +49,7 @@ from commhub.store.engine import SessionFactory
 from daylight import midday_zone
 from dovecot import DovecotServer
 from feedback_reports import feedback_report
+from static_lists import static_list
 
 MAILBOX = "news"
 ADDRESS = "news@example.com"
@@ -113,19 +112,13 @@ async def campaign(
     purpose: Purpose = Purpose.MARKETING,
 ) -> int:
     """A running campaign to ``members`` whose messages are written and queued."""
-    async with sessions() as session:
-        segment = Segment(name=f"{name} list", kind="static")
-        template = MessageTemplate(
-            name=name,
-            channel=channel.value,
-            subject="News for {{ contact.first_name }}",
-            text="Hello {{ contact.name }}! Unsubscribe: {{ unsubscribe_url }}",
-        )
-        session.add_all([segment, template])
-        await session.flush()
-        session.add_all(SegmentMember(segment_id=segment.id, contact_id=i) for i in members)
-        await session.commit()
-        segment_id, template_id = segment.id, template.id
+    template = MessageTemplate(
+        name=name,
+        channel=channel.value,
+        subject="News for {{ contact.first_name }}",
+        text="Hello {{ contact.name }}! Unsubscribe: {{ unsubscribe_url }}",
+    )
+    segment_id, (template_id,) = await static_list(sessions, f"{name} list", members, template)
     templates = (
         {"email_template_id": template_id}
         if channel is CampaignChannel.EMAIL

@@ -30,8 +30,6 @@ from commhub.models import (
     CampaignRecipient,
     ConsentEvent,
     MessageTemplate,
-    Segment,
-    SegmentMember,
 )
 from commhub.services import contacts
 from commhub.services.email_filing import OwnAddress, file_email
@@ -41,6 +39,7 @@ from commhub.web.app import create_app
 from commhub_email import adapter
 from daylight import midday_zone
 from smtp_sink import SmtpSink
+from static_lists import static_list
 
 Client = TestClient[Any, Any]
 ADDRESS = "news@example.com"
@@ -120,20 +119,14 @@ async def people(sessions: SessionFactory, count: int, **kinds: int) -> tuple[in
         await make(2000 + n, emails=(f"r{n}@client.example",), consents=(no,))
     for n in range(kinds.get("no_email", 0)):
         await make(3000 + n, emails=(), consents=(MARKETING,))
-    async with sessions() as session:
-        segment = Segment(name="Test list", kind="static")
-        template = MessageTemplate(
-            name="News",
-            channel="email",
-            subject="News for {{ contact.first_name }}",
-            text="Hello {{ contact.name }}!\nUnsubscribe: {{ unsubscribe_url }}\n",
-            html="<p>Hello {{ contact.name }}</p><a href='{{ unsubscribe_url }}'>unsubscribe</a>",
-        )
-        session.add_all([segment, template])
-        await session.flush()
-        session.add_all(SegmentMember(segment_id=segment.id, contact_id=i) for i in ids)
-        await session.commit()
-        return segment.id, [template.id]
+    news = MessageTemplate(
+        name="News",
+        channel="email",
+        subject="News for {{ contact.first_name }}",
+        text="Hello {{ contact.name }}!\nUnsubscribe: {{ unsubscribe_url }}\n",
+        html="<p>Hello {{ contact.name }}</p><a href='{{ unsubscribe_url }}'>unsubscribe</a>",
+    )
+    return await static_list(sessions, "Test list", ids, news)
 
 
 async def create(client: Client, segment_id: int, template_id: int, **extra: Any) -> int:

@@ -28,13 +28,14 @@ from commhub.config import Settings
 from commhub.domain.contacts import ConsentChoice, ContactDraft
 from commhub.domain.phones import parse_phone
 from commhub.domain.roles import Role
-from commhub.models import Contact, MessageTemplate, Outbox, Segment, SegmentMember
+from commhub.models import Contact, MessageTemplate, Outbox
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_email import adapter as mailbox_adapter
 from kannel import KannelServer, kannel_binaries
 from smtp_sink import SmtpSink
+from static_lists import static_list
 from twilio_api import TwilioApi, new_sid, sign
 
 Client = TestClient[Any, Any]
@@ -151,18 +152,15 @@ async def audience(
                 .where(Contact.id == contact_id)
                 .values(time_zone=zone_at(2 if night else 12))
             )
-        segment = Segment(name="Mixed", kind="static")
-        mail = MessageTemplate(
-            name="Mail", channel="email", subject="Hi", text="Hello {{ contact.name }}"
-        )
-        text = MessageTemplate(
-            name="Text", channel="sms", text="{{ contact.first_name }}, скидка 10% до пятницы"
-        )
-        session.add_all([segment, mail, text])
-        await session.flush()
-        session.add_all(SegmentMember(segment_id=segment.id, contact_id=i) for i in ids)
         await session.commit()
-        return segment.id, mail.id, text.id
+    mail = MessageTemplate(
+        name="Mail", channel="email", subject="Hi", text="Hello {{ contact.name }}"
+    )
+    text = MessageTemplate(
+        name="Text", channel="sms", text="{{ contact.first_name }}, скидка 10% до пятницы"
+    )
+    segment_id, (mail_id, text_id) = await static_list(sessions, "Mixed", ids, mail, text)
+    return segment_id, mail_id, text_id
 
 
 async def run(client: Client, auth: dict[str, str], **body: Any) -> int:

@@ -23,13 +23,14 @@ from commhub.channels import ChannelContext
 from commhub.config import Settings
 from commhub.domain.contacts import ConsentChoice, ContactDraft
 from commhub.domain.roles import Role
-from commhub.models import MessageTemplate, Segment, SegmentMember
+from commhub.models import MessageTemplate
 from commhub.services import contacts
 from commhub.store.engine import SessionFactory
 from commhub.web.app import create_app
 from commhub_email import adapter
 from daylight import midday_zone
 from smtp_sink import SmtpSink
+from static_lists import static_list
 
 Client = TestClient[Any, Any]
 RUSSIAN = {"Accept-Language": "ru-RU,ru;q=0.9"}
@@ -88,19 +89,14 @@ async def audience(sessions: SessionFactory, count: int) -> tuple[int, int]:
             source="test",
         )
         ids.append(view.id)
-    async with sessions() as session:
-        segment = Segment(name="Winter list", kind="static")
-        template = MessageTemplate(
-            name="Winter news",
-            channel="email",
-            subject="News for {{ contact.first_name }}",
-            text="Hello!\nUnsubscribe: {{ unsubscribe_url }}\n",
-        )
-        session.add_all([segment, template])
-        await session.flush()
-        session.add_all(SegmentMember(segment_id=segment.id, contact_id=i) for i in ids)
-        await session.commit()
-        return segment.id, template.id
+    news = MessageTemplate(
+        name="Winter news",
+        channel="email",
+        subject="News for {{ contact.first_name }}",
+        text="Hello!\nUnsubscribe: {{ unsubscribe_url }}\n",
+    )
+    segment_id, (template_id,) = await static_list(sessions, "Winter list", ids, news)
+    return segment_id, template_id
 
 
 def form(csrf: str, segment_id: int, template_id: int, /, **changes: str) -> dict[str, str]:
