@@ -197,3 +197,28 @@ async def _every_twilio_message_delivered(rig: OutboxRig) -> None:
         assert status == 200, sms
         delivered += sms["status"] == "delivered"
     assert delivered == COUNT
+
+
+@pytest.mark.timeout(600)
+async def test_a_clean_stop_mid_send_leaves_nothing_in_doubt(rig: OutboxRig) -> None:
+    """Stopped as a user stops it (Ctrl-C) while it sends: what it had claimed ahead and not
+    handed over goes back to the queue, what was in flight is written, and the next process
+    sends the rest; no person has anything to settle."""
+    await rig.start_hub(sending=False)  # the whole backlog queued before anything is sent
+    texts = await rig.queue(COUNT)
+    await rig.stop_hub()
+    await rig.start_hub()
+
+    async def sending() -> bool | None:
+        return True if len(rig.received("twilio")) >= 200 else None
+
+    await until(sending, "Twilio taking messages")
+    await rig.stop_hub()
+    assert len(rig.received("twilio")) < COUNT, "all sent before the stop: the test saw nothing"
+
+    await rig.start_hub()
+    await rig.queue_again()
+    await _all_arrived(rig)
+    for tally in await rig.tally(texts):
+        assert (tally.sent_once, tally.duplicates, tally.uncertain) == (COUNT, 0, 0), tally
+    assert not await rig.outbox("failed")

@@ -468,6 +468,11 @@ class Dispatcher:
                 async with self._writes, self._db() as session:
                     changed = await self._delivery.record_sent(session, self.name, batch)
                 break
+            except asyncio.CancelledError:
+                # Stopped mid-write: the answers go back for stop()'s last flush (writing one
+                # twice changes nothing), or the rows would lapse into doubt though sent.
+                self._accepted = batch + self._accepted
+                raise
             except (OSError, TimeoutError, SQLAlchemyError) as exc:  # keep them, retry
                 self.last_error = f"database: {exc}"
                 log.error("%s: recording %d sends failed, retrying: %s", self.name, len(batch), exc)
